@@ -1,0 +1,37 @@
+# Two commands for a fresh clone: `make demo` (the whole workflow on this machine)
+# and `make test`. Both build the virtualenv from nothing the first time.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo local test lint format clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml functions/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r functions/requirements.txt -e '.[dev]'
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/tgrelay demo
+
+local: setup
+	$(BIN)/tgrelay local
+
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest
+
+lint: setup
+	$(BIN)/ruff check .
+
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) .aws-sam .pytest_cache

@@ -1,0 +1,1 @@
+"""tgrelay Lambda code: one module per handler plus the small shared pieces."""

@@ -1,0 +1,32 @@
+"""AWS and HTTP clients, made once per Lambda environment and reused (keep-alive)."""
+
+import logging
+from functools import cache
+
+import boto3
+import httpx
+from botocore.config import Config
+
+# httpx logs every request URL at INFO, and Telegram's URLs contain the bot token.
+logging.getLogger("httpx").setLevel(logging.WARNING)
+logging.getLogger("httpcore").setLevel(logging.WARNING)
+
+
+@cache
+def sqs():
+    # The webhook must answer Telegram quickly: short timeouts, few SDK retries.
+    return boto3.client(
+        "sqs",
+        config=Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3}),
+    )
+
+
+@cache
+def dynamodb():
+    return boto3.client("dynamodb")
+
+
+@cache
+def http() -> httpx.Client:
+    # Timeouts are given per request by the caller.
+    return httpx.Client(follow_redirects=False)

@@ -1,0 +1,121 @@
+"""Telegram update -> the small versioned envelope the workflow runs on (DESIGN.md §3)."""
+
+from typing import Any
+
+from tgrelay.text import utf16_len
+
+SCHEMA_VERSION = 1
+
+# Bot API limits: message text 4096 characters, caption 1024, callback data 64 bytes.
+MAX_TEXT = 4096
+MAX_CAPTION = 1024
+MAX_CALLBACK_DATA_BYTES = 64
+
+
+class InvalidUpdate(ValueError):
+    """The body is not a Telegram update we can read; the webhook answers 400."""
+
+
+class UnhandledUpdate(Exception):
+    """A valid update of a kind the bot does not answer; the webhook answers 200 and drops it."""
+
+
+def envelope_from_update(update: Any, received_at: int, ttl_seconds: int) -> dict:
+    """The envelope for `update`, or InvalidUpdate / UnhandledUpdate saying why not."""
+    if not isinstance(update, dict):
+        raise InvalidUpdate("the body is not a JSON object")
+    update_id = update.get("update_id")
+    if not _is_int(update_id) or update_id < 0:
+        raise InvalidUpdate("update_id is missing or not a non-negative integer")
+
+    if "message" in update:
+        kind, message, sender = "message", _object(update, "message"), None
+        text = _message_text(message)
+    elif "callback_query" in update:
+        kind = "callback_query"
+        query = _object(update, "callback_query")
+        if "message" not in query:
+            raise UnhandledUpdate("callback query from an inline message (no chat)")
+        message, sender = _object(query, "message", "callback_query."), query.get("from")
+        text = _callback_data(query)
+    elif "edited_message" in update:
+        raise UnhandledUpdate("edited messages are ignored")
+    else:
+        other = next((key for key in update if key != "update_id"), "nothing")
+        raise UnhandledUpdate(f"update kind {other!r} is not handled")
+
+    chat = _object(message, "chat", f"{kind}.")
+    chat_id = chat.get("id")
+    if not _is_int(chat_id):
+        raise InvalidUpdate(f"{kind}.chat.id is missing or not an integer")
+    message_id = message.get("message_id")
+    if not _is_int(message_id):
+        raise InvalidUpdate(f"{kind}.message_id is missing or not an integer")
+    sender = sender if sender is not None else message.get("from")
+
+    return {
+        "v": SCHEMA_VERSION,
+        "update_id": update_id,
+        "kind": kind,
+        "chat_id": chat_id,
+        "chat_type": chat.get("type") if isinstance(chat.get("type"), str) else None,
+        # Only forum topics get a thread id: in other supergroups it names a reply thread,
+        # and sending to it would fail.
+        "thread_id": message.get("message_thread_id") if message.get("is_topic_message") is True else None,
+        "message_id": message_id,
+        "sender": _sender(sender),
+        "text": text,
+        "received_at": received_at,
+        "expires_at": received_at + ttl_seconds,
+    }
+
+
+def message_group_id(envelope: dict) -> str:
+    """SQS FIFO group: one chat, or one forum topic, is processed in order."""
+    if envelope["thread_id"] is None:
+        return str(envelope["chat_id"])
+    return f"{envelope['chat_id']}:{envelope['thread_id']}"
+
+
+def _message_text(message: dict) -> str:
+    for field, limit in (("text", MAX_TEXT), ("caption", MAX_CAPTION)):
+        value = message.get(field)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise InvalidUpdate(f"message.{field} is not a string")
+        if utf16_len(value) > limit:
+            raise InvalidUpdate(f"message.{field} is longer than Telegram's {limit} characters")
+        if value.strip():
+            return value
+    raise UnhandledUpdate("message without text or caption")
+
+
+def _callback_data(query: dict) -> str:
+    data = query.get("data")
+    if not isinstance(data, str) or not data:
+        raise UnhandledUpdate("callback query without data")
+    if len(data.encode("utf-8", "surrogatepass")) > MAX_CALLBACK_DATA_BYTES:
+        raise InvalidUpdate(f"callback_query.data is longer than {MAX_CALLBACK_DATA_BYTES} bytes")
+    return data
+
+
+def _sender(user: Any) -> dict | None:
+    if not isinstance(user, dict) or not _is_int(user.get("id")):
+        return None
+    return {
+        "id": user["id"],
+        "username": user.get("username") if isinstance(user.get("username"), str) else None,
+        "language_code": user.get("language_code") if isinstance(user.get("language_code"), str) else None,
+    }
+
+
+def _object(parent: dict, key: str, prefix: str = "") -> dict:
+    value = parent.get(key)
+    if not isinstance(value, dict):
+        raise InvalidUpdate(f"{prefix}{key} is missing or not an object")
+    return value
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

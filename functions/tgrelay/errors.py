@@ -1,0 +1,58 @@
+"""Exceptions whose class names are the error names in statemachine/relay.asl.json.
+
+Raise these classes themselves, never subclasses: the Lambda runtime reports an
+unhandled exception's class name as `errorType`, and the ASL's Retry and Catch match on it.
+Renaming a class here means editing the ASL too (tests/template checks that every name the ASL uses exists here).
+
+Messages never contain tokens or URLs with tokens: they end up in execution
+history and in the dead-letter queue's attributes.
+"""
+
+
+class RelayError(Exception):
+    """Base class; never raised itself."""
+
+
+class AgentUnavailable(RelayError):
+    """Agent server unreachable, or answered 429 or 5xx. Retried."""
+
+
+class AgentTimeout(RelayError):
+    """Agent server did not answer within the per-attempt timeout. Retried a few times."""
+
+
+class AgentRejected(RelayError):
+    """Agent server answered a 4xx other than 429. Terminal."""
+
+
+class AgentBadResponse(RelayError):
+    """Agent server answered 2xx with a body that is not the agreed JSON. Terminal."""
+
+
+class TelegramUnavailable(RelayError):
+    """Telegram answered 5xx or the network failed. Retried."""
+
+
+class TelegramRateLimited(RelayError):
+    """Telegram answered 429 with a retry_after too long to wait inline. Retried."""
+
+    def __init__(self, retry_after: int):
+        super().__init__(f"Telegram asked to wait {retry_after} s before sending again")
+        self.retry_after = retry_after
+
+
+class TelegramRejected(RelayError):
+    """Telegram answered a 4xx that resending cannot fix. Terminal."""
+
+    def __init__(self, status: int, description: str):
+        super().__init__(f"Telegram answered {status}: {description}")
+        self.status = status
+        self.description = description
+
+
+class RecipientUnavailable(RelayError):
+    """The user blocked the bot or the chat is gone. Not a failure: recorded UNDELIVERABLE."""
+
+
+class ConfigurationError(RelayError):
+    """A setting or secret field the function needs is missing. Terminal."""

@@ -1,0 +1,95 @@
+"""SendReplyFunction: deliver the agent's reply (or the apology) to the user's chat.
+
+The reply is split into Telegram-sized chunks. With an `execution` in the event,
+each chunk Telegram accepted is counted on the update's claim item in DynamoDB,
+so a retry of the same execution resumes after the last accepted chunk instead of
+sending it twice. The apology carries no execution: it is best effort, sent once.
+"""
+
+import time
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from tgrelay import clients, telegram
+from tgrelay.errors import TelegramRateLimited, TelegramRejected
+from tgrelay.secrets import secret_field
+from tgrelay.settings import number_setting, setting
+from tgrelay.text import split_message
+
+logger = Logger()
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict, context: LambdaContext) -> dict:
+    update = event["update"]
+    logger.append_keys(update_id=update["update_id"], chat_id=update["chat_id"])
+    if event.get("apology"):
+        text, parse_mode, execution = setting("APOLOGY_TEXT"), None, None
+    else:
+        text, parse_mode, execution = event["reply"]["text"], event["reply"].get("parse_mode"), event["execution"]
+
+    chunks = split_message(text)
+    token = secret_field("bot_token")
+    first = chunks_already_sent(update["update_id"], execution) if execution else 0
+    for index in range(first, len(chunks)):
+        send_chunk(token, update, chunks[index], parse_mode)
+        if execution:
+            record_chunks_sent(update["update_id"], execution, index + 1)
+    logger.info("reply sent", extra={"chunks": len(chunks), "resumed_at": first, "apology": execution is None})
+    return {"chunks": len(chunks), "sent": len(chunks) - first}
+
+
+def send_chunk(token: str, update: dict, text: str, parse_mode: str | None) -> None:
+    """Send one chunk; plain-text resend when Telegram cannot parse the formatting,
+    one inline wait when it asks for a short pause, a named error otherwise."""
+    payload = {"chat_id": update["chat_id"], "text": text}
+    if update.get("thread_id") is not None:
+        payload["message_thread_id"] = update["thread_id"]
+    if parse_mode:
+        payload["parse_mode"] = parse_mode
+    waited = False
+    while True:
+        try:
+            telegram.call(token, "sendMessage", payload)
+            return
+        except TelegramRejected as error:
+            if "parse_mode" in payload and "can't parse entities" in error.description.lower():
+                logger.warning("formatting rejected, resending as plain text", extra={"reason": error.description})
+                del payload["parse_mode"]
+                continue
+            raise
+        except TelegramRateLimited as error:
+            # A short pause costs less here than a workflow retry; a long one belongs to the ASL.
+            if waited or error.retry_after > number_setting("TELEGRAM_MAX_INLINE_WAIT_SECONDS"):
+                raise
+            logger.info("rate limited, waiting inline", extra={"retry_after": error.retry_after})
+            time.sleep(error.retry_after)
+            waited = True
+
+
+def claim_key(update_id: int) -> dict:
+    # Same key as ClaimUpdate in statemachine/relay.asl.json builds with States.Format.
+    return {"pk": {"S": f"update#{update_id}"}}
+
+
+def chunks_already_sent(update_id: int, execution: str) -> int:
+    """Chunks this execution already delivered (0 when the claim belongs to another)."""
+    item = (
+        clients.dynamodb()
+        .get_item(TableName=setting("TABLE_NAME"), Key=claim_key(update_id), ConsistentRead=True)
+        .get("Item", {})
+    )
+    if item.get("execution", {}).get("S") != execution:
+        return 0
+    return int(item.get("chunks_sent", {}).get("N", "0"))
+
+
+def record_chunks_sent(update_id: int, execution: str, count: int) -> None:
+    clients.dynamodb().update_item(
+        TableName=setting("TABLE_NAME"),
+        Key=claim_key(update_id),
+        UpdateExpression="SET chunks_sent = :count",
+        ConditionExpression="execution = :execution",
+        ExpressionAttributeValues={":count": {"N": str(count)}, ":execution": {"S": execution}},
+    )

@@ -1,0 +1,114 @@
+"""WebhookFunction: Telegram POSTs an update; we check it, enqueue its envelope, answer.
+
+200 only after SQS accepted the message (or for an update kind we deliberately skip);
+5xx when SQS fails so Telegram delivers again; 4xx for anything that is not a genuine
+update. Nothing is enqueued for a 4xx.
+"""
+
+import binascii
+import hmac
+import json
+import time
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import BotoCoreError, ClientError
+
+from tgrelay import clients
+from tgrelay.envelope import InvalidUpdate, UnhandledUpdate, envelope_from_update, message_group_id
+from tgrelay.errors import ConfigurationError
+from tgrelay.secrets import secret_field
+from tgrelay.settings import number_setting, setting
+
+SECRET_HEADER = "x-telegram-bot-api-secret-token"
+# Far above any real update (text is at most 4096 characters); below SQS's 256 KiB.
+MAX_BODY_BYTES = 256 * 1024
+MAX_SECRET_HEADER = 256  # Telegram's secret_token is 1-256 characters
+
+logger = Logger()
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict, context: LambdaContext) -> dict:
+    request = APIGatewayProxyEventV2(event)
+    if request.request_context.http.method != "POST":
+        return _answer(405, error="only POST is accepted")
+
+    try:
+        expected_secret = secret_field("webhook_secret")
+    except ConfigurationError as error:
+        logger.error("webhook secret unavailable", extra={"reason": str(error)})
+        return _answer(500, error="webhook is not configured")
+    given_secret = request.headers.get(SECRET_HEADER)
+    if not given_secret:
+        return _answer(401, error=f"missing {SECRET_HEADER} header")
+    if len(given_secret) > MAX_SECRET_HEADER or not hmac.compare_digest(
+        given_secret.encode("utf-8", "surrogateescape"), expected_secret.encode()
+    ):
+        return _answer(403, error=f"wrong {SECRET_HEADER} header")
+
+    try:
+        update = _parse_body(request)
+        envelope = envelope_from_update(
+            update, received_at=int(time.time()), ttl_seconds=int(number_setting("DEDUPE_TTL_SECONDS"))
+        )
+    except _BodyTooLarge:
+        return _answer(413, error=f"body larger than {MAX_BODY_BYTES} bytes")
+    except InvalidUpdate as error:
+        logger.info("rejected update", extra={"reason": str(error)})
+        return _answer(400, error=str(error))
+    except UnhandledUpdate as reason:
+        logger.info("skipped update", extra={"update_id": update.get("update_id"), "reason": str(reason)})
+        return _answer(200, skipped=str(reason))
+
+    logger.append_keys(update_id=envelope["update_id"], chat_id=envelope["chat_id"])
+    try:
+        clients.sqs().send_message(
+            QueueUrl=setting("QUEUE_URL"),
+            MessageBody=json.dumps(envelope, ensure_ascii=False),
+            MessageGroupId=message_group_id(envelope),
+            MessageDeduplicationId=str(envelope["update_id"]),
+        )
+    except (BotoCoreError, ClientError) as error:
+        # Telegram redelivers on a non-2xx answer: the update is not lost.
+        logger.exception("enqueue failed", extra={"error_type": type(error).__name__})
+        return _answer(503, error="queue unavailable, deliver again")
+    logger.info("enqueued update", extra={"kind": envelope["kind"]})
+    return _answer(200)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def _parse_body(request: APIGatewayProxyEventV2):
+    body = request.body or ""
+    # Checked before decoding: base64 only makes the body longer.
+    if len(body) > MAX_BODY_BYTES * 4 // 3 + 4:
+        raise _BodyTooLarge
+    try:
+        raw = binascii.a2b_base64(body) if request.is_base64_encoded else body.encode("utf-8", "surrogatepass")
+    except (binascii.Error, ValueError):
+        raise InvalidUpdate("body is not valid base64") from None
+    if len(raw) > MAX_BODY_BYTES:
+        raise _BodyTooLarge
+    if not raw.strip():
+        raise InvalidUpdate("empty body")
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise InvalidUpdate("body is not UTF-8") from None
+    except ValueError:
+        raise InvalidUpdate("body is not valid JSON") from None
+    except RecursionError:
+        raise InvalidUpdate("body is nested too deeply") from None
+
+
+def _answer(status: int, **fields) -> dict:
+    body = {"ok": 200 <= status < 300, **fields}
+    return {
+        "statusCode": status,
+        "headers": {"content-type": "application/json"},
+        "body": json.dumps(body),
+    }

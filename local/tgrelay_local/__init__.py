@@ -1,0 +1,1 @@
+"""Local engine and operator CLI for tgrelay (never deployed)."""
