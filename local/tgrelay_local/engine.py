@@ -1,0 +1,396 @@
+"""The whole tgrelay workflow on one machine: no AWS account, no Docker.
+
+moto (in-process) is the AWS: SQS, DynamoDB, Secrets Manager and the ASL interpreter.
+Everything is created from template.yaml and statemachine/relay.asl.json; the Lambda
+tasks run the real handlers (moto_seams.py); a poller plays the pipe (pipe.py); the
+webhook is served on loopback (http_api.py); a fake Telegram and an echo agent stand in
+for the real ones unless real URLs or a real bot token are given.
+"""
+
+import contextlib
+import importlib
+import json
+import logging
+import os
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+import boto3
+import httpx
+from moto import mock_aws
+
+from tgrelay_local.clock import RetryClock
+from tgrelay_local.fakes import FakeAgent, FakeTelegram
+from tgrelay_local.http_api import HttpApi
+from tgrelay_local.moto_seams import LocalFunction, Seams
+from tgrelay_local.pipe import PipePoller
+from tgrelay_local.template import ROOT, Template
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+STACK = "tgrelay-local"
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+FAKE_BOT_TOKEN = "123456789:local-fake-bot-token"
+DEFAULT_WEBHOOK_SECRET = "local-webhook-secret"
+
+# Credentials moto accepts; they only keep botocore from looking for real ones.
+_AWS_ENV = {
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+}
+
+
+class LocalRelay:
+    """Start with `with LocalRelay() as relay:`; post updates with `relay.post_update`."""
+
+    def __init__(
+        self,
+        *,
+        clock: RetryClock | None = None,
+        agent_url: str | None = None,
+        agent_token: str = "",
+        bot_token: str | None = None,
+        telegram_api_url: str | None = None,
+        webhook_secret: str = DEFAULT_WEBHOOK_SECRET,
+        webhook_port: int = 0,
+        telegram_port: int = 0,
+        agent_port: int = 0,
+        parameters: dict[str, str] | None = None,
+        log_path: Path | None = None,
+    ):
+        self.clock = clock or RetryClock("real")
+        self.agent_token = agent_token
+        self.bot_token = bot_token or FAKE_BOT_TOKEN
+        self.webhook_secret = webhook_secret
+        self.log_path = log_path
+        self.telegram = None if telegram_api_url else FakeTelegram(self.bot_token, telegram_port)
+        self.telegram_api_url = telegram_api_url or self.telegram.url
+        self.agent = None if agent_url else FakeAgent(agent_token, agent_port)
+        self.agent_url = agent_url or f"{self.agent.url}/agent"
+        self.template = Template(parameters={**(parameters or {}), "AgentUrl": self.agent_url})
+        self.webhook_port = webhook_port
+        self._saved_env: dict[str, str | None] = {}
+        self._stack = contextlib.ExitStack()
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    def __enter__(self) -> "LocalRelay":
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        try:
+            self._start()
+        except BaseException:
+            self._stack.close()
+            raise
+
+    def _start(self) -> None:
+        for fake in (self.telegram, self.agent):
+            if fake:
+                fake.start()
+                self._stack.callback(fake.stop)
+        self._set_env(_AWS_ENV)
+        self._stack.callback(self._restore_env)
+        self._stack.enter_context(mock_aws(config={"stepfunctions": {"execute_state_machine": True}}))
+        self.sqs = boto3.client("sqs", region_name=REGION)
+        self.dynamodb = boto3.client("dynamodb", region_name=REGION)
+        self.sfn = boto3.client("stepfunctions", region_name=REGION)
+
+        self._create_secret()
+        self._create_queues()
+        self._create_table()
+        functions = self._load_functions()
+        self._create_state_machine()
+        self.seams = self._stack.enter_context(Seams(functions, self.clock))
+
+        pipe_id, pipe = self.template.resource("AWS::Pipes::Pipe")
+        source_queue = pipe["Source"]["Fn::GetAtt"][0]
+        self.pipe = PipePoller(
+            self.sqs,
+            self.sfn,
+            queue_url=self.template.refs[source_queue],
+            queue_arn=self.template.resolve(pipe["Source"]),
+            state_machine_arn=self.template.resolve(pipe["Target"]),
+            batch_size=int(pipe["SourceParameters"]["SqsQueueParameters"]["BatchSize"]),
+            region=REGION,
+        )
+        self.pipe.start()
+        self._stack.callback(self.pipe.stop)
+        self._start_webhook(functions)
+
+    def stop(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            # moto answers from the network once its mock stops: let executions finish first.
+            self.wait_idle(timeout=30)
+        self._stack.close()
+
+    # -- resources from template.yaml -------------------------------------------------
+
+    def _create_secret(self) -> None:
+        logical_id, props = self.template.resource("AWS::SecretsManager::Secret")
+        generate = props["GenerateSecretString"]
+        value = json.loads(generate["SecretStringTemplate"])
+        value.update({"bot_token": self.bot_token, "agent_token": self.agent_token})
+        value[generate["GenerateStringKey"]] = self.webhook_secret
+        client = boto3.client("secretsmanager", region_name=REGION)
+        arn = client.create_secret(Name=f"{STACK}-{logical_id}", SecretString=json.dumps(value))["ARN"]
+        self.template.bind(logical_id, arn)
+
+    def _create_queues(self) -> None:
+        queues = self.template.resources("AWS::SQS::Queue")
+        # Dead-letter targets first: a redrive policy names an existing queue.
+        for logical_id, props in sorted(queues.items(), key=lambda item: "RedrivePolicy" in item[1]):
+            attributes = {
+                "FifoQueue": str(props.get("FifoQueue", False)).lower(),
+                "ContentBasedDeduplication": str(props.get("ContentBasedDeduplication", False)).lower(),
+            }
+            for name in ("VisibilityTimeout", "MessageRetentionPeriod"):
+                if name in props:
+                    attributes[name] = str(props[name])
+            if "RedrivePolicy" in props:
+                attributes["RedrivePolicy"] = json.dumps(self.template.resolve(props["RedrivePolicy"]))
+            suffix = ".fifo" if props.get("FifoQueue") else ""
+            url = self.sqs.create_queue(QueueName=f"{STACK}-{logical_id}{suffix}", Attributes=attributes)["QueueUrl"]
+            arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            self.template.bind(logical_id, url, Arn=arn, QueueName=arn.rsplit(":", 1)[1])
+
+    def _create_table(self) -> None:
+        logical_id, props = self.template.resource("AWS::DynamoDB::Table")
+        name = f"{STACK}-{logical_id}"
+        table = self.dynamodb.create_table(
+            TableName=name,
+            AttributeDefinitions=props["AttributeDefinitions"],
+            KeySchema=props["KeySchema"],
+            BillingMode=props["BillingMode"],
+        )["TableDescription"]
+        if "TimeToLiveSpecification" in props:
+            self.dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=props["TimeToLiveSpecification"])
+        self.template.bind(logical_id, name, Arn=table["TableArn"])
+        self.table_name = name
+
+    def _load_functions(self) -> dict[str, LocalFunction]:
+        """Bind every function, set the environment the template gives them, import handlers."""
+        function_ids = list(self.template.resources("AWS::Serverless::Function"))
+        for logical_id in function_ids:
+            name = f"{STACK}-{logical_id}"
+            arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
+            self.template.bind(logical_id, name, Arn=arn)
+
+        # All handlers share this process, so they share one environment: the union of
+        # what the template gives each function. A name given two values would be a lie.
+        environment: dict[str, str] = {}
+        for logical_id in function_ids:
+            variables = self.template.function_properties(logical_id)["Environment"]["Variables"]
+            for key, value in self.template.resolve(variables).items():
+                if environment.get(key, str(value)) != str(value):
+                    raise ValueError(f"{key} differs between functions; the local engine needs one value")
+                environment[key] = str(value)
+        # Not in the template: the Lambda code defaults to the real Bot API.
+        environment["TELEGRAM_API_URL"] = self.telegram_api_url
+        self._set_env(environment)
+        self._reset_function_caches()
+
+        functions: dict[str, LocalFunction] = {}
+        self.webhook_function: LocalFunction | None = None
+        for logical_id in function_ids:
+            props = self.template.function_properties(logical_id)
+            module_name, handler_name = props["Handler"].rsplit(".", 1)
+            function = LocalFunction(
+                name=self.template.refs[logical_id],
+                arn=self.template.attributes[(logical_id, "Arn")],
+                handler=getattr(importlib.import_module(module_name), handler_name),
+                memory_mb=int(props.get("MemorySize", 128)),
+                timeout_s=int(props.get("Timeout", 3)),
+            )
+            functions[function.arn] = functions[function.name] = function
+            for event in props.get("Events", {}).values():
+                if event["Type"] == "HttpApi":
+                    self.webhook_function = function
+                    self.webhook_route = (event["Properties"]["Path"], event["Properties"]["Method"])
+        self._redirect_function_logs()
+        return functions
+
+    def _create_state_machine(self) -> None:
+        logical_id, props = self.template.resource("AWS::Serverless::StateMachine")
+        definition = (ROOT / props["DefinitionUri"]).read_text()
+        for key, value in self.template.resolve(props.get("DefinitionSubstitutions", {})).items():
+            definition = definition.replace("${" + key + "}", str(value))
+        self.definition = json.loads(definition)
+        arn = self.sfn.create_state_machine(
+            name=f"{STACK}-{logical_id}",
+            definition=definition,
+            roleArn=f"arn:aws:iam::{ACCOUNT}:role/{STACK}-{logical_id}Role",
+            type=props.get("Type", "STANDARD"),
+        )["stateMachineArn"]
+        self.template.bind(logical_id, arn, Name=f"{STACK}-{logical_id}")
+        self.state_machine_arn = arn
+
+    def _start_webhook(self, functions: dict[str, LocalFunction]) -> None:
+        if self.webhook_function is None:
+            raise ValueError("template.yaml has no function with an HttpApi event")
+        function = self.webhook_function
+
+        def invoke(event: dict) -> dict:
+            answer = function.invoke(event)
+            if "FunctionError" in answer:  # what API Gateway answers when the function fails
+                return {"statusCode": 500, "body": json.dumps({"message": "Internal Server Error"})}
+            return answer["Payload"]
+
+        path, method = self.webhook_route
+        self.http_api = HttpApi(path, method, invoke, port=self.webhook_port)
+        self.http_api.start()
+        self._stack.callback(self.http_api.stop)
+
+    # -- environment ------------------------------------------------------------------
+
+    def _set_env(self, values: dict[str, str]) -> None:
+        for key, value in values.items():
+            self._saved_env.setdefault(key, os.environ.get(key))
+            os.environ[key] = value
+
+    def _restore_env(self) -> None:
+        for key, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._saved_env.clear()
+
+    def _reset_function_caches(self) -> None:
+        """Clients and cached secrets of an earlier engine in this process must not leak in."""
+        from aws_lambda_powertools.utilities import parameters
+
+        from tgrelay import clients
+
+        parameters.clear_caches()
+        for client in (clients.sqs, clients.dynamodb, clients.http):
+            client.cache_clear()
+
+    def _redirect_function_logs(self) -> None:
+        """Send the handlers' Powertools log lines to `log_path` instead of stdout."""
+        if self.log_path is None:
+            return
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        stream = self._stack.enter_context(self.log_path.open("a", encoding="utf-8"))
+        service = os.environ.get("POWERTOOLS_SERVICE_NAME", "service_undefined")
+        for handler in logging.getLogger(service).handlers:
+            if isinstance(handler, logging.StreamHandler):
+                previous = handler.setStream(stream)
+                self._stack.callback(handler.setStream, previous)
+
+    # -- driving and inspecting -------------------------------------------------------
+
+    @property
+    def webhook_url(self) -> str:
+        return self.http_api.url
+
+    def post_update(self, update: Any, *, secret: str | None = None, raw: bytes | None = None) -> httpx.Response:
+        """POST an update to the webhook over HTTP, with the right secret header by default."""
+        headers = {SECRET_HEADER: self.webhook_secret if secret is None else secret}
+        if raw is None:
+            raw, headers["content-type"] = json.dumps(update).encode(), "application/json"
+        return httpx.post(self.webhook_url, content=raw, headers=headers, timeout=30)
+
+    def wait_idle(self, timeout: float = 60) -> None:
+        """Until the source queue is empty, the pipe is not mid-batch and no execution runs."""
+        deadline = time.monotonic() + timeout
+        queue_url = self.pipe.queue_url
+        while time.monotonic() < deadline:
+            counts = self.sqs.get_queue_attributes(
+                QueueUrl=queue_url,
+                AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+            )["Attributes"]
+            queued = sum(int(value) for value in counts.values())
+            if not queued and not self.pipe.busy and not self.running_executions():
+                return
+            time.sleep(0.02)
+        raise TimeoutError(f"still busy after {timeout} s")
+
+    def running_executions(self) -> list[str]:
+        return [arn for arn in self.pipe.started if self.describe(arn)["status"] == "RUNNING"]
+
+    def describe(self, execution_arn: str) -> dict:
+        return self.sfn.describe_execution(executionArn=execution_arn)
+
+    def executions(self) -> list[dict]:
+        """describe_execution of every execution the pipe started, in start order."""
+        return [self.describe(arn) for arn in self.pipe.started]
+
+    def history(self, execution_arn: str) -> list[dict]:
+        return self.sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
+
+    def claim(self, update_id: int) -> dict | None:
+        """The dedupe record of `update_id`, as plain values."""
+        item = self.dynamodb.get_item(
+            TableName=self.table_name, Key={"pk": {"S": f"update#{update_id}"}}, ConsistentRead=True
+        ).get("Item")
+        return None if item is None else {key: next(iter(value.values())) for key, value in item.items()}
+
+    @property
+    def dead_letter_queue_url(self) -> str:
+        redrive = json.loads(
+            self.sqs.get_queue_attributes(QueueUrl=self.pipe.queue_url, AttributeNames=["RedrivePolicy"])["Attributes"][
+                "RedrivePolicy"
+            ]
+        )
+        return self.sqs.get_queue_url(QueueName=redrive["deadLetterTargetArn"].rsplit(":", 1)[1])["QueueUrl"]
+
+    def dead_letters(self) -> list[dict]:
+        """Every message in the dead-letter queue, left in place."""
+        return peek_queue(self.sqs, self.dead_letter_queue_url)
+
+    def replay_dead_letters(self) -> int:
+        """Move every DLQ message back to the source queue (what StartMessageMoveTask does)."""
+        return move_messages(self.sqs, self.dead_letter_queue_url, self.pipe.queue_url)
+
+
+def peek_queue(sqs, queue_url: str) -> list[dict]:
+    """All messages of a queue without consuming them (received with visibility 0)."""
+    seen: dict[str, dict] = {}
+    while True:
+        batch = sqs.receive_message(
+            QueueUrl=queue_url,
+            MaxNumberOfMessages=10,
+            VisibilityTimeout=0,
+            MessageSystemAttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        ).get("Messages", [])
+        new = [message for message in batch if message["MessageId"] not in seen]
+        if not new:
+            return list(seen.values())
+        seen.update((message["MessageId"], message) for message in new)
+
+
+def move_messages(sqs, source_url: str, destination_url: str) -> int:
+    """Move messages like SQS StartMessageMoveTask: same body, attributes and group; deleted
+    from the source only after the destination accepted them."""
+    moved = 0
+    while True:
+        batch = sqs.receive_message(
+            QueueUrl=source_url,
+            MaxNumberOfMessages=10,
+            MessageSystemAttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        ).get("Messages", [])
+        if not batch:
+            return moved
+        for message in batch:
+            sent: dict[str, Any] = {"QueueUrl": destination_url, "MessageBody": message["Body"]}
+            if message.get("MessageAttributes"):
+                sent["MessageAttributes"] = message["MessageAttributes"]
+            if "MessageGroupId" in message.get("Attributes", {}):
+                sent["MessageGroupId"] = message["Attributes"]["MessageGroupId"]
+                # A fresh id: the source queue may still remember the update's own id.
+                sent["MessageDeduplicationId"] = secrets.token_hex(16)
+            sqs.send_message(**sent)
+            sqs.delete_message(QueueUrl=source_url, ReceiptHandle=message["ReceiptHandle"])
+            moved += 1

@@ -1,0 +1,305 @@
+"""Loopback stand-ins for the Telegram Bot API and an agent server.
+
+Both record what they receive and take faults over HTTP, so a test (in any language)
+can drive them:
+
+  POST /_faults   {"status": 503, "count": 2, "match": {"chat_id": 42}, ...}  queue a fault
+  GET  /_calls    what was received, in order (JSON list)
+  POST /_reset    forget calls and faults
+
+A fault applies to the next `count` matching requests (null: until reset). Fields:
+  status        HTTP status to answer with
+  description   Telegram error description (Telegram fake)
+  retry_after   seconds, for a Telegram 429
+  delay         seconds to wait before answering (the agent timeout case)
+  body          raw body to answer with instead of JSON (malformed answers)
+  reply         the agent's reply text (agent fake), e.g. "" or a long text
+  close         true: drop the connection without answering (network error)
+  method        Telegram method the fault is for (default sendMessage)
+  match         {"chat_id": ..., "update_id": ...}: only requests about that chat/update
+"""
+
+import json
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from tgrelay.text import utf16_len
+
+JSON = dict[str, Any]
+
+
+class Raw(bytes):
+    """An answer body sent as is (a malformed answer)."""
+
+
+DROP = object()  # answer: close the connection without a response
+
+
+def _fault_body(fault: JSON) -> tuple[int, Any] | None:
+    """The answer a fault forces regardless of the service: a dropped connection or a raw body."""
+    if fault.get("close"):
+        return 0, DROP
+    if "body" in fault:
+        return fault.get("status", 200), Raw(str(fault["body"]).encode())
+    return None
+
+
+class FakeServer:
+    """A threaded HTTP server on 127.0.0.1 with recorded calls and queued faults."""
+
+    name = "fake"
+
+    def __init__(self, port: int = 0):
+        self.calls: list[JSON] = []
+        self.faults: list[JSON] = []
+        self.lock = threading.Lock()
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, name=self.name, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> "FakeServer":
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    # -- faults and inspection, also reachable over HTTP --------------------------------
+
+    def add_fault(self, fault: JSON) -> None:
+        with self.lock:
+            self.faults.append({"count": 1, **fault})
+
+    def reset(self) -> None:
+        with self.lock:
+            self.calls.clear()
+            self.faults.clear()
+
+    def take_fault(self, request: JSON) -> JSON | None:
+        """The first queued fault that matches `request`, used up by one."""
+        with self.lock:
+            for fault in self.faults:
+                if self.matches(fault, request):
+                    if fault["count"] is not None:
+                        fault["count"] -= 1
+                        if fault["count"] <= 0:
+                            self.faults.remove(fault)
+                    return fault
+        return None
+
+    def matches(self, fault: JSON, request: JSON) -> bool:
+        wanted = fault.get("match") or {}
+        return all(request.get(key) == value for key, value in wanted.items())
+
+    def record(self, call: JSON) -> None:
+        with self.lock:
+            self.calls.append({**call, "at": time.time()})
+
+    def calls_snapshot(self) -> list[JSON]:
+        with self.lock:
+            return [dict(call) for call in self.calls]
+
+    def handle(self, path: str, body: Any, headers: dict) -> tuple[int, Any]:
+        raise NotImplementedError
+
+
+class FakeTelegram(FakeServer):
+    """The Bot API methods tgrelay uses. Checks the token; enforces the text limits."""
+
+    name = "fake-telegram"
+
+    def __init__(self, token: str, port: int = 0):
+        super().__init__(port)
+        self.token = token
+        self.webhook: JSON = {"url": ""}
+        self.pending_updates: list[JSON] = []
+        self.next_message_id = 1000
+
+    def sent_messages(self, chat_id: int | None = None) -> list[JSON]:
+        """The sendMessage payloads Telegram accepted, in order."""
+        return [
+            call["payload"]
+            for call in self.calls_snapshot()
+            if call["method"] == "sendMessage"
+            and call["status"] == 200
+            and (chat_id is None or call["payload"].get("chat_id") == chat_id)
+        ]
+
+    def matches(self, fault: JSON, request: JSON) -> bool:
+        return fault.get("method", "sendMessage") == request["method"] and super().matches(fault, request["payload"])
+
+    def handle(self, path: str, body: Any, headers: dict) -> tuple[int, Any]:
+        parts = path.strip("/").split("/")
+        if len(parts) != 2 or not parts[0].startswith("bot"):
+            return 404, {"ok": False, "error_code": 404, "description": "Not Found"}
+        if parts[0][3:] != self.token:
+            return 401, {"ok": False, "error_code": 401, "description": "Unauthorized"}
+        method, payload = parts[1], body if isinstance(body, dict) else {}
+        request = {"method": method, "payload": payload}
+        status, answer = self._answer(request)
+        self.record({"method": method, "payload": payload, "status": status})
+        return status, answer
+
+    def _answer(self, request: JSON) -> tuple[int, Any]:
+        fault = self.take_fault(request)
+        if fault:
+            if fault.get("delay"):
+                time.sleep(fault["delay"])
+            if "status" in fault or "body" in fault or fault.get("close"):
+                return self._fault_answer(fault)
+        method, payload = request["method"], request["payload"]
+        if method == "sendMessage":
+            text = payload.get("text")
+            if not isinstance(text, str) or not text.strip():
+                return _telegram_error(400, "Bad Request: message text is empty")
+            if utf16_len(text) > 4096:
+                return _telegram_error(400, "Bad Request: message is too long")
+            with self.lock:
+                self.next_message_id += 1
+                message_id = self.next_message_id
+            return 200, {"ok": True, "result": {"message_id": message_id, "chat": {"id": payload.get("chat_id")}}}
+        if method in ("sendChatAction", "deleteWebhook"):
+            if method == "deleteWebhook":
+                self.webhook = {"url": ""}
+            return 200, {"ok": True, "result": True}
+        if method == "setWebhook":
+            self.webhook = {"url": payload.get("url", ""), "allowed_updates": payload.get("allowed_updates")}
+            return 200, {"ok": True, "result": True}
+        if method == "getWebhookInfo":
+            return 200, {"ok": True, "result": {**self.webhook, "pending_update_count": 0}}
+        if method == "getUpdates":
+            return 200, {"ok": True, "result": self._take_updates(payload.get("offset"))}
+        if method == "getMe":
+            return 200, {"ok": True, "result": {"id": int(self.token.split(":")[0]), "is_bot": True}}
+        return _telegram_error(404, "Not Found: method not found")
+
+    def queue_update(self, update: JSON) -> None:
+        """An update for getUpdates (long polling) to return."""
+        with self.lock:
+            self.pending_updates.append(update)
+
+    def _take_updates(self, offset: int | None) -> list[JSON]:
+        with self.lock:
+            if offset is not None:
+                self.pending_updates = [u for u in self.pending_updates if u["update_id"] >= offset]
+            return list(self.pending_updates)
+
+    @staticmethod
+    def _fault_answer(fault: JSON) -> tuple[int, Any]:
+        forced = _fault_body(fault)
+        if forced:
+            return forced
+        status = fault["status"]
+        description = fault.get("description") or _DEFAULT_DESCRIPTIONS.get(status, "Error")
+        if status == 429:
+            retry_after = fault.get("retry_after", 1)
+            return _telegram_error(status, f"Too Many Requests: retry after {retry_after}", retry_after)
+        return _telegram_error(status, description)
+
+
+class FakeAgent(FakeServer):
+    """An echo agent server speaking the agent contract (README: Agent server contract)."""
+
+    name = "fake-agent"
+
+    def __init__(self, token: str = "", port: int = 0):
+        super().__init__(port)
+        self.token = token
+
+    def handle(self, path: str, body: Any, headers: dict) -> tuple[int, Any]:
+        if self.token and headers.get("authorization") != f"Bearer {self.token}":
+            return 401, {"error": "missing or wrong bearer token"}
+        request = body if isinstance(body, dict) else {}
+        flat = {**request, "chat_id": (request.get("chat") or {}).get("id")}
+        fault = self.take_fault(flat)
+        self.record({"request": request, "fault": fault is not None})
+        if fault:
+            if fault.get("delay"):
+                time.sleep(fault["delay"])
+            forced = _fault_body(fault)
+            if forced:
+                return forced
+            if "status" in fault:
+                return fault["status"], {"error": f"injected {fault['status']}"}
+            if "reply" in fault:
+                return 200, {"reply": fault["reply"], "parse_mode": fault.get("parse_mode")}
+        return 200, {"reply": f"echo: {request.get('text', '')}"}
+
+
+_DEFAULT_DESCRIPTIONS = {
+    400: "Bad Request",
+    403: "Forbidden: bot was blocked by the user",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+}
+
+
+def _telegram_error(status: int, description: str, retry_after: int | None = None) -> tuple[int, JSON]:
+    body: JSON = {"ok": False, "error_code": status, "description": description}
+    if retry_after is not None:
+        body["parameters"] = {"retry_after": retry_after}
+    return status, body
+
+
+def _handler_for(fake: FakeServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args) -> None:  # quiet: the fakes are inspected, not read
+            pass
+
+        def do_GET(self) -> None:
+            if self.path.split("?")[0] == "/_calls":
+                self._send(200, fake.calls_snapshot())
+            else:
+                self._dispatch(None)
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("content-length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            try:
+                body = json.loads(raw) if raw else None
+            except ValueError:
+                body = None
+            if self.path == "/_faults":
+                faults = body if isinstance(body, list) else [body]
+                for fault in faults:
+                    fake.add_fault(fault)
+                self._send(200, {"ok": True, "queued": len(faults)})
+            elif self.path == "/_reset":
+                fake.reset()
+                self._send(200, {"ok": True})
+            else:
+                self._dispatch(body)
+
+        def _dispatch(self, body: Any) -> None:
+            headers = {key.lower(): value for key, value in self.headers.items()}
+            status, answer = fake.handle(self.path, body, headers)
+            if answer is DROP:
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)  # the client sees the connection drop
+            elif isinstance(answer, Raw):
+                self._send_raw(status, answer)
+            else:
+                self._send(status, answer)
+
+        def _send(self, status: int, answer: Any) -> None:
+            self._send_raw(status, json.dumps(answer).encode())
+
+        def _send_raw(self, status: int, payload: bytes) -> None:
+            self.send_response(status)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+    return Handler

@@ -1,0 +1,98 @@
+"""The webhook endpoint on loopback: each POST becomes an API Gateway HTTP API (payload
+2.0) event for the real WebhookFunction handler, and its answer the HTTP response.
+Like HTTP API, a path or method with no route gets 404 without calling the function."""
+
+import base64
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class HttpApi:
+    def __init__(self, route_path: str, route_method: str, invoke: Callable[[dict], dict], port: int = 0):
+        self.route_path, self.route_method = route_path, route_method.upper()
+        self.invoke = invoke
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, name="http-api", daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}{self.route_path}"
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def event(self, method: str, path: str, headers: dict[str, str], body: bytes) -> dict:
+        """The HTTP API payload 2.0 event API Gateway would pass to the function."""
+        try:
+            text, encoded = body.decode("utf-8"), False
+        except UnicodeDecodeError:
+            text, encoded = base64.b64encode(body).decode(), True
+        now = time.time()
+        return {
+            "version": "2.0",
+            "routeKey": f"{self.route_method} {self.route_path}",
+            "rawPath": path,
+            "rawQueryString": "",
+            "headers": {key.lower(): value for key, value in headers.items()},
+            "requestContext": {
+                "accountId": "123456789012",
+                "apiId": "local",
+                "domainName": "127.0.0.1",
+                "domainPrefix": "127",
+                "http": {
+                    "method": method,
+                    "path": path,
+                    "protocol": "HTTP/1.1",
+                    "sourceIp": "127.0.0.1",
+                    "userAgent": headers.get("user-agent", ""),
+                },
+                "requestId": str(uuid.uuid4()),
+                "routeKey": f"{self.route_method} {self.route_path}",
+                "stage": "$default",
+                "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+                "timeEpoch": int(now * 1000),
+            },
+            "body": text,
+            "isBase64Encoded": encoded,
+        }
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:
+                pass
+
+            def _serve(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length) if length else b""
+                path = self.path.split("?")[0]
+                if path != api.route_path or self.command != api.route_method:
+                    status, headers, payload = 404, {"content-type": "application/json"}, b'{"message":"Not Found"}'
+                else:
+                    answer = api.invoke(api.event(self.command, path, dict(self.headers.items()), body))
+                    status, headers = answer.get("statusCode", 200), answer.get("headers", {})
+                    raw = answer.get("body", "")
+                    payload = raw.encode() if isinstance(raw, str) else json.dumps(raw).encode()
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_POST = do_GET = do_PUT = do_DELETE = do_PATCH = _serve
+
+        return Handler

@@ -1,0 +1,119 @@
+"""Every patch of moto internals the local engine needs, in one place (moto is pinned).
+
+moto 5.2.x carries a port of LocalStack's ASL interpreter. Three of its module-level
+names are replaced while the engine runs:
+
+- lambda_eval_utils._invoke_lambda_function: a Lambda task runs the real handler
+  in-process and reports an exception the way the Lambda runtime does.
+- retrier_decl.time: the sleep between Retry attempts goes through the RetryClock.
+- jitter_strategy_decl.random: FULL jitter draws through the RetryClock, so tests
+  can pin it.
+
+tests/unit/test_moto_seams.py fails loudly if moto moves any of them.
+"""
+
+import json
+import logging
+import threading
+import traceback
+import types
+import uuid
+from collections.abc import Callable
+from contextlib import ExitStack
+from typing import Any
+from unittest import mock
+
+from moto.stepfunctions.parser.asl.component.common.retry import jitter_strategy_decl, retrier_decl
+from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+
+from tgrelay_local.clock import RetryClock
+
+# (module, attribute) pairs this file replaces; the seam test checks they still exist.
+SEAMS = (
+    (lambda_eval_utils, "_invoke_lambda_function"),
+    (retrier_decl, "time"),
+    (jitter_strategy_decl, "random"),
+)
+
+Handler = Callable[[dict, Any], Any]
+
+
+class LambdaContext:
+    """The parts of the Lambda context object Powertools and the handlers read."""
+
+    def __init__(self, function_name: str, function_arn: str, memory_mb: int, timeout_s: int):
+        self.function_name = function_name
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = function_arn
+        self.memory_limit_in_mb = memory_mb
+        self.aws_request_id = str(uuid.uuid4())
+        self.log_group_name = f"/aws/lambda/{function_name}"
+        self.log_stream_name = "local"
+        self._timeout_s = timeout_s
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self._timeout_s * 1000
+
+
+class LocalFunction:
+    """A Lambda function of the template, run in this process."""
+
+    def __init__(self, name: str, arn: str, handler: Handler, memory_mb: int, timeout_s: int):
+        self.name, self.arn, self.handler = name, arn, handler
+        self.memory_mb, self.timeout_s = memory_mb, timeout_s
+
+    def invoke(self, event: dict) -> dict:
+        """What lambda:Invoke answers: the result, or FunctionError 'Unhandled' with errorType."""
+        context = LambdaContext(self.name, self.arn, self.memory_mb, self.timeout_s)
+        try:
+            # The runtime serialises the result: a handler returning something odd fails here too.
+            payload = json.loads(json.dumps(self.handler(event, context)))
+        except Exception as error:
+            return {
+                "StatusCode": 200,
+                "FunctionError": "Unhandled",
+                "ExecutedVersion": "$LATEST",
+                "Payload": {
+                    "errorMessage": str(error),
+                    "errorType": type(error).__name__,
+                    "requestId": context.aws_request_id,
+                    "stackTrace": traceback.format_tb(error.__traceback__),
+                },
+            }
+        return {"StatusCode": 200, "ExecutedVersion": "$LATEST", "Payload": payload}
+
+
+class Seams:
+    """Installs the patches; `functions` maps function ARN and name to LocalFunction."""
+
+    def __init__(self, functions: dict[str, LocalFunction], clock: RetryClock):
+        self.functions = functions
+        self.clock = clock
+        self.invocations: list[tuple[str, dict]] = []
+        self._lock = threading.Lock()
+        self._stack = ExitStack()
+
+    def __enter__(self) -> "Seams":
+        self._stack.enter_context(mock.patch.object(lambda_eval_utils, "_invoke_lambda_function", self._invoke))
+        self._stack.enter_context(
+            mock.patch.object(retrier_decl, "time", types.SimpleNamespace(sleep=self.clock.sleep))
+        )
+        self._stack.enter_context(
+            mock.patch.object(jitter_strategy_decl, "random", types.SimpleNamespace(uniform=self.clock.uniform))
+        )
+        # The interpreter logs every caught task error at ERROR with its whole state; that is
+        # what Retry and Catch are for, and execution history already shows it.
+        logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stack.close()
+
+    def _invoke(self, parameters: dict, region: str, state_credentials: Any) -> dict:
+        name = parameters["FunctionName"]
+        raw = parameters.get("Payload") or b"{}"
+        event = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+        function = self.functions[name]
+        with self._lock:
+            self.invocations.append((function.name, event))
+        return function.invoke(event)
