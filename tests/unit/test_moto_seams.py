@@ -1,0 +1,52 @@
+"""The local engine patches three names inside moto (local/tgrelay_local/moto_seams.py).
+If a moto upgrade moves one, these fail before any workflow test can mislead."""
+
+import inspect
+from importlib.metadata import version
+
+from tgrelay_local import moto_seams
+
+
+def test_moto_is_the_pinned_version():
+    # pyproject.toml pins moto; the seams were checked against this version.
+    assert version("moto") == "5.2.5"
+
+
+def test_every_seam_still_exists():
+    for module, name in moto_seams.SEAMS:
+        assert hasattr(module, name), f"moto moved {module.__name__}.{name}"
+
+
+def test_lambda_seam_has_the_signature_the_engine_replaces_it_with():
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+
+    parameters = list(inspect.signature(lambda_eval_utils._invoke_lambda_function).parameters)
+    assert parameters == ["parameters", "region", "state_credentials"]
+    # ...and the integration still calls it by module-level name, so the patch takes effect.
+    assert "_invoke_lambda_function(" in inspect.getsource(lambda_eval_utils.execute_lambda_function_integration)
+
+
+def test_retry_waits_and_jitter_go_through_the_patched_names():
+    from moto.stepfunctions.parser.asl.component.common.retry import jitter_strategy_decl, retrier_decl
+
+    assert "time.sleep(" in inspect.getsource(retrier_decl)
+    assert "random.uniform(" in inspect.getsource(jitter_strategy_decl)
+
+
+def test_a_handler_exception_is_reported_like_the_lambda_runtime():
+    class AgentUnavailable(Exception):
+        pass
+
+    def handler(event, context):
+        raise AgentUnavailable("down")
+
+    function = moto_seams.LocalFunction("f", "arn:aws:lambda:us-east-1:123456789012:function:f", handler, 128, 3)
+    answer = function.invoke({})
+    assert answer["FunctionError"] == "Unhandled"
+    assert answer["Payload"]["errorType"] == "AgentUnavailable"
+    assert answer["Payload"]["errorMessage"] == "down"
+
+
+def test_a_result_that_is_not_json_fails_like_the_lambda_runtime():
+    function = moto_seams.LocalFunction("f", "arn", lambda event, context: {"when": object()}, 128, 3)
+    assert function.invoke({})["FunctionError"] == "Unhandled"
