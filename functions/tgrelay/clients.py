@@ -2,10 +2,13 @@
 
 import logging
 from functools import cache
+from typing import TYPE_CHECKING
 
 import boto3
-import httpx
 from botocore.config import Config
+
+if TYPE_CHECKING:
+    import httpx
 
 # httpx logs every request URL at INFO, and Telegram's URLs contain the bot token.
 logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -27,6 +30,9 @@ def dynamodb():
 
 
 @cache
-def http() -> httpx.Client:
+def http() -> "httpx.Client":
+    # Imported here: the webhook never calls HTTP, and httpx is a fifth of its cold import.
+    import httpx
+
     # Timeouts are given per request by the caller.
     return httpx.Client(follow_redirects=False)
