@@ -73,17 +73,24 @@ def ask_agent(request: dict) -> dict:
     if status == 429 or status >= 500:
         raise AgentUnavailable(f"agent server answered {status}")
     if 400 <= status < 500:
-        raise AgentRejected(f"agent server answered {status}: {response.text[:300]}")
+        raise AgentRejected(f"agent server answered {status}: {_snippet(response, token)}")
     if status != 200:
         raise AgentBadResponse(f"agent server answered {status}, expected 200")
-    return parse_agent_reply(response)
+    return parse_agent_reply(response, token)
 
 
-def parse_agent_reply(response: httpx.Response) -> dict:
+def _snippet(response: httpx.Response, token: str) -> str:
+    """The start of the agent's answer for the error message (it reaches execution history
+    and the DLQ), with the token blanked in case the agent echoes its request headers."""
+    text = response.text[:300]
+    return text.replace(token, "[agent token]") if token else text
+
+
+def parse_agent_reply(response: httpx.Response, token: str = "") -> dict:
     try:
         body = response.json()
     except ValueError:
-        raise AgentBadResponse(f"agent reply is not JSON: {response.text[:200]!r}") from None
+        raise AgentBadResponse(f"agent reply is not JSON: {_snippet(response, token)!r}") from None
     if not isinstance(body, dict) or not isinstance(body.get("reply", ""), str | None):
         raise AgentBadResponse('agent reply is not an object with a string "reply"')
     parse_mode = body.get("parse_mode")

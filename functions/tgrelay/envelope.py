@@ -59,9 +59,7 @@ def envelope_from_update(update: Any, received_at: int, ttl_seconds: int) -> dic
         "kind": kind,
         "chat_id": chat_id,
         "chat_type": chat.get("type") if isinstance(chat.get("type"), str) else None,
-        # Only forum topics get a thread id: in other supergroups it names a reply thread,
-        # and sending to it would fail.
-        "thread_id": message.get("message_thread_id") if message.get("is_topic_message") is True else None,
+        "thread_id": _thread_id(message, kind),
         "message_id": message_id,
         "sender": _sender(sender),
         "text": text,
@@ -82,8 +80,8 @@ def _message_text(message: dict) -> str:
         value = message.get(field)
         if value is None:
             continue
-        if not isinstance(value, str):
-            raise InvalidUpdate(f"message.{field} is not a string")
+        if not isinstance(value, str) or not _is_unicode(value):
+            raise InvalidUpdate(f"message.{field} is not a valid Unicode string")
         if utf16_len(value) > limit:
             raise InvalidUpdate(f"message.{field} is longer than Telegram's {limit} characters")
         if value.strip():
@@ -91,11 +89,24 @@ def _message_text(message: dict) -> str:
     raise UnhandledUpdate("message without text or caption")
 
 
+def _thread_id(message: dict, kind: str) -> int | None:
+    # Only forum topics get a thread id: in other supergroups it names a reply thread,
+    # and sending to it would fail.
+    if message.get("is_topic_message") is not True:
+        return None
+    thread_id = message.get("message_thread_id")
+    if not _is_int(thread_id):
+        raise InvalidUpdate(f"{kind}.message_thread_id is missing or not an integer")
+    return thread_id
+
+
 def _callback_data(query: dict) -> str:
     data = query.get("data")
     if not isinstance(data, str) or not data:
         raise UnhandledUpdate("callback query without data")
-    if len(data.encode("utf-8", "surrogatepass")) > MAX_CALLBACK_DATA_BYTES:
+    if not _is_unicode(data):
+        raise InvalidUpdate("callback_query.data is not a valid Unicode string")
+    if len(data.encode("utf-8")) > MAX_CALLBACK_DATA_BYTES:
         raise InvalidUpdate(f"callback_query.data is longer than {MAX_CALLBACK_DATA_BYTES} bytes")
     return data
 
@@ -115,6 +126,15 @@ def _object(parent: dict, key: str, prefix: str = "") -> dict:
     if not isinstance(value, dict):
         raise InvalidUpdate(f"{prefix}{key} is missing or not an object")
     return value
+
+
+def _is_unicode(text: str) -> bool:
+    """False for a lone surrogate (a JSON escape like \\ud83d without its pair)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _is_int(value: Any) -> bool:

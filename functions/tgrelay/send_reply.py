@@ -86,10 +86,17 @@ def chunks_already_sent(update_id: int, execution: str) -> int:
 
 
 def record_chunks_sent(update_id: int, execution: str, count: int) -> None:
-    clients.dynamodb().update_item(
-        TableName=setting("TABLE_NAME"),
-        Key=claim_key(update_id),
-        UpdateExpression="SET chunks_sent = :count",
-        ConditionExpression="execution = :execution",
-        ExpressionAttributeValues={":count": {"N": str(count)}, ":execution": {"S": execution}},
-    )
+    """Count the chunks on the claim, if this execution still holds it. If it does not
+    (an operator's redrive of an old execution), the chunk is sent all the same: the count
+    only ever saves a resend, and failing here would apologise for a delivered reply."""
+    dynamodb = clients.dynamodb()
+    try:
+        dynamodb.update_item(
+            TableName=setting("TABLE_NAME"),
+            Key=claim_key(update_id),
+            UpdateExpression="SET chunks_sent = :count",
+            ConditionExpression="execution = :execution",
+            ExpressionAttributeValues={":count": {"N": str(count)}, ":execution": {"S": execution}},
+        )
+    except dynamodb.exceptions.ConditionalCheckFailedException:
+        logger.warning("claim held by another execution; chunk count not recorded")

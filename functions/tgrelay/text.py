@@ -21,15 +21,18 @@ def split_message(text: str, limit: int = TELEGRAM_MESSAGE_LIMIT) -> list[str]:
     chunks = []
     rest = text
     while utf16_len(rest) > limit:
-        fit = _longest_prefix_within(rest, limit)
+        fit = max(_longest_prefix_within(rest, limit), 1)
         cut, skip = fit, 0
         for boundary in _BOUNDARIES:
-            at = rest.rfind(boundary, 0, fit)
+            # A boundary may start right at `fit`: the chunk before it still fits.
+            at = rest.rfind(boundary, 0, fit + len(boundary))
             if at > 0:
                 cut, skip = at, len(boundary)
                 break
         chunks.append(rest[:cut])
-        rest = rest[cut + skip :]
+        # Telegram trims a message's leading white space anyway; keeping it would only
+        # push the next word over the limit.
+        rest = rest[cut + skip :].lstrip()
     if rest.strip():
         chunks.append(rest)
     return [chunk for chunk in chunks if chunk.strip()]

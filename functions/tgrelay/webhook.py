@@ -29,7 +29,8 @@ MAX_SECRET_HEADER = 256  # Telegram's secret_token is 1-256 characters
 logger = Logger()
 
 
-@logger.inject_lambda_context(clear_state=True)
+# log_event stays off even if POWERTOOLS_LOGGER_LOG_EVENT is set: the event carries the secret header.
+@logger.inject_lambda_context(clear_state=True, log_event=False)
 def handler(event: dict, context: LambdaContext) -> dict:
     request = APIGatewayProxyEventV2(event)
     if request.request_context.http.method != "POST":
@@ -40,6 +41,9 @@ def handler(event: dict, context: LambdaContext) -> dict:
     except ConfigurationError as error:
         logger.error("webhook secret unavailable", extra={"reason": str(error)})
         return _answer(500, error="webhook is not configured")
+    except Exception as error:  # any failure to read the secret: never acknowledge the update
+        logger.error("webhook secret unavailable", extra={"error_type": type(error).__name__})
+        return _answer(503, error="webhook secret unavailable, deliver again")
     given_secret = request.headers.get(SECRET_HEADER)
     if not given_secret:
         return _answer(401, error=f"missing {SECRET_HEADER} header")
@@ -66,7 +70,8 @@ def handler(event: dict, context: LambdaContext) -> dict:
     try:
         clients.sqs().send_message(
             QueueUrl=setting("QUEUE_URL"),
-            MessageBody=json.dumps(envelope, ensure_ascii=False),
+            # ASCII: SQS refuses some code points (U+FFFE, U+FFFF) that escaping keeps out.
+            MessageBody=json.dumps(envelope),
             MessageGroupId=message_group_id(envelope),
             MessageDeduplicationId=str(envelope["update_id"]),
         )

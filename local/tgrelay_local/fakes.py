@@ -76,8 +76,11 @@ class FakeServer:
     # -- faults and inspection, also reachable over HTTP --------------------------------
 
     def add_fault(self, fault: JSON) -> None:
+        fault = {"count": 1, **fault}
+        if fault["count"] is not None and fault["count"] <= 0:
+            return  # applies to no request
         with self.lock:
-            self.faults.append({"count": 1, **fault})
+            self.faults.append(fault)
 
     def reset(self) -> None:
         with self.lock:

@@ -1,0 +1,207 @@
+"""Unit-test fixtures: moto as the AWS account, a Lambda context, the webhook driver, captured logs."""
+
+import base64
+import copy
+import json
+import sys
+import uuid
+from dataclasses import dataclass, field
+
+import boto3
+import pytest
+from aws_lambda_powertools.utilities import parameters
+from moto import mock_aws
+from unit_helpers import AGENT_TOKEN, BOT_TOKEN, DEDUPE_TTL_SECONDS, WEBHOOK_SECRET, load_event
+
+from tgrelay import clients, webhook
+
+REGION = "us-east-1"
+
+
+def _clear_caches() -> None:
+    parameters.clear_caches()
+    clients.sqs.cache_clear()
+    clients.dynamodb.cache_clear()
+    if clients.http.cache_info().currsize:
+        clients.http().close()
+    clients.http.cache_clear()
+
+
+@dataclass
+class Aws:
+    """The moto account one test runs against."""
+
+    sqs: object
+    secrets: object
+    queue_url: str
+    secret_arn: str
+
+    def queued(self) -> list[dict]:
+        """Every message on the updates queue, with its system attributes (receives them)."""
+        messages = []
+        while True:
+            answer = self.sqs.receive_message(
+                QueueUrl=self.queue_url,
+                MaxNumberOfMessages=10,
+                MessageSystemAttributeNames=["All"],
+                WaitTimeSeconds=0,
+            )
+            if not answer.get("Messages"):
+                return messages
+            messages.extend(answer["Messages"])
+
+    def depth(self) -> int:
+        """Messages on the queue, visible or in flight."""
+        attributes = self.sqs.get_queue_attributes(
+            QueueUrl=self.queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+
+@pytest.fixture(scope="session")
+def _test_clients() -> tuple:
+    """The tests' own SQS and Secrets Manager clients, made once: moto intercepts clients made before it starts."""
+    options = {"region_name": REGION, "aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+    return boto3.client("sqs", **options), boto3.client("secretsmanager", **options)
+
+
+@pytest.fixture
+def aws(monkeypatch, _test_clients):
+    """moto with the updates FIFO queue and the bot secret; the webhook's environment points at them."""
+    for name in (
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_SESSION_TOKEN",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_SQS",
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+        "POWERTOOLS_LOGGER_LOG_EVENT",
+        "SECRET_MAX_AGE_SECONDS",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "tgrelay")
+    monkeypatch.setenv("DEDUPE_TTL_SECONDS", str(DEDUPE_TTL_SECONDS))
+    _clear_caches()
+    with mock_aws():
+        sqs, secrets = _test_clients
+        queue_url = sqs.create_queue(
+            QueueName="tgrelay-UpdatesQueue.fifo",
+            Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "false"},
+        )["QueueUrl"]
+        secret_arn = secrets.create_secret(
+            Name="tgrelay-BotSecret",
+            SecretString=json.dumps(
+                {"bot_token": BOT_TOKEN, "webhook_secret": WEBHOOK_SECRET, "agent_token": AGENT_TOKEN}
+            ),
+        )["ARN"]
+        monkeypatch.setenv("SECRET_ARN", secret_arn)
+        monkeypatch.setenv("QUEUE_URL", queue_url)
+        yield Aws(sqs=sqs, secrets=secrets, queue_url=queue_url, secret_arn=secret_arn)
+    _clear_caches()
+
+
+@dataclass
+class FakeLambdaContext:
+    """The attributes of the Lambda context object that Powertools reads."""
+
+    function_name: str = "tgrelay-WebhookFunction-Xk3rPq9LmN2b"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:tgrelay-WebhookFunction-Xk3rPq9LmN2b"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+
+@pytest.fixture
+def lambda_context() -> FakeLambdaContext:
+    return FakeLambdaContext()
+
+
+@dataclass
+class Answer:
+    """The handler's HTTP answer, body parsed."""
+
+    status: int
+    body: dict
+    raw_body: str
+    headers: dict
+
+
+_KEEP = object()
+
+
+class Webhook:
+    """Builds API Gateway HTTP API v2 events from events/aws/http_api_v2_webhook.json and invokes the handler."""
+
+    def __init__(self, context: FakeLambdaContext):
+        self.context = context
+        self.sample = load_event("aws/http_api_v2_webhook.json")
+
+    def event(self, body=_KEEP, *, method: str = "POST", secret=WEBHOOK_SECRET, headers: dict | None = None) -> dict:
+        """`body`: dict/list -> JSON text; str -> as is; bytes -> base64 with isBase64Encoded; None -> no body.
+
+        `secret`: the header value, or None for no header. `headers`: extra headers (override).
+        """
+        event = copy.deepcopy(self.sample)
+        event["requestContext"]["http"]["method"] = method
+        event["routeKey"] = event["requestContext"]["routeKey"] = f"{method} /telegram/webhook"
+        if body is not _KEEP:
+            event["isBase64Encoded"] = isinstance(body, bytes)
+            if body is None:
+                event.pop("body", None)
+            elif isinstance(body, bytes):
+                event["body"] = base64.b64encode(body).decode("ascii")
+            elif isinstance(body, str):
+                event["body"] = body
+            else:
+                event["body"] = json.dumps(body, ensure_ascii=False)
+        event["headers"].pop("x-telegram-bot-api-secret-token")
+        if secret is not None:
+            event["headers"]["x-telegram-bot-api-secret-token"] = secret
+        event["headers"].update(headers or {})
+        return event
+
+    def invoke(self, event: dict) -> Answer:
+        response = webhook.handler(event, self.context)
+        assert isinstance(response["body"], str)
+        return Answer(
+            status=response["statusCode"],
+            body=json.loads(response["body"]),
+            raw_body=response["body"],
+            headers=response["headers"],
+        )
+
+    def post(self, body=_KEEP, **options) -> Answer:
+        return self.invoke(self.event(body, **options))
+
+
+@pytest.fixture
+def post_webhook(aws, lambda_context) -> Webhook:
+    """The webhook handler, wired to the moto account."""
+    return Webhook(lambda_context)
+
+
+class _CurrentStdout:
+    """A stream that writes to whatever sys.stdout is at the time (capsys swaps it per test phase)."""
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+
+@pytest.fixture
+def handler_logs(capsys, monkeypatch):
+    """Read the lines the handler's Powertools Logger printed (JSON, one per line).
+
+    The Logger's stream handler keeps the sys.stdout of import time; point it at the current one.
+    """
+    monkeypatch.setattr(webhook.logger.logger_handler, "stream", _CurrentStdout())
+
+    def read() -> list[str]:
+        return [line for line in capsys.readouterr().out.splitlines() if line.strip()]
+
+    return read

@@ -1,0 +1,213 @@
+"""CallAgentFunction against the loopback FakeAgent: the request contract and every named outcome."""
+
+import time
+
+import pytest
+from fakes_fixtures import (  # noqa: F401  (pytest fixtures, used by name)
+    AGENT_TIMEOUT_SECONDS,
+    AGENT_TOKEN,
+    EMPTY_REPLY_TEXT,
+    SECRET,
+    agent_server_fixture,
+    closed_port_url,
+    envelope,
+    fake_agent_fixture,
+    fake_telegram_fixture,
+    relay_fixture,
+    telegram_server_fixture,
+)
+
+from tgrelay import call_agent
+from tgrelay.errors import AgentBadResponse, AgentRejected, AgentTimeout, AgentUnavailable
+
+EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:tgrelay-relay:0f6c2d7e"
+
+
+def invoke(update: dict, context) -> dict:
+    return call_agent.handler({"update": update, "execution": EXECUTION}, context)
+
+
+def raised(update: dict, context) -> Exception:
+    """The exception the handler raised; its message must never carry the agent token."""
+    with pytest.raises(Exception) as caught:
+        invoke(update, context)
+    error = caught.value
+    assert AGENT_TOKEN not in str(error)
+    assert AGENT_TOKEN not in repr(error)
+    return error
+
+
+def test_success_returns_text_and_parse_mode(relay, lambda_context):
+    result = invoke(envelope("private_text"), lambda_context)
+
+    assert result == {"text": "echo: Hi! Can you summarise this week's release notes? 🚀", "parse_mode": None}
+
+
+def test_request_matches_the_contract_and_carries_the_bearer_token(relay, lambda_context):
+    invoke(envelope("private_text"), lambda_context)
+
+    [call] = relay.agent.calls_snapshot()
+    assert call["request"] == {
+        "update_id": 918273601,
+        "session_key": "telegram:284719365",
+        "text": "Hi! Can you summarise this week's release notes? 🚀",
+        "kind": "message",
+        "chat": {"id": 284719365, "type": "private", "thread_id": None},
+        "user": {"id": 284719365, "username": "alice_nowak", "language_code": "en"},
+        "message_id": 1021,
+    }
+    [seen] = relay.agent.seen
+    assert seen["path"] == "/agent"
+    assert seen["headers"]["authorization"] == f"Bearer {AGENT_TOKEN}"
+
+
+def test_forum_topic_gets_its_own_session(relay, lambda_context):
+    invoke(envelope("forum_topic_text"), lambda_context)
+
+    request = relay.agent.calls_snapshot()[0]["request"]
+    assert request["session_key"] == "telegram:-1002233445566:7690"
+    assert request["chat"] == {"id": -1002233445566, "type": "supergroup", "thread_id": 7690}
+    assert request["user"]["id"] == 5120934471
+
+
+def test_callback_query_is_sent_with_its_data_and_the_presser(relay, lambda_context):
+    invoke(envelope("callback_query"), lambda_context)
+
+    request = relay.agent.calls_snapshot()[0]["request"]
+    assert (request["kind"], request["text"], request["message_id"]) == ("callback_query", "notes:weekly", 1022)
+    assert request["user"] == {"id": 284719365, "username": "alice_nowak", "language_code": "en"}
+
+
+@pytest.mark.parametrize("secret_change", ["empty", "missing"])
+def test_no_authorization_header_without_an_agent_token(relay, lambda_context, secret_change):
+    values = dict(SECRET)
+    if secret_change == "empty":
+        values["agent_token"] = ""
+    else:
+        del values["agent_token"]
+    relay.set_secret(values)
+    relay.agent.token = ""  # the fake accepts unauthenticated calls
+
+    assert invoke(envelope(), lambda_context)["text"].startswith("echo: ")
+    assert "authorization" not in relay.agent.seen[0]["headers"]
+
+
+def test_connection_refused_is_agent_unavailable(relay, lambda_context, monkeypatch):
+    monkeypatch.setenv("AGENT_URL", f"{closed_port_url()}/agent")
+
+    assert type(raised(envelope(), lambda_context)) is AgentUnavailable
+
+
+def test_dropped_connection_is_agent_unavailable(relay, lambda_context):
+    relay.agent.add_fault({"close": True})
+
+    assert type(raised(envelope(), lambda_context)) is AgentUnavailable
+
+
+def test_overload_and_server_errors_are_agent_unavailable(relay, lambda_context):
+    # One test, several answers: a handler call is cheap, a moto account per case is not.
+    for status in (429, 500, 502, 503, 504):
+        relay.agent.add_fault({"status": status})
+
+        error = raised(envelope(), lambda_context)
+
+        assert type(error) is AgentUnavailable, status
+        assert str(status) in str(error)
+    assert len(relay.agent.calls_snapshot()) == 5  # one request per invocation: retries belong to the ASL
+
+
+def test_other_client_errors_are_agent_rejected(relay, lambda_context):
+    for status in (400, 401, 404, 422):
+        relay.agent.add_fault({"status": status})
+
+        error = raised(envelope(), lambda_context)
+
+        assert type(error) is AgentRejected, status
+        assert str(status) in str(error)
+
+
+def test_wrong_agent_token_is_agent_rejected(relay, lambda_context):
+    relay.set_secret({**SECRET, "agent_token": "stale-token"})
+
+    error = raised(envelope(), lambda_context)
+
+    assert type(error) is AgentRejected
+    assert "stale-token" not in str(error)
+
+
+def test_slower_than_the_timeout_is_agent_timeout(relay, lambda_context):
+    relay.agent.add_fault({"delay": AGENT_TIMEOUT_SECONDS + 1.0, "reply": "too late"})
+
+    started = time.monotonic()
+    error = raised(envelope(), lambda_context)
+
+    assert type(error) is AgentTimeout
+    assert time.monotonic() - started < AGENT_TIMEOUT_SECONDS + 0.9  # gave up at the timeout, not the answer
+
+
+def test_answer_just_within_the_timeout_is_a_reply(relay, lambda_context):
+    relay.agent.add_fault({"delay": AGENT_TIMEOUT_SECONDS / 5, "reply": "in time"})
+
+    assert invoke(envelope(), lambda_context) == {"text": "in time", "parse_mode": None}
+
+
+def test_malformed_answers_are_agent_bad_response(relay, lambda_context):
+    for body in ("not json", '{"reply": 5}', '{"reply": ["a", "b"]}', '["hi"]', "null"):
+        relay.agent.add_fault({"status": 200, "body": body})
+
+        assert type(raised(envelope(), lambda_context)) is AgentBadResponse, body
+
+
+def test_unknown_parse_mode_is_agent_bad_response(relay, lambda_context):
+    for parse_mode in ("markdown", "html", "BBCode", 1):
+        relay.agent.add_fault({"reply": "*hi*", "parse_mode": parse_mode})
+
+        assert type(raised(envelope(), lambda_context)) is AgentBadResponse, parse_mode
+
+
+def test_known_parse_modes_pass_through(relay, lambda_context):
+    for parse_mode in ("HTML", "MarkdownV2", "Markdown"):
+        relay.agent.add_fault({"reply": "<b>hi</b>", "parse_mode": parse_mode})
+
+        assert invoke(envelope(), lambda_context) == {"text": "<b>hi</b>", "parse_mode": parse_mode}
+
+
+def test_empty_reply_becomes_the_empty_reply_text_without_formatting(relay, lambda_context):
+    for reply in ("", "   ", "\n\t \n", None):
+        relay.agent.add_fault({"reply": reply, "parse_mode": "HTML"})
+
+        assert invoke(envelope(), lambda_context) == {"text": EMPTY_REPLY_TEXT, "parse_mode": None}, reply
+
+
+def test_over_long_reply_is_truncated_to_max_reply_chars(relay, lambda_context):
+    numbered = "".join(f"{n:06d} " for n in range(call_agent.MAX_REPLY_CHARS // 7 + 50))
+    for long_reply in (numbered[: call_agent.MAX_REPLY_CHARS + 1], numbered):
+        assert len(long_reply) > call_agent.MAX_REPLY_CHARS
+        relay.agent.add_fault({"reply": long_reply})
+
+        text = invoke(envelope(), lambda_context)["text"]
+
+        assert len(text) == call_agent.MAX_REPLY_CHARS
+        assert text.endswith("…")
+        assert long_reply.startswith(text[:-1])
+
+
+def test_reply_of_exactly_max_reply_chars_is_kept_whole(relay, lambda_context):
+    reply = "x" * call_agent.MAX_REPLY_CHARS
+    relay.agent.add_fault({"reply": reply})
+
+    assert invoke(envelope(), lambda_context)["text"] == reply
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"status": 400, "body": f"bad request; you sent authorization: Bearer {AGENT_TOKEN}"},
+        {"status": 200, "body": f"<html>debug: headers authorization=Bearer {AGENT_TOKEN}</html>"},
+    ],
+    ids=["rejected", "bad-response"],
+)
+def test_agent_echoing_the_token_does_not_leak_it_into_the_error(relay, lambda_context, fault):
+    relay.agent.add_fault(fault)
+
+    raised(envelope(), lambda_context)

@@ -1,0 +1,292 @@
+"""tgrelay.envelope for the cases the webhook tests do not reach."""
+
+import json
+
+import pytest
+from unit_helpers import DEDUPE_TTL_SECONDS, SAMPLE_RECEIVED_AT, update
+
+from tgrelay.envelope import InvalidUpdate, UnhandledUpdate, envelope_from_update, message_group_id
+
+
+def envelope(sample: dict) -> dict:
+    return envelope_from_update(sample, SAMPLE_RECEIVED_AT, DEDUPE_TTL_SECONDS)
+
+
+def test_expires_at_is_received_at_plus_the_ttl():
+    result = envelope_from_update(update("private_text"), received_at=1_000, ttl_seconds=60)
+
+    assert (result["received_at"], result["expires_at"]) == (1_000, 1_060)
+
+
+def test_the_envelope_survives_a_json_round_trip():
+    result = envelope(update("forum_topic_text"))
+
+    assert json.loads(json.dumps(result)) == result
+
+
+# --- sender ---------------------------------------------------------------------------------
+
+
+def test_a_message_without_from_has_no_sender():
+    sample = update("private_text")
+    del sample["message"]["from"]
+
+    assert envelope(sample)["sender"] is None
+
+
+@pytest.mark.parametrize(
+    "sender",
+    [{"is_bot": False, "first_name": "Anon"}, {"id": "284719365"}, {"id": True}, "284719365", None],
+    ids=["no-id", "id-string", "id-bool", "not-object", "null"],
+)
+def test_a_sender_without_an_integer_id_is_dropped(sender):
+    sample = update("private_text")
+    sample["message"]["from"] = sender
+
+    assert envelope(sample)["sender"] is None
+
+
+def test_sender_fields_of_the_wrong_type_become_none():
+    sample = update("private_text")
+    sample["message"]["from"].update(username=42, language_code=["en"])
+
+    assert envelope(sample)["sender"] == {"id": 284719365, "username": None, "language_code": None}
+
+
+def test_the_sender_keeps_only_id_username_and_language():
+    assert envelope(update("forum_topic_text"))["sender"] == {
+        "id": 5120934471,
+        "username": "chidi_o",
+        "language_code": "en",
+    }
+
+
+# --- threads --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("is_topic_message", [False, None, "true", 1], ids=["false", "absent", "string", "one"])
+def test_a_thread_id_outside_a_forum_topic_is_dropped(is_topic_message):
+    """In a supergroup without topics, message_thread_id names a reply thread: sending to it fails."""
+    sample = update("group_text")
+    sample["message"]["message_thread_id"] = 5520
+    if is_topic_message is None:
+        sample["message"].pop("is_topic_message", None)
+    else:
+        sample["message"]["is_topic_message"] = is_topic_message
+
+    result = envelope(sample)
+
+    assert result["thread_id"] is None
+    assert message_group_id(result) == "-1001987654321"
+
+
+def test_a_topic_message_keeps_its_thread():
+    result = envelope(update("forum_topic_text"))
+
+    assert result["thread_id"] == 7690
+    assert message_group_id(result) == "-1002233445566:7690"
+
+
+def test_a_callback_on_a_topic_message_keeps_the_topic():
+    sample = update("callback_query")
+    sample["callback_query"]["message"].update(
+        chat={"id": -1002233445566, "title": "Support desk", "is_forum": True, "type": "supergroup"},
+        message_thread_id=7690,
+        is_topic_message=True,
+    )
+
+    assert message_group_id(envelope(sample)) == "-1002233445566:7690"
+
+
+@pytest.mark.parametrize("thread_id", ["a b", 7.5, {"id": 1}], ids=["string", "float", "object"])
+def test_a_topic_message_with_a_non_integer_thread_id_is_invalid(thread_id):
+    sample = update("forum_topic_text")
+    sample["message"]["message_thread_id"] = thread_id
+
+    with pytest.raises(InvalidUpdate, match="message_thread_id"):
+        envelope(sample)
+
+
+# --- callback queries -----------------------------------------------------------------------
+
+
+def test_a_callback_query_without_a_message_is_unhandled():
+    """Buttons under inline-mode messages: Telegram sends inline_message_id and no message (no chat)."""
+    sample = update("callback_query")
+    query = sample["callback_query"]
+    del query["message"]
+    query["inline_message_id"] = "AgAAAN0BAAAQN5kR1ZQ2gXb3wMk"
+
+    with pytest.raises(UnhandledUpdate, match="inline message"):
+        envelope(sample)
+
+
+@pytest.mark.parametrize("data", [None, ""], ids=["absent", "empty"])
+def test_a_callback_query_without_data_is_unhandled(data):
+    """A game button sends game_short_name instead of data."""
+    sample = update("callback_query")
+    query = sample["callback_query"]
+    query.pop("data")
+    query["game_short_name"] = "quiz"
+    if data is not None:
+        query["data"] = data
+
+    with pytest.raises(UnhandledUpdate, match="without data"):
+        envelope(sample)
+
+
+@pytest.mark.parametrize(
+    "data",
+    ["x" * 64, "\N{LATIN SMALL LETTER E WITH ACUTE}" * 32, "\N{GRINNING FACE}" * 16],
+    ids=["64-ascii", "64-bytes-2-byte-chars", "64-bytes-emoji"],
+)
+def test_callback_data_of_64_bytes_is_accepted(data):
+    sample = update("callback_query")
+    sample["callback_query"]["data"] = data
+
+    assert envelope(sample)["text"] == data
+
+
+@pytest.mark.parametrize(
+    "data",
+    ["x" * 65, "\N{LATIN SMALL LETTER E WITH ACUTE}" * 32 + "x", "\N{GRINNING FACE}" * 17],
+    ids=["65-ascii", "65-bytes", "68-bytes-emoji"],
+)
+def test_callback_data_over_64_bytes_is_invalid(data):
+    sample = update("callback_query")
+    sample["callback_query"]["data"] = data
+
+    with pytest.raises(InvalidUpdate, match="64 bytes"):
+        envelope(sample)
+
+
+def test_a_callback_on_an_inaccessible_message_is_still_answered():
+    """Bot API 7.0: a message older than 48 h comes as InaccessibleMessage (chat, message_id, date 0)."""
+    sample = update("callback_query")
+    sample["callback_query"]["message"] = {
+        "chat": {"id": 284719365, "type": "private"},
+        "message_id": 1022,
+        "date": 0,
+    }
+
+    result = envelope(sample)
+
+    assert (result["kind"], result["chat_id"], result["message_id"], result["text"]) == (
+        "callback_query",
+        284719365,
+        1022,
+        "notes:weekly",
+    )
+    assert result["sender"]["id"] == 284719365
+
+
+def test_a_callback_query_whose_message_has_no_chat_is_invalid():
+    sample = update("callback_query")
+    del sample["callback_query"]["message"]["chat"]
+
+    with pytest.raises(InvalidUpdate, match="callback_query.chat"):
+        envelope(sample)
+
+
+# --- ids ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("update_id", [True, False], ids=["true", "false"])
+def test_a_bool_update_id_is_rejected(update_id):
+    sample = update("private_text")
+    sample["update_id"] = update_id
+
+    with pytest.raises(InvalidUpdate, match="update_id"):
+        envelope(sample)
+
+
+def test_update_id_zero_is_accepted():
+    sample = update("private_text")
+    sample["update_id"] = 0
+
+    assert envelope(sample)["update_id"] == 0
+
+
+@pytest.mark.parametrize(("field", "names"), [("chat", "message.chat.id"), ("message", "message.message_id")])
+def test_bool_chat_and_message_ids_are_rejected(field, names):
+    sample = update("private_text")
+    if field == "chat":
+        sample["message"]["chat"]["id"] = True
+    else:
+        sample["message"]["message_id"] = False
+
+    with pytest.raises(InvalidUpdate, match=names):
+        envelope(sample)
+
+
+def test_a_chat_type_that_is_not_a_string_becomes_none():
+    sample = update("private_text")
+    sample["message"]["chat"]["type"] = 1
+
+    assert envelope(sample)["chat_type"] is None
+
+
+# --- text -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\n\t "], ids=["empty", "spaces", "whitespace"])
+def test_a_message_with_blank_text_is_unhandled(text):
+    sample = update("private_text")
+    sample["message"]["text"] = text
+
+    with pytest.raises(UnhandledUpdate, match="without text or caption"):
+        envelope(sample)
+
+
+@pytest.mark.parametrize("kind", ["text", "caption", "callback"])
+def test_a_lone_surrogate_is_invalid(kind):
+    broken = "half an emoji \ud83d"
+    if kind == "callback":
+        sample = update("callback_query")
+        sample["callback_query"]["data"] = broken
+    else:
+        sample = update("photo_with_caption" if kind == "caption" else "private_text")
+        sample["message"][kind] = broken
+
+    with pytest.raises(InvalidUpdate):
+        envelope(sample)
+
+
+def test_a_blank_caption_is_unhandled():
+    sample = update("photo_with_caption")
+    sample["message"]["caption"] = " "
+
+    with pytest.raises(UnhandledUpdate):
+        envelope(sample)
+
+
+def test_a_caption_that_is_not_a_string_is_invalid():
+    sample = update("photo_with_caption")
+    sample["message"]["caption"] = {"text": "hi"}
+
+    with pytest.raises(InvalidUpdate, match="message.caption"):
+        envelope(sample)
+
+
+def test_text_is_kept_verbatim():
+    sample = update("private_text")
+    sample["message"]["text"] = "  leading and trailing  \n"
+
+    assert envelope(sample)["text"] == "  leading and trailing  \n"
+
+
+# --- update kinds ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kind",
+    ["channel_post", "edited_channel_post", "inline_query", "message_reaction", "chat_join_request", "poll"],
+)
+def test_other_update_kinds_are_unhandled_and_named(kind):
+    with pytest.raises(UnhandledUpdate, match=f"'{kind}'"):
+        envelope({"update_id": 918273700, kind: {}})
+
+
+def test_an_update_with_only_its_id_is_unhandled():
+    with pytest.raises(UnhandledUpdate, match="'nothing'"):
+        envelope({"update_id": 918273700})

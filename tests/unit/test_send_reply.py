@@ -1,0 +1,254 @@
+"""SendReplyFunction against the loopback FakeTelegram and moto DynamoDB: delivery, fallbacks, resumption."""
+
+import time
+
+import pytest
+from fakes_fixtures import (  # noqa: F401  (pytest fixtures, used by name)
+    APOLOGY_TEXT,
+    BOT_TOKEN,
+    SECRET,
+    agent_server_fixture,
+    envelope,
+    fake_agent_fixture,
+    fake_telegram_fixture,
+    relay_fixture,
+    telegram_server_fixture,
+)
+
+from tgrelay import send_reply
+from tgrelay.errors import (
+    ConfigurationError,
+    RecipientUnavailable,
+    TelegramRateLimited,
+    TelegramRejected,
+    TelegramUnavailable,
+)
+from tgrelay.text import utf16_len
+
+EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:tgrelay-relay:6b1f0d2c"
+OTHER_EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:tgrelay-relay:replay-93ce"
+PRIVATE_CHAT = 284719365
+TOPIC_CHAT = -1002233445566
+CANT_PARSE = "Bad Request: can't parse entities: Can't find end of the entity starting at byte offset 0"
+
+
+def reply_event(update: dict, text: str, parse_mode: str | None = None, execution: str | None = EXECUTION) -> dict:
+    event = {"update": update, "reply": {"text": text, "parse_mode": parse_mode}}
+    if execution:
+        event["execution"] = execution
+    return event
+
+
+def long_reply() -> str:
+    """About 9,000 characters in 100 numbered lines: three Telegram messages."""
+    return "\n".join(f"line {n:03d} " + "abcdefghij" * 8 + "." for n in range(100))
+
+
+def sendmessage_calls(relay) -> list[dict]:
+    return [call for call in relay.telegram.calls_snapshot() if call["method"] == "sendMessage"]
+
+
+def test_short_reply_is_one_message_and_is_counted_on_the_claim(relay, lambda_context):
+    update = envelope("private_text")
+    relay.put_claim(update["update_id"], EXECUTION)
+
+    result = send_reply.handler(reply_event(update, "Here are the notes."), lambda_context)
+
+    assert result == {"chunks": 1, "sent": 1}
+    assert relay.telegram.sent_messages() == [{"chat_id": PRIVATE_CHAT, "text": "Here are the notes."}]
+    assert relay.claim(update["update_id"])["chunks_sent"] == {"N": "1"}
+
+
+def test_plain_group_reply_has_no_thread(relay, lambda_context):
+    update = envelope("group_text")
+    relay.put_claim(update["update_id"], EXECUTION)
+
+    send_reply.handler(reply_event(update, "v2.3 changed the retry policy."), lambda_context)
+
+    assert relay.telegram.sent_messages() == [{"chat_id": -1001987654321, "text": "v2.3 changed the retry policy."}]
+
+
+def test_forum_topic_reply_goes_to_the_topic(relay, lambda_context):
+    update = envelope("forum_topic_text")
+    relay.put_claim(update["update_id"], EXECUTION)
+
+    send_reply.handler(reply_event(update, "Checking the invoice."), lambda_context)
+
+    assert relay.telegram.sent_messages() == [
+        {"chat_id": TOPIC_CHAT, "text": "Checking the invoice.", "message_thread_id": 7690}
+    ]
+
+
+def test_parse_mode_is_passed_through(relay, lambda_context):
+    update = envelope()
+    relay.put_claim(update["update_id"], EXECUTION)
+
+    send_reply.handler(reply_event(update, "<b>Done</b>", parse_mode="HTML"), lambda_context)
+
+    assert relay.telegram.sent_messages() == [{"chat_id": PRIVATE_CHAT, "text": "<b>Done</b>", "parse_mode": "HTML"}]
+
+
+def test_unparsable_formatting_is_resent_once_as_plain_text(relay, lambda_context):
+    update = envelope()
+    relay.put_claim(update["update_id"], EXECUTION)
+    relay.telegram.add_fault({"status": 400, "description": CANT_PARSE})
+
+    send_reply.handler(reply_event(update, "*unclosed bold", parse_mode="MarkdownV2"), lambda_context)
+
+    calls = sendmessage_calls(relay)
+    assert [(call["status"], call["payload"].get("parse_mode")) for call in calls] == [(400, "MarkdownV2"), (200, None)]
+    assert relay.telegram.sent_messages() == [{"chat_id": PRIVATE_CHAT, "text": "*unclosed bold"}]
+    assert relay.claim(update["update_id"])["chunks_sent"] == {"N": "1"}
+
+
+def test_unparsable_plain_text_resend_is_not_retried_again(relay, lambda_context):
+    update = envelope()
+    relay.put_claim(update["update_id"], EXECUTION)
+    relay.telegram.add_fault({"status": 400, "description": CANT_PARSE, "count": 2})
+
+    with pytest.raises(Exception) as caught:
+        send_reply.handler(reply_event(update, "*unclosed bold", parse_mode="MarkdownV2"), lambda_context)
+
+    assert type(caught.value) is TelegramRejected
+    assert len(sendmessage_calls(relay)) == 2
+
+
+def test_cant_parse_without_parse_mode_is_rejected_not_resent(relay, lambda_context):
+    update = envelope()
+    relay.put_claim(update["update_id"], EXECUTION)
+    relay.telegram.add_fault({"status": 400, "description": CANT_PARSE})
+
+    with pytest.raises(Exception) as caught:
+        send_reply.handler(reply_event(update, "plain"), lambda_context)
+
+    assert type(caught.value) is TelegramRejected
+    assert len(sendmessage_calls(relay)) == 1
+
+
+def test_short_rate_limit_is_waited_out_inline(relay, lambda_context):
+    update = envelope()
+    relay.put_claim(update["update_id"], EXECUTION)
+    relay.telegram.add_fault({"status": 429, "retry_after": 1})
+
+    started = time.monotonic()
+    send_reply.handler(reply_event(update, "after a pause"), lambda_context)
+
+    assert time.monotonic() - started >= 0.95
+    assert [call["status"] for call in sendmessage_calls(relay)] == [429, 200]
+    assert relay.telegram.sent_messages() == [{"chat_id": PRIVATE_CHAT, "text": "after a pause"}]
+
+
+def test_rate_limited_again_after_the_inline_wait_is_raised(relay, lambda_context):
+    update = envelope()
+    relay.put_claim(update["update_id"], EXECUTION)
+    relay.telegram.add_fault({"status": 429, "retry_after": 1, "count": 2})
+
+    with pytest.raises(Exception) as caught:
+        send_reply.handler(reply_event(update, "still limited"), lambda_context)
+
+    assert type(caught.value) is TelegramRateLimited
+    assert [call["status"] for call in sendmessage_calls(relay)] == [429, 429]
+
+
+def test_long_rate_limit_is_left_to_the_workflow(relay, lambda_context):
+    update = envelope()
+    relay.put_claim(update["update_id"], EXECUTION)
+    relay.telegram.add_fault({"status": 429, "retry_after": 30})
+
+    started = time.monotonic()
+    with pytest.raises(Exception) as caught:
+        send_reply.handler(reply_event(update, "later"), lambda_context)
+
+    assert time.monotonic() - started < 5  # sanity bound: it did not sleep 30 s
+    assert type(caught.value) is TelegramRateLimited
+    assert caught.value.retry_after == 30
+    assert len(sendmessage_calls(relay)) == 1
+    assert "chunks_sent" not in relay.claim(update["update_id"])
+
+
+def test_blocked_user_is_recipient_unavailable(relay, lambda_context):
+    update = envelope()
+    relay.put_claim(update["update_id"], EXECUTION)
+    relay.telegram.add_fault({"status": 403})
+
+    with pytest.raises(Exception) as caught:
+        send_reply.handler(reply_event(update, "hello?"), lambda_context)
+
+    assert type(caught.value) is RecipientUnavailable
+    assert BOT_TOKEN not in str(caught.value)
+    assert relay.telegram.sent_messages() == []
+
+
+def test_long_reply_is_sent_as_ordered_chunks_within_the_limit(relay, lambda_context):
+    update = envelope("forum_topic_text")
+    relay.put_claim(update["update_id"], EXECUTION)
+    text = long_reply()
+    assert 8900 < len(text) < 9100
+
+    result = send_reply.handler(reply_event(update, text), lambda_context)
+
+    sent = relay.telegram.sent_messages()
+    assert result == {"chunks": 3, "sent": 3}
+    assert len(sent) == 3
+    assert all(utf16_len(message["text"]) <= 4096 for message in sent)
+    assert all(message["message_thread_id"] == 7690 for message in sent)
+    assert "\n".join(message["text"] for message in sent) == text  # in order, nothing lost or repeated
+    assert relay.claim(update["update_id"])["chunks_sent"] == {"N": "3"}
+
+
+def test_retry_of_the_same_execution_resumes_after_the_last_accepted_chunk(relay, lambda_context):
+    update = envelope()
+    relay.put_claim(update["update_id"], EXECUTION)
+    text = long_reply()
+    chunks = send_reply.split_message(text)
+    assert len(chunks) == 3
+    relay.telegram.add_fault({"status": 500, "match": {"text": chunks[1]}})
+
+    with pytest.raises(Exception) as caught:
+        send_reply.handler(reply_event(update, text), lambda_context)
+
+    assert type(caught.value) is TelegramUnavailable
+    assert [message["text"] for message in relay.telegram.sent_messages()] == chunks[:1]
+    assert relay.claim(update["update_id"])["chunks_sent"] == {"N": "1"}
+
+    # The Step Functions retry: same event, same execution.
+    result = send_reply.handler(reply_event(update, text), lambda_context)
+
+    assert result == {"chunks": 3, "sent": 2}
+    assert [message["text"] for message in relay.telegram.sent_messages()] == chunks
+    assert [call["status"] for call in sendmessage_calls(relay)] == [200, 500, 200, 200]
+    assert relay.claim(update["update_id"])["chunks_sent"] == {"N": "3"}
+
+
+def test_claim_of_another_execution_starts_from_the_first_chunk(relay, lambda_context):
+    update = envelope()
+    relay.put_claim(update["update_id"], OTHER_EXECUTION, chunks_sent={"N": "2"})
+    text = long_reply()
+
+    result = send_reply.handler(reply_event(update, text), lambda_context)
+
+    assert result == {"chunks": 3, "sent": 3}
+    assert "\n".join(message["text"] for message in relay.telegram.sent_messages()) == text
+
+
+def test_apology_is_sent_without_touching_dynamodb(relay, lambda_context, monkeypatch):
+    update = envelope("forum_topic_text")
+    monkeypatch.delenv("TABLE_NAME")  # any DynamoDB access would now fail with ConfigurationError
+
+    result = send_reply.handler({"update": update, "apology": True}, lambda_context)
+
+    assert result == {"chunks": 1, "sent": 1}
+    assert relay.telegram.sent_messages() == [{"chat_id": TOPIC_CHAT, "text": APOLOGY_TEXT, "message_thread_id": 7690}]
+    assert relay.table_items() == []
+
+
+def test_missing_bot_token_is_configuration_error(relay, lambda_context):
+    relay.set_secret({key: value for key, value in SECRET.items() if key != "bot_token"})
+    update = envelope()
+    relay.put_claim(update["update_id"], EXECUTION)
+
+    with pytest.raises(Exception) as caught:
+        send_reply.handler(reply_event(update, "hello"), lambda_context)
+
+    assert type(caught.value) is ConfigurationError
+    assert relay.telegram.calls_snapshot() == []
