@@ -229,6 +229,9 @@ def test_claim_of_another_execution_starts_from_the_first_chunk(relay, lambda_co
 
     assert result == {"chunks": 3, "sent": 3}
     assert "\n".join(message["text"] for message in relay.telegram.sent_messages()) == text
+    # The other execution's claim and progress are left as they were.
+    claim = relay.claim(update["update_id"])
+    assert (claim["execution"], claim["chunks_sent"]) == ({"S": OTHER_EXECUTION}, {"N": "2"})
 
 
 def test_apology_is_sent_without_touching_dynamodb(relay, lambda_context, monkeypatch):
