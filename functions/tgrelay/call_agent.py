@@ -4,12 +4,15 @@ Retries and their waits are the state machine's business (statemachine/relay.asl
 this function makes exactly one request and names its outcome.
 """
 
+import time
+
 import httpx
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics, single_metric
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tgrelay import clients
-from tgrelay.errors import AgentBadResponse, AgentRejected, AgentTimeout, AgentUnavailable
+from tgrelay.errors import AgentBadResponse, AgentRejected, AgentTimeout, AgentUnavailable, RelayError
 from tgrelay.secrets import secret_field
 from tgrelay.settings import number_setting, setting
 
@@ -18,13 +21,25 @@ PARSE_MODES = ("HTML", "MarkdownV2", "Markdown")
 MAX_REPLY_CHARS = 8 * 4096
 
 logger = Logger()
+metrics = Metrics()
 
 
+@metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict, context: LambdaContext) -> dict:
     update = event["update"]
     logger.append_keys(update_id=update["update_id"], chat_id=update["chat_id"], execution=event.get("execution"))
-    reply = ask_agent(agent_request(update))
+    started = time.monotonic()
+    try:
+        reply = ask_agent(agent_request(update))
+    except RelayError as error:
+        # One metric per error name, so a dashboard can tell "down" from "rejected".
+        with single_metric(name="AgentErrors", unit=MetricUnit.Count, value=1, namespace=metrics.namespace) as metric:
+            metric.add_dimension(name="error", value=type(error).__name__)
+        logger.warning("agent call failed", extra={"error": type(error).__name__, "reason": str(error)})
+        raise
+    finally:
+        metrics.add_metric(name="AgentLatency", unit=MetricUnit.Milliseconds, value=(time.monotonic() - started) * 1000)
     logger.info("agent answered", extra={"reply_chars": len(reply["text"])})
     return reply
 

@@ -6,6 +6,9 @@ from tgrelay.text import utf16_len
 
 SCHEMA_VERSION = 1
 
+# The update kinds the webhook answers; setWebhook's allowed_updates (register_webhook.py).
+HANDLED_UPDATE_KINDS = ("message", "callback_query")
+
 # Bot API limits: message text 4096 characters, caption 1024, callback data 64 bytes.
 MAX_TEXT = 4096
 MAX_CAPTION = 1024

@@ -8,7 +8,8 @@ sending it twice. The apology carries no execution: it is best effort, sent once
 
 import time
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tgrelay import clients, telegram
@@ -18,8 +19,10 @@ from tgrelay.settings import number_setting, setting
 from tgrelay.text import split_message
 
 logger = Logger()
+metrics = Metrics()
 
 
+@metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict, context: LambdaContext) -> dict:
     update = event["update"]
@@ -34,6 +37,7 @@ def handler(event: dict, context: LambdaContext) -> dict:
     first = chunks_already_sent(update["update_id"], execution) if execution else 0
     for index in range(first, len(chunks)):
         send_chunk(token, update, chunks[index], parse_mode)
+        metrics.add_metric(name="ReplyChunks", unit=MetricUnit.Count, value=1)
         if execution:
             record_chunks_sent(update["update_id"], execution, index + 1)
     logger.info("reply sent", extra={"chunks": len(chunks), "resumed_at": first, "apology": execution is None})
@@ -64,6 +68,7 @@ def send_chunk(token: str, update: dict, text: str, parse_mode: str | None) -> N
             if waited or error.retry_after > number_setting("TELEGRAM_MAX_INLINE_WAIT_SECONDS"):
                 raise
             logger.info("rate limited, waiting inline", extra={"retry_after": error.retry_after})
+            metrics.add_metric(name="RateLimitWaits", unit=MetricUnit.Count, value=1)
             time.sleep(error.retry_after)
             waited = True
 

@@ -8,9 +8,11 @@ update. Nothing is enqueued for a 4xx.
 import binascii
 import hmac
 import json
+import os
 import time
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
@@ -27,9 +29,11 @@ MAX_BODY_BYTES = 256 * 1024
 MAX_SECRET_HEADER = 256  # Telegram's secret_token is 1-256 characters
 
 logger = Logger()
+metrics = Metrics()
 
 
 # log_event stays off even if POWERTOOLS_LOGGER_LOG_EVENT is set: the event carries the secret header.
+@metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True, log_event=False)
 def handler(event: dict, context: LambdaContext) -> dict:
     request = APIGatewayProxyEventV2(event)
@@ -63,10 +67,15 @@ def handler(event: dict, context: LambdaContext) -> dict:
         logger.info("rejected update", extra={"reason": str(error)})
         return _answer(400, error=str(error))
     except UnhandledUpdate as reason:
+        metrics.add_metric(name="SkippedUpdates", unit=MetricUnit.Count, value=1)
         logger.info("skipped update", extra={"update_id": update.get("update_id"), "reason": str(reason)})
         return _answer(200, skipped=str(reason))
 
     logger.append_keys(update_id=envelope["update_id"], chat_id=envelope["chat_id"])
+    if not is_allowed(envelope):
+        metrics.add_metric(name="DroppedUpdates", unit=MetricUnit.Count, value=1)
+        logger.info("dropped update: not on the allow-list")
+        return _answer(200, skipped="chat and sender are not on the allow-list")
     try:
         clients.sqs().send_message(
             QueueUrl=setting("QUEUE_URL"),
@@ -79,8 +88,16 @@ def handler(event: dict, context: LambdaContext) -> dict:
         # Telegram redelivers on a non-2xx answer: the update is not lost.
         logger.exception("enqueue failed", extra={"error_type": type(error).__name__})
         return _answer(503, error="queue unavailable, deliver again")
+    metrics.add_metric(name="EnqueuedUpdates", unit=MetricUnit.Count, value=1)
     logger.info("enqueued update", extra={"kind": envelope["kind"]})
     return _answer(200)
+
+
+def is_allowed(envelope: dict) -> bool:
+    """With ALLOWED_IDS set (comma-separated chat and user ids), only those are answered."""
+    allowed = {item.strip() for item in os.environ.get("ALLOWED_IDS", "").split(",") if item.strip()}
+    sender = envelope["sender"] or {}
+    return not allowed or str(envelope["chat_id"]) in allowed or str(sender.get("id")) in allowed
 
 
 class _BodyTooLarge(Exception):
@@ -111,6 +128,8 @@ def _parse_body(request: APIGatewayProxyEventV2):
 
 
 def _answer(status: int, **fields) -> dict:
+    if 400 <= status < 500:
+        metrics.add_metric(name="RejectedRequests", unit=MetricUnit.Count, value=1)
     body = {"ok": 200 <= status < 300, **fields}
     return {
         "statusCode": status,

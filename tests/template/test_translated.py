@@ -4,19 +4,14 @@ The translation is what `sam deploy` submits (after packaging), including the ro
 the functions and the state machine, so least privilege is checked on those and not on the SAM shorthand.
 """
 
-import copy
 import json
 import re
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from samcli.yamlhelper import yaml_parse
-from samtranslator.translator.transform import transform
 
-from .conftest import ASL_PATH, TEMPLATE, load_asl
-
-PARAMETER_VALUES = {"AgentUrl": "https://agent.example.com/turn"}
+from .conftest import ASL_PATH, load_asl
 
 # Actions that do not support resource-level permissions: AWS requires Resource "*" for them.
 STAR_RESOURCE_ACTIONS = frozenset(
@@ -39,55 +34,8 @@ STAR_RESOURCE_ACTIONS = frozenset(
 BASIC_EXECUTION = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
 XRAY_WRITE_ONLY = "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess"
 
-FUNCTIONS = ("WebhookFunction", "CallAgentFunction", "SendReplyFunction")
+FUNCTIONS = ("WebhookFunction", "CallAgentFunction", "SendReplyFunction", "WebhookRegistrationFunction")
 SECRET_LIKE = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|API_?KEY|PRIVATE_?KEY", re.IGNORECASE)
-
-
-class NoManagedPolicyLookups:
-    """SAM asks this only for managed policies named without an ARN; there is no IAM to ask offline."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def load(self) -> dict[str, str]:
-        self.calls += 1
-        return {}
-
-
-def local_paths_to_s3(sam: dict) -> None:
-    """What `sam package` does before deploying: local CodeUri/DefinitionUri become S3 locations."""
-    function_globals = sam.get("Globals", {}).get("Function", {})
-    if "CodeUri" in function_globals:
-        function_globals["CodeUri"] = "s3://tgrelay-artifacts/functions.zip"
-    for name, resource in sam["Resources"].items():
-        props = resource.get("Properties", {})
-        if resource["Type"] == "AWS::Serverless::Function" and "CodeUri" in props:
-            props["CodeUri"] = f"s3://tgrelay-artifacts/{name}.zip"
-        if resource["Type"] == "AWS::Serverless::StateMachine" and "DefinitionUri" in props:
-            props["DefinitionUri"] = f"s3://tgrelay-artifacts/{name}.asl.json"
-
-
-@pytest.fixture(scope="module")
-def sam_template() -> dict:
-    return yaml_parse(TEMPLATE.read_text())
-
-
-@pytest.fixture(scope="module")
-def cfn(sam_template) -> dict:
-    sam = copy.deepcopy(sam_template)
-    local_paths_to_s3(sam)
-    with pytest.MonkeyPatch.context() as mp:
-        # The partition of the ARNs SAM writes comes from the region.
-        mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        loader = NoManagedPolicyLookups()
-        translated = transform(sam, dict(PARAMETER_VALUES), loader)
-    assert loader.calls == 0, "a policy names a managed policy without its ARN"
-    return translated
-
-
-@pytest.fixture(scope="module")
-def resources(cfn) -> dict:
-    return cfn["Resources"]
 
 
 def of_type(resources: dict, type_: str) -> dict:
@@ -147,6 +95,7 @@ def test_every_role_is_known(resources):
         "WebhookFunctionRole",
         "CallAgentFunctionRole",
         "SendReplyFunctionRole",
+        "WebhookRegistrationFunctionRole",
         "RelayStateMachineRole",
         "PipeRole",
     }
@@ -181,6 +130,7 @@ def test_managed_policies_are_pinned(resources):
         "WebhookFunctionRole": [BASIC_EXECUTION, XRAY_WRITE_ONLY],
         "CallAgentFunctionRole": [BASIC_EXECUTION, XRAY_WRITE_ONLY],
         "SendReplyFunctionRole": [BASIC_EXECUTION, XRAY_WRITE_ONLY],
+        "WebhookRegistrationFunctionRole": [BASIC_EXECUTION, XRAY_WRITE_ONLY],
         # SAM adds the X-Ray policy because Tracing is enabled.
         "RelayStateMachineRole": [XRAY_WRITE_ONLY],
         "PipeRole": [],
@@ -192,6 +142,7 @@ def test_each_function_and_the_state_machine_run_as_their_own_role(resources):
         "WebhookFunction": "WebhookFunctionRole",
         "CallAgentFunction": "CallAgentFunctionRole",
         "SendReplyFunction": "SendReplyFunctionRole",
+        "WebhookRegistrationFunction": "WebhookRegistrationFunctionRole",
         "RelayStateMachine": "RelayStateMachineRole",
         "UpdatesPipe": "PipeRole",
     }
@@ -202,6 +153,7 @@ def test_trust_policies(resources):
         "WebhookFunctionRole": "lambda.amazonaws.com",
         "CallAgentFunctionRole": "lambda.amazonaws.com",
         "SendReplyFunctionRole": "lambda.amazonaws.com",
+        "WebhookRegistrationFunctionRole": "lambda.amazonaws.com",
         "RelayStateMachineRole": "states.amazonaws.com",
         "PipeRole": "pipes.amazonaws.com",
     }
@@ -226,6 +178,10 @@ LEAST_PRIVILEGE = {
         ("secretsmanager:GetSecretValue", "Ref:BotSecret"),
         ("dynamodb:GetItem", "GetAtt:UpdatesTable.Arn"),
         ("dynamodb:UpdateItem", "GetAtt:UpdatesTable.Arn"),
+    },
+    # Reads the bot token and webhook secret to call setWebhook; nothing else.
+    "WebhookRegistrationFunctionRole": {
+        ("secretsmanager:GetSecretValue", "Ref:BotSecret"),
     },
     "RelayStateMachineRole": {
         ("lambda:InvokeFunction", "GetAtt:CallAgentFunction.Arn"),

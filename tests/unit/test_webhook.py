@@ -513,7 +513,8 @@ def test_no_log_line_contains_a_secret(aws, post_webhook, monkeypatch, handler_l
 
     lines = handler_logs()
     records = [json.loads(line) for line in lines]
-    messages = [record["message"] for record in records]
+    # Metric lines (EMF, no "message") are scanned for secrets too.
+    messages = [record["message"] for record in records if "message" in record]
     assert {"enqueued update", "skipped update", "rejected update", "enqueue failed"} <= set(messages)
     for line in lines:
         for secret in (WEBHOOK_SECRET, BOT_TOKEN, AGENT_TOKEN):
@@ -524,7 +525,7 @@ def test_log_keys_of_one_update_do_not_leak_into_the_next(aws, post_webhook, han
     post_webhook.post(update("private_text"))
     post_webhook.post("{not json")
 
-    records = {record["message"]: record for record in map(json.loads, handler_logs())}
+    records = {record["message"]: record for record in map(json.loads, handler_logs()) if "message" in record}
     assert records["enqueued update"]["update_id"] == 918273601
     assert records["enqueued update"]["chat_id"] == 284719365
     assert records["enqueued update"]["kind"] == "message"
@@ -581,3 +582,33 @@ def test_event_logging_switched_on_does_not_log_the_secret(event_logging_switche
     lines = handler_logs()
     assert any("enqueued update" in line for line in lines)
     assert not [line for line in lines if WEBHOOK_SECRET in line]
+
+
+# --- allow-list ---------------------------------------------------------------------------------
+
+
+def test_with_an_allow_list_other_chats_are_acknowledged_and_dropped(aws, post_webhook, monkeypatch, capsys):
+    monkeypatch.setenv("ALLOWED_IDS", "-100123, 42")
+    answer = post_webhook.post(update("private_text"))  # chat and sender 284719365: not listed
+
+    assert answer.status == 200
+    assert "allow-list" in answer.body["skipped"]
+    assert aws.queued() == []
+    emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    (metric_line,) = emitted  # Powertools prints one EMF record per invocation
+    assert metric_line["DroppedUpdates"] == [1.0]
+    assert "EnqueuedUpdates" not in metric_line
+
+
+@pytest.mark.parametrize("allowed", ["284719365", "1, 284719365 ,2"])
+def test_a_listed_chat_or_sender_is_enqueued(aws, post_webhook, monkeypatch, allowed):
+    monkeypatch.setenv("ALLOWED_IDS", allowed)
+    assert post_webhook.post(update("private_text")).status == 200
+    assert len(aws.queued()) == 1
+
+
+def test_a_listed_sender_in_an_unlisted_group_is_answered(aws, post_webhook, monkeypatch):
+    group_update = update("group_text")
+    monkeypatch.setenv("ALLOWED_IDS", str(group_update["message"]["from"]["id"]))
+    assert post_webhook.post(group_update).status == 200
+    assert len(aws.queued()) == 1

@@ -1,0 +1,81 @@
+"""WebhookRegistrationFunction: tells Telegram where to post updates.
+
+As a CloudFormation custom resource it calls setWebhook on Create and Update (the stack's
+URL, the secret's webhook_secret as secret_token, the update kinds the webhook handles)
+and deleteWebhook on Delete. Invoked directly with {"url": ...} (`tgrelay register-webhook`)
+it registers again, e.g. after the bot token was put into the secret or rotated.
+
+It always answers CloudFormation, with the reason on failure, so a stack never hangs on it.
+"""
+
+import json
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.data_classes import CloudFormationCustomResourceEvent
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from tgrelay import clients, telegram
+from tgrelay.envelope import HANDLED_UPDATE_KINDS
+from tgrelay.secrets import secret_field
+
+PHYSICAL_ID = "telegram-webhook"
+
+logger = Logger()
+
+
+@logger.inject_lambda_context(clear_state=True, log_event=False)
+def handler(event: dict, context: LambdaContext) -> dict:
+    if "RequestType" not in event:
+        return {"result": register(event["url"])}
+    request = CloudFormationCustomResourceEvent(event)
+    try:
+        if request.request_type == "Delete":
+            status, reason = "SUCCESS", unregister()
+        else:
+            status, reason = "SUCCESS", register(request.resource_properties["WebhookUrl"])
+    except Exception as error:  # whatever happened, CloudFormation must hear it now, not in an hour
+        reason = f"{type(error).__name__}: {error}"
+        # A webhook left behind must not stop a stack from being deleted; say so and move on.
+        status = "SUCCESS" if request.request_type == "Delete" else "FAILED"
+    logger.info("custom resource answered", extra={"status": status, "reason": reason})
+    answer_cloudformation(request, status, reason)
+    return {"status": status, "reason": reason}
+
+
+def register(url: str) -> str:
+    token = secret_field("bot_token", required=False)
+    if not token:
+        # The first deploy creates the secret empty: succeed, and say what to do next.
+        return (
+            "webhook not registered: bot_token is empty in the bot secret; fill it, then run tgrelay register-webhook"
+        )
+    telegram.call(
+        token,
+        "setWebhook",
+        {"url": url, "secret_token": secret_field("webhook_secret"), "allowed_updates": list(HANDLED_UPDATE_KINDS)},
+    )
+    return f"webhook registered: {url}"
+
+
+def unregister() -> str:
+    token = secret_field("bot_token", required=False)
+    if not token:
+        return "no bot_token: nothing to delete"
+    telegram.call(token, "deleteWebhook", {})
+    return "webhook deleted"
+
+
+def answer_cloudformation(request: CloudFormationCustomResourceEvent, status: str, reason: str) -> None:
+    body = {
+        "Status": status,
+        "Reason": reason[:1000],
+        "PhysicalResourceId": PHYSICAL_ID,
+        "StackId": request.stack_id,
+        "RequestId": request.request_id,
+        "LogicalResourceId": request.logical_resource_id,
+    }
+    # The response URL is a presigned S3 URL: PUT, and no content type it did not sign.
+    response = clients.http().put(
+        request.response_url, content=json.dumps(body).encode(), headers={"content-type": ""}, timeout=10
+    )
+    response.raise_for_status()
