@@ -1,4 +1,5 @@
-"""`tgrelay` — run the workflow on this machine (`demo`, `local`)."""
+"""`tgrelay` — run the workflow on this machine (`demo`, `local`) and operate it, here or on AWS
+(`retry-plan`, `cost`, `history`, `dlq`, `replay`, `register-webhook`, `diagram`)."""
 
 import argparse
 import json
@@ -11,12 +12,14 @@ from collections import Counter
 
 import httpx
 
+from tgrelay_local import operator, plans
 from tgrelay_local.clock import RetryClock
 from tgrelay_local.engine import DEFAULT_WEBHOOK_SECRET, LocalRelay
 from tgrelay_local.history import format_path, state_path
 from tgrelay_local.template import ROOT
 
 EVENTS = ROOT / "events" / "telegram"
+DEFAULT_AWS_PORT = 8083
 LOG_DIR = ROOT / ".tgrelay"
 
 # The last state of an execution names its outcome.
@@ -49,7 +52,30 @@ def main(argv: list[str] | None = None) -> int:
     )
     local.add_argument("--webhook-secret", default=DEFAULT_WEBHOOK_SECRET)
     local.add_argument("--speed", type=float, default=1.0, help="retry waits run this many times faster (1)")
+    local.add_argument("--aws-port", type=int, default=DEFAULT_AWS_PORT, help="the local AWS endpoint (moto)")
     local.set_defaults(run=run_local)
+
+    plan = commands.add_parser("retry-plan", help="each Task's retry waits and worst case, read from the ASL")
+    plan.set_defaults(run=lambda args: print(plans.retry_plan()) or 0)
+    cost = commands.add_parser("cost", help="billed state transitions per path and $ per million updates")
+    cost.set_defaults(run=lambda args: print(plans.cost_table()) or 0)
+    diagram = commands.add_parser("diagram", help="the state machine as a Mermaid flowchart (README)")
+    diagram.set_defaults(run=lambda args: print(plans.mermaid()) or 0)
+
+    history = commands.add_parser("history", help="an execution's path through the states")
+    history.add_argument("execution_arn")
+    _add_target(history)
+    history.set_defaults(run=run_history)
+    dlq = commands.add_parser("dlq", help="the dead-letter queue's entries with their error attributes")
+    _add_target(dlq)
+    dlq.set_defaults(run=run_dlq)
+    replay = commands.add_parser("replay", help="move every dead-letter queue message back to the updates queue")
+    _add_target(replay)
+    replay.set_defaults(run=run_replay)
+    register = commands.add_parser("register-webhook", help="setWebhook again (after the bot token was set)")
+    register.add_argument("--stack-name", required=True)
+    register.add_argument("--region")
+    register.set_defaults(run=run_register_webhook)
 
     args = parser.parse_args(argv)
     return args.run(args)
@@ -193,6 +219,80 @@ def _short(text: str, width: int = 70) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+# -- operator commands: a deployed stack, or a running `tgrelay local` -------------------
+
+
+def _add_target(parser: argparse.ArgumentParser) -> None:
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--stack-name", help="a deployed stack (AWS credentials from the environment)")
+    where.add_argument(
+        "--local",
+        nargs="?",
+        const=f"http://127.0.0.1:{DEFAULT_AWS_PORT}",
+        metavar="ENDPOINT",
+        help=f"a running `tgrelay local` (default endpoint http://127.0.0.1:{DEFAULT_AWS_PORT})",
+    )
+    parser.add_argument("--region")
+
+
+def _target(args: argparse.Namespace) -> operator.Deployment:
+    return operator.local(args.local) if args.local else operator.deployed(args.stack_name, args.region)
+
+
+def run_history(args: argparse.Namespace) -> int:
+    deployment = _target(args)
+    description = deployment.sfn.describe_execution(executionArn=args.execution_arn)
+    print(f"{description['status']}  {args.execution_arn}")
+    if description.get("error"):
+        print(f"error: {description['error']}")
+    print(format_path(operator.execution_path(deployment, args.execution_arn)))
+    return 0
+
+
+def run_dlq(args: argparse.Namespace) -> int:
+    entries = operator.dead_letters(_target(args))
+    print(f"{len(entries)} message(s) in the dead-letter queue")
+    for entry in entries:
+        print(f"\nupdate {entry['update_id']}  {entry['error']}")
+        if entry["cause"]:
+            print(f"  cause: {_short(entry['cause'], 200)}")
+        if entry["execution"]:
+            print(f"  execution: {entry['execution']}")
+    return 0
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    deployment = _target(args)
+    if args.local:
+        # moto has no StartMessageMoveTask: the engine's move does the same, message by message.
+        from tgrelay_local.engine import move_messages
+
+        moved = move_messages(deployment.sqs, deployment.dead_letter_queue_url, deployment.queue_url)
+        print(f"moved {moved} message(s) back to the updates queue")
+        return 0
+    # The workflow sends its dead letters itself, so SQS knows no "original source" for
+    # them: the destination is named explicitly.
+    task = deployment.sqs.start_message_move_task(
+        SourceArn=deployment.queue_arn(deployment.dead_letter_queue_url),
+        DestinationArn=deployment.queue_arn(deployment.queue_url),
+    )
+    print(f"move task started: {task['TaskHandle']}")
+    print("progress: aws sqs list-message-move-tasks --source-arn <DeadLetterQueue ARN>")
+    return 0
+
+
+def run_register_webhook(args: argparse.Namespace) -> int:
+    deployment = operator.deployed(args.stack_name, args.region)
+    if not deployment.registration_function:
+        print("this stack was deployed with RegisterWebhook=false", file=sys.stderr)
+        return 1
+    answer = deployment.lambda_.invoke(
+        FunctionName=deployment.registration_function, Payload=json.dumps({"url": deployment.webhook_url}).encode()
+    )
+    print(answer["Payload"].read().decode())
+    return 1 if "FunctionError" in answer else 0
+
+
 # -- local -----------------------------------------------------------------------------
 
 
@@ -208,6 +308,7 @@ def run_local(args: argparse.Namespace) -> int:
         webhook_port=args.webhook_port,
         telegram_port=args.telegram_port,
         agent_port=args.agent_port,
+        aws_port=args.aws_port,
         log_path=LOG_DIR / "local.log",
     )
     stop = threading.Event()
@@ -224,6 +325,7 @@ def run_local(args: argparse.Namespace) -> int:
             print(f"echo agent      {relay.agent_url}  ({relay.agent.url}/_calls, /_faults, /_reset)")
         else:
             print(f"agent server    {relay.agent_url}")
+        print(f"AWS (moto)      {relay.aws_endpoint}  (tgrelay history|dlq|replay --local)")
         print(f"handler logs    {(LOG_DIR / 'local.log').relative_to(ROOT)}\nCtrl-C stops.")
         shown = 0
         try:

@@ -62,6 +62,7 @@ class LocalRelay:
         agent_port: int = 0,
         parameters: dict[str, str] | None = None,
         log_path: Path | None = None,
+        aws_port: int | None = None,
     ):
         self.clock = clock or RetryClock("real")
         self.agent_token = agent_token
@@ -74,6 +75,8 @@ class LocalRelay:
         self.agent_url = agent_url or f"{self.agent.url}/agent"
         self.template = Template(parameters={**(parameters or {}), "AgentUrl": self.agent_url})
         self.webhook_port = webhook_port
+        self.aws_port = aws_port
+        self.aws_endpoint: str | None = None
         self._saved_env: dict[str, str | None] = {}
         self._stack = contextlib.ExitStack()
 
@@ -126,6 +129,18 @@ class LocalRelay:
         self.pipe.start()
         self._stack.callback(self.pipe.stop)
         self._start_webhook(functions)
+        if self.aws_port is not None:
+            self._serve_aws()
+
+    def _serve_aws(self) -> None:
+        """Serve the same in-process AWS over HTTP, so operator commands in another shell see it."""
+        from moto.server import ThreadedMotoServer
+
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.aws_port, verbose=False)
+        server.start()
+        self._stack.callback(server.stop)
+        host, port = server.get_host_and_port()
+        self.aws_endpoint = f"http://{host}:{port}"
 
     def stop(self) -> None:
         with contextlib.suppress(TimeoutError):

@@ -1,0 +1,104 @@
+"""What the operator commands work on: a deployed stack (by its CloudFormation outputs) or a
+running `tgrelay local` (by its AWS endpoint). The same boto3 calls serve both."""
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+
+from tgrelay_local.engine import ACCOUNT, REGION, STACK
+from tgrelay_local.history import Step, state_path
+
+# Step Functions Standard list price, us-east-1: $0.025 per 1,000 state transitions
+# (checked 2026-11-22; retries count as transitions).
+DOLLARS_PER_TRANSITION = 0.025 / 1000
+
+
+@dataclass
+class Deployment:
+    sfn: Any
+    sqs: Any
+    lambda_: Any
+    state_machine_arn: str
+    queue_url: str
+    dead_letter_queue_url: str
+    webhook_url: str | None = None
+    registration_function: str | None = None
+
+    def queue_arn(self, url: str) -> str:
+        return self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+
+
+def deployed(stack_name: str, region: str | None = None) -> Deployment:
+    """The resources of a `sam deploy`ed stack, from its outputs."""
+    session = boto3.session.Session(region_name=region)
+    stack = session.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"][0]
+    outputs = {output["OutputKey"]: output["OutputValue"] for output in stack.get("Outputs", [])}
+    registration = None
+    try:
+        registration = session.client("cloudformation").describe_stack_resource(
+            StackName=stack_name, LogicalResourceId="WebhookRegistrationFunction"
+        )["StackResourceDetail"]["PhysicalResourceId"]
+    except Exception:  # RegisterWebhook=false: the function does not exist
+        registration = None
+    return Deployment(
+        sfn=session.client("stepfunctions"),
+        sqs=session.client("sqs"),
+        lambda_=session.client("lambda"),
+        state_machine_arn=outputs["StateMachineArn"],
+        queue_url=outputs["UpdatesQueueUrl"],
+        dead_letter_queue_url=outputs["DeadLetterQueueUrl"],
+        webhook_url=outputs.get("WebhookUrl"),
+        registration_function=registration,
+    )
+
+
+def local(endpoint: str) -> Deployment:
+    """The resources of a running `tgrelay local`, through its AWS endpoint (moto server)."""
+    options = {
+        "region_name": REGION,
+        "endpoint_url": endpoint,
+        "aws_access_key_id": "testing",
+        "aws_secret_access_key": "testing",
+    }
+    sqs = boto3.client("sqs", **options)
+    return Deployment(
+        sfn=boto3.client("stepfunctions", **options),
+        sqs=sqs,
+        lambda_=boto3.client("lambda", **options),
+        state_machine_arn=f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{STACK}-RelayStateMachine",
+        queue_url=sqs.get_queue_url(QueueName=f"{STACK}-UpdatesQueue.fifo")["QueueUrl"],
+        dead_letter_queue_url=sqs.get_queue_url(QueueName=f"{STACK}-DeadLetterQueue.fifo")["QueueUrl"],
+    )
+
+
+def execution_path(deployment: Deployment, execution_arn: str) -> list[Step]:
+    events = []
+    for page in deployment.sfn.get_paginator("get_execution_history").paginate(executionArn=execution_arn):
+        events.extend(page["events"])
+    return state_path(events)
+
+
+def dead_letters(deployment: Deployment) -> list[dict]:
+    """The DLQ's messages with their error attributes, left in place."""
+    from tgrelay_local.engine import peek_queue
+
+    entries = []
+    for message in peek_queue(deployment.sqs, deployment.dead_letter_queue_url):
+        attributes = {name: value.get("StringValue") for name, value in message.get("MessageAttributes", {}).items()}
+        try:
+            update_id = json.loads(message["Body"]).get("update_id")
+        except ValueError:
+            update_id = None
+        entries.append(
+            {
+                "update_id": update_id,
+                # No error attribute: the queue's redrive policy put it there (executions failed to start).
+                "error": attributes.get("error", "failed to start (queue redrive)"),
+                "cause": attributes.get("cause", ""),
+                "execution": attributes.get("execution", ""),
+                "sent": message.get("Attributes", {}).get("SentTimestamp"),
+            }
+        )
+    return entries
