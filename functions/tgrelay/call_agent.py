@@ -7,7 +7,7 @@ this function makes exactly one request and names its outcome.
 import time
 
 import httpx
-from aws_lambda_powertools import Logger, Metrics, single_metric
+from aws_lambda_powertools import Logger, Metrics, Tracer, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -22,9 +22,12 @@ MAX_REPLY_CHARS = 8 * 4096
 
 logger = Logger()
 metrics = Metrics()
+# X-Ray segments for the slow part (the HTTP calls); off outside Lambda.
+tracer = Tracer()
 
 
 @metrics.log_metrics
+@tracer.capture_lambda_handler
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict, context: LambdaContext) -> dict:
     update = event["update"]

@@ -8,7 +8,7 @@ sending it twice. The apology carries no execution: it is best effort, sent once
 
 import time
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -20,9 +20,12 @@ from tgrelay.text import split_message
 
 logger = Logger()
 metrics = Metrics()
+# X-Ray segments for the slow part (the HTTP calls); off outside Lambda.
+tracer = Tracer()
 
 
 @metrics.log_metrics
+@tracer.capture_lambda_handler
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict, context: LambdaContext) -> dict:
     update = event["update"]
