@@ -1,0 +1,120 @@
+"""relay.asl.json run by AWS Step Functions Local, one execution per MockConfigFile.json test
+case (`<state machine arn>#<test case>`): status, the path through the states, the retries
+and catches, and what the tasks were asked to do, read from the execution history."""
+
+import json
+
+import pytest
+from sfn_local_support import SCENARIOS, mock_test_cases, mocked_response
+
+from tgrelay_local.history import state_path
+from tgrelay_local.retry_plan import load_asl, retrier_for, retry_waits
+
+pytestmark = pytest.mark.docker
+
+
+def scheduled(events: list[dict]) -> dict[str, list[dict]]:
+    """State -> the parameters of each task it scheduled (after Parameters were evaluated)."""
+    found: dict[str, list[dict]] = {}
+    state = None
+    for event in sorted(events, key=lambda e: e["id"]):
+        if event["type"].endswith("StateEntered"):
+            state = event["stateEnteredEventDetails"]["name"]
+        elif event["type"] == "TaskScheduled":
+            found.setdefault(state, []).append(json.loads(event["taskScheduledEventDetails"]["parameters"]))
+    return found
+
+
+def mocked(case: str, state: str, invocation: int = 0) -> dict:
+    return mocked_response(mock_test_cases()[case][state], invocation)
+
+
+@pytest.mark.parametrize("case", sorted(mock_test_cases()))
+def test_case_takes_its_path_with_its_retries_and_catches(case, executions):
+    run, expected = executions[case], SCENARIOS[case]
+    steps = state_path(run["events"])
+    assert run["description"]["status"] == expected.status
+    assert [step.state for step in steps] == list(expected.path)
+    assert {step.state: tuple(step.retries) for step in steps if step.retries} == expected.retried
+    caught = {step.state: step.result.removeprefix("caught ") for step in steps if step.result.startswith("caught ")}
+    assert caught == expected.caught
+    failed = [e["executionFailedEventDetails"] for e in run["events"] if e["type"] == "ExecutionFailed"]
+    assert [details["error"] for details in failed] == ([expected.error] if expected.error else [])
+
+
+def test_happy_path_tasks_get_the_deployed_names_and_the_update(executions, relay_machine):
+    run = executions["HappyPath"]
+    template, envelope = relay_machine["template"], run["envelope"]
+    tasks = scheduled(run["events"])
+
+    (claim,) = tasks["ClaimUpdate"]
+    assert claim["TableName"] == template.refs["UpdatesTable"]
+    assert claim["Item"]["pk"] == {"S": f"update#{envelope['update_id']}"}
+    assert claim["Item"]["chat_id"] == {"N": str(envelope["chat_id"])}
+    assert claim["Item"]["expires_at"] == {"N": str(envelope["expires_at"])}
+    assert claim["Item"]["execution"] == {"S": run["arn"]}
+
+    (call,) = tasks["CallAgent"]
+    assert call["FunctionName"] == template.attributes[("CallAgentFunction", "Arn")]
+    assert call["Payload"]["update"] == envelope
+
+    agent_payload = mocked("HappyPath", "CallAgent")["Return"]["Payload"]
+    (send,) = tasks["SendReply"]
+    assert send["FunctionName"] == template.attributes[("SendReplyFunction", "Arn")]
+    assert send["Payload"]["reply"] == agent_payload  # what the agent function answered, passed on
+
+    chunks = mocked("HappyPath", "SendReply")["Return"]["Payload"]["chunks"]
+    (done,) = tasks["MarkDone"]
+    assert done["ExpressionAttributeValues"][":chunks"] == {"N": str(chunks)}
+    output = json.loads(run["description"]["output"])
+    assert output["delivery"] == {"chunks": chunks}
+    assert output["raw_body"] == run["records"][0]["body"]
+
+
+def test_terminal_failure_releases_the_claim_and_parks_the_original_body(executions, relay_machine):
+    run = executions["AgentTerminalFailure"]
+    template, envelope, record = relay_machine["template"], run["envelope"], run["records"][0]
+    thrown = mocked("AgentTerminalFailure", "CallAgent")["Throw"]
+    tasks = scheduled(run["events"])
+
+    (release,) = tasks["RecordFailure"]
+    assert release["ExpressionAttributeValues"][":error"] == {"S": thrown["Error"]}
+    assert release["ExpressionAttributeValues"][":execution"] == {"S": run["arn"]}
+    (apology,) = tasks["ApologizeToUser"]
+    assert apology["Payload"] == {"update": envelope, "apology": True}
+
+    (dead_letter,) = tasks["SendToDeadLetterQueue"]
+    assert dead_letter["QueueUrl"] == template.refs["DeadLetterQueue"]
+    assert dead_letter["MessageBody"] == record["body"]
+    assert dead_letter["MessageGroupId"] == record["attributes"]["MessageGroupId"]
+    assert dead_letter["MessageDeduplicationId"] == run["name"]
+    attributes = {name: value["StringValue"] for name, value in dead_letter["MessageAttributes"].items()}
+    assert attributes == {
+        "error": thrown["Error"],
+        "cause": f"{thrown['Error']}: {thrown['Cause']}",
+        "execution": run["arn"],
+        "update_id": str(envelope["update_id"]),
+    }
+    (failed,) = [e["executionFailedEventDetails"] for e in run["events"] if e["type"] == "ExecutionFailed"]
+    assert failed == {"error": thrown["Error"], "cause": thrown["Cause"]}
+
+
+def test_rate_limited_reply_waits_the_asl_interval_before_the_retry(executions):
+    run = executions["TelegramRateLimitThenSuccess"]
+    (send,) = [step for step in state_path(run["events"]) if step.state == "SendReply"]
+    first_wait = retry_waits(retrier_for(load_asl(), "SendReply", "TelegramRateLimited"))[0]
+    assert send.seconds >= first_wait, "Step Functions Local retried before the ASL's IntervalSeconds"
+    assert len(scheduled(run["events"])["SendReply"]) == 2  # the failed attempt and the retry
+
+
+def test_blocked_user_is_marked_undeliverable_with_telegrams_reason(executions):
+    run = executions["BlockedUser"]
+    (mark,) = scheduled(run["events"])["MarkUndeliverable"]
+    thrown = mocked("BlockedUser", "SendReply")["Throw"]
+    assert mark["ExpressionAttributeValues"][":undeliverable"] == {"S": "UNDELIVERABLE"}
+    assert mark["ExpressionAttributeValues"][":reason"] == {"S": thrown["Cause"]}
+
+
+def test_duplicate_never_calls_the_agent(executions):
+    tasks = scheduled(executions["Duplicate"]["events"])
+    assert set(tasks) == {"ClaimUpdate"}
