@@ -1,0 +1,177 @@
+"""tgrelay.replies: the agent's answer checked against the contract, and the sendMessage calls that deliver it."""
+
+import pytest
+from unit_helpers import DEDUPE_TTL_SECONDS, SAMPLE_RECEIVED_AT, update
+
+from tgrelay.envelope import envelope_from_update
+from tgrelay.errors import AgentBadResponse
+from tgrelay.replies import MAX_BUTTONS, MAX_MESSAGES, MAX_REPLY_CHARS, outgoing_messages, reply_from_agent
+
+EMPTY = "(nothing to say)"
+
+
+def reply(body):
+    return reply_from_agent(body, empty_text=EMPTY)
+
+
+def bad(body) -> str:
+    with pytest.raises(AgentBadResponse) as caught:
+        reply(body)
+    assert type(caught.value) is AgentBadResponse  # the class itself: the ASL matches its name
+    return str(caught.value)
+
+
+def envelope(name: str) -> dict:
+    return envelope_from_update(update(name), SAMPLE_RECEIVED_AT, DEDUPE_TTL_SECONDS)
+
+
+# --- the contract ---------------------------------------------------------------------------------
+
+
+def test_a_plain_reply_is_text_and_parse_mode_only():
+    assert reply({"reply": "hi"}) == {"text": "hi", "parse_mode": None}
+    assert reply({"reply": "<b>hi</b>", "parse_mode": "HTML"}) == {"text": "<b>hi</b>", "parse_mode": "HTML"}
+
+
+def test_unknown_fields_are_ignored():
+    assert reply({"reply": "hi", "confidence": 0.9}) == {"text": "hi", "parse_mode": None}
+
+
+def test_reply_then_messages_in_order_blank_ones_left_out():
+    assert reply({"reply": "one", "messages": ["two", " ", "three"]}) == {
+        "text": "one",
+        "parse_mode": None,
+        "more_messages": ["two", "three"],
+    }
+
+
+def test_messages_alone_are_enough():
+    assert reply({"messages": ["one", "two"]}) == {"text": "one", "parse_mode": None, "more_messages": ["two"]}
+
+
+@pytest.mark.parametrize("body", [{}, {"reply": ""}, {"reply": None, "messages": []}, {"messages": ["", "\n"]}])
+def test_nothing_to_send_becomes_the_empty_reply_text_without_formatting(body):
+    assert reply({**body, "parse_mode": "HTML"}) == {"text": EMPTY, "parse_mode": None}
+
+
+def test_buttons_pass_through_as_given():
+    buttons = [
+        [{"text": "Yes", "callback_data": "y"}, {"text": "No", "callback_data": "n"}],
+        [{"text": "Docs", "url": "https://example.com/docs"}],
+    ]
+
+    assert reply({"reply": "ok?", "buttons": buttons}) == {"text": "ok?", "parse_mode": None, "buttons": buttons}
+
+
+def test_buttons_without_text_get_the_empty_reply_text_to_hang_on():
+    buttons = [[{"text": "Again", "callback_data": "again"}]]
+
+    assert reply({"buttons": buttons}) == {"text": EMPTY, "parse_mode": None, "buttons": buttons}
+
+
+def test_exactly_the_limits_are_accepted():
+    data = "d" * 64
+    assert reply({"reply": "x", "buttons": [[{"text": "b", "callback_data": data}]]})["buttons"][0][0] == {
+        "text": "b",
+        "callback_data": data,
+    }
+    assert (
+        len(reply({"reply": "x", "buttons": [[{"text": "b", "callback_data": "c"}]] * MAX_BUTTONS})["buttons"]) == 100
+    )
+    assert len(reply({"messages": ["m"] * MAX_MESSAGES})["more_messages"]) == MAX_MESSAGES - 1
+
+
+@pytest.mark.parametrize(
+    ("body", "names"),
+    [
+        ({"reply": 5}, '"reply"'),
+        ({"reply": "x", "parse_mode": "markdown"}, "parse_mode"),
+        ({"messages": "one"}, '"messages"'),
+        ({"messages": ["one", 2]}, '"messages"'),
+        ({"messages": ["m"] * (MAX_MESSAGES + 1)}, f"at most {MAX_MESSAGES}"),
+        ({"reply": "x", "buttons": {"text": "b"}}, '"buttons"'),
+        ({"reply": "x", "buttons": [{"text": "b", "callback_data": "c"}]}, "rows"),
+        ({"reply": "x", "buttons": [[]]}, "rows"),
+        ({"reply": "x", "buttons": [["b"]]}, "buttons[0][0] is not an object"),
+        ({"reply": "x", "buttons": [[{"callback_data": "c"}]]}, "buttons[0][0] has no text"),
+        ({"reply": "x", "buttons": [[{"text": " ", "callback_data": "c"}]]}, "has no text"),
+        ({"reply": "x", "buttons": [[{"text": "b"}]]}, "exactly one of callback_data and url"),
+        ({"reply": "x", "buttons": [[{"text": "b", "callback_data": "c", "url": "https://x.io"}]]}, "exactly one"),
+        ({"reply": "x", "buttons": [[{"text": "b", "callback_data": "c", "pay": True}]]}, "exactly one"),
+        ({"reply": "x", "buttons": [[{"text": "b", "callback_data": "d" * 65}]]}, "1-64 bytes"),
+        ({"reply": "x", "buttons": [[{"text": "b", "callback_data": "\N{GRINNING FACE}" * 17}]]}, "1-64 bytes"),
+        ({"reply": "x", "buttons": [[{"text": "b", "callback_data": ""}]]}, "1-64 bytes"),
+        ({"reply": "x", "buttons": [[{"text": "b", "callback_data": 7}]]}, "1-64 bytes"),
+        ({"reply": "x", "buttons": [[{"text": "b", "url": "javascript:alert(1)"}]]}, "url"),
+        ({"reply": "x", "buttons": [[{"text": "b", "url": "https://x.io/" + "a" * 2048}]]}, "url"),
+        ({"reply": "x", "buttons": [[{"text": "b", "callback_data": "c"}]] * (MAX_BUTTONS + 1)}, "at most 100"),
+        (
+            {"reply": "x", "buttons": [[{"text": "b", "callback_data": "c"}], [{"text": "b", "url": 3}]]},
+            "buttons[1][0]",
+        ),
+    ],
+)
+def test_answers_that_break_the_contract_are_bad_responses_naming_the_problem(body, names):
+    assert names in bad(body)
+
+
+@pytest.mark.parametrize("body", [None, "hi", ["hi"], 3])
+def test_an_answer_that_is_not_an_object_is_a_bad_response(body):
+    assert "not a JSON object" in bad(body)
+
+
+def test_the_reply_budget_covers_all_messages():
+    half = "a" * (MAX_REPLY_CHARS // 2)
+
+    result = reply({"reply": half, "messages": [half, "b" * 10, "never sent"]})
+
+    assert result["text"] == half
+    assert result["more_messages"] == [half]  # the budget is used up exactly; the rest is left out
+    cut = reply({"reply": half, "messages": [half[:-5], "b" * 10, "never sent"]})
+    assert cut["more_messages"] == [half[:-5], "bbbb…"]
+    assert sum(len(text) for text in [cut["text"], *cut["more_messages"]]) == MAX_REPLY_CHARS
+
+
+# --- what SendReply sends ---------------------------------------------------------------------------
+
+
+def test_a_private_reply_is_one_plain_message():
+    assert outgoing_messages(envelope("private_text"), {"text": "hi", "parse_mode": None}) == [
+        {"chat_id": 284719365, "text": "hi"}
+    ]
+
+
+def test_in_a_group_the_first_chunk_quotes_the_user_and_the_last_carries_the_buttons():
+    buttons = [[{"text": "More", "callback_data": "more"}]]
+    long = " ".join(["word"] * 1000)  # two chunks
+
+    sent = outgoing_messages(
+        envelope("forum_topic_text"),
+        {"text": long, "parse_mode": "HTML", "more_messages": ["and one more"], "buttons": buttons},
+    )
+
+    assert len(sent) == 3
+    assert sent[-1]["text"] == "and one more"
+    assert all(message["message_thread_id"] == 7690 and message["parse_mode"] == "HTML" for message in sent)
+    assert sent[0]["reply_parameters"] == {"message_id": 7712, "allow_sending_without_reply": True}
+    assert ["reply_parameters" in message for message in sent] == [True, False, False]
+    assert ["reply_markup" in message for message in sent] == [False, False, True]
+    assert sent[-1]["reply_markup"] == {"inline_keyboard": buttons}
+
+
+def test_a_button_press_in_a_group_is_not_quoted():
+    pressed = envelope("callback_query")
+    pressed["chat_type"] = "supergroup"
+
+    (sent,) = outgoing_messages(pressed, {"text": "ok", "parse_mode": None})
+
+    assert "reply_parameters" not in sent
+
+
+def test_the_flat_list_is_the_same_on_every_call():
+    reply_ = {"text": "a " * 3000, "parse_mode": None, "more_messages": ["b " * 2500, "c"]}
+
+    first = outgoing_messages(envelope("group_text"), reply_)
+
+    assert first == outgoing_messages(envelope("group_text"), reply_)
+    assert len(first) == 5  # 2 + 2 chunks + 1
