@@ -24,7 +24,7 @@ local: setup
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto --dist loadfile
 
 lint: setup
 	$(BIN)/ruff check .
@@ -32,6 +32,19 @@ lint: setup
 format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# Benchmarks (README: Benchmarks): scripts that print tables, not tests. A few minutes.
+.PHONY: bench
+BENCH_STAMP := $(VENV)/.installed-bench
+
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/pip install --quiet -r functions/requirements.txt -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python bench/webhook.py
+	$(BIN)/python bench/cost.py
+	$(BIN)/python bench/throughput.py
 
 clean:
 	rm -rf $(VENV) .aws-sam .pytest_cache

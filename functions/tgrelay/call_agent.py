@@ -1,40 +1,47 @@
 """CallAgentFunction: one attempt at asking the agent server for a reply.
 
 Retries and their waits are the state machine's business (statemachine/relay.asl.json);
-this function makes exactly one request and names its outcome.
+this function makes exactly one request and names its outcome. While it waits, the chat
+shows "typing…": a background thread repeats sendChatAction until the request ends.
 """
 
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import httpx
-from aws_lambda_powertools import Logger, Metrics, Tracer, single_metric
+from aws_lambda_powertools import Logger, Metrics, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from tgrelay import clients
+from tgrelay import clients, telegram
 from tgrelay.errors import AgentBadResponse, AgentRejected, AgentTimeout, AgentUnavailable, RelayError
+from tgrelay.replies import reply_from_agent
 from tgrelay.secrets import secret_field
 from tgrelay.settings import number_setting, setting
 
-PARSE_MODES = ("HTML", "MarkdownV2", "Markdown")
-# Keeps the execution's state small (Step Functions caps it at 256 KiB); 8 Telegram messages.
-MAX_REPLY_CHARS = 8 * 4096
+# Telegram shows a chat action for 5 s at most (or until the bot's message arrives): renew it before.
+TYPING_INTERVAL_SECONDS = 4.0
+# One sendChatAction may take this long; it never holds up the agent request, which runs meanwhile.
+TYPING_TIMEOUT = httpx.Timeout(3.0, connect=2.0)
+# After the agent answered, how long the handler waits for a sendChatAction still in flight, so it
+# lands before the reply and not in a later invocation of this environment.
+TYPING_STOP_WAIT_SECONDS = 1.0
 
 logger = Logger()
 metrics = Metrics()
-# X-Ray segments for the slow part (the HTTP calls); off outside Lambda.
-tracer = Tracer()
 
 
 @metrics.log_metrics
-@tracer.capture_lambda_handler
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict, context: LambdaContext) -> dict:
     update = event["update"]
     logger.append_keys(update_id=update["update_id"], chat_id=update["chat_id"], execution=event.get("execution"))
     started = time.monotonic()
     try:
-        reply = ask_agent(agent_request(update))
+        with typing_indicator(update):
+            reply = ask_agent(agent_request(update))
     except RelayError as error:
         # One metric per error name, so a dashboard can tell "down" from "rejected".
         with single_metric(name="AgentErrors", unit=MetricUnit.Count, value=1, namespace=metrics.namespace) as metric:
@@ -43,8 +50,54 @@ def handler(event: dict, context: LambdaContext) -> dict:
         raise
     finally:
         metrics.add_metric(name="AgentLatency", unit=MetricUnit.Milliseconds, value=(time.monotonic() - started) * 1000)
-    logger.info("agent answered", extra={"reply_chars": len(reply["text"])})
+    logger.info(
+        "agent answered",
+        extra={
+            "reply_chars": len(reply["text"]) + sum(map(len, reply.get("more_messages", []))),
+            "messages": 1 + len(reply.get("more_messages", [])),
+            "buttons": sum(map(len, reply.get("buttons", []))),
+        },
+    )
     return reply
+
+
+@contextmanager
+def typing_indicator(update: dict) -> Iterator[None]:
+    """`with typing_indicator(update):` the chat shows "typing…" until the block ends.
+
+    A daemon thread sends sendChatAction at once and every TYPING_INTERVAL_SECONDS. Its
+    failures are logged and ignored: the indicator is a courtesy, the agent call goes on.
+    """
+    payload = {"chat_id": update["chat_id"], "action": "typing"}
+    if update.get("thread_id") is not None:
+        payload["message_thread_id"] = update["thread_id"]
+    stop = threading.Event()
+    thread = None
+    try:
+        token = secret_field("bot_token", required=False)
+    except Exception as error:  # the agent request reads the same secret and reports the problem
+        logger.warning("typing indicator off: bot secret unreadable", extra={"error": type(error).__name__})
+        token = ""
+    if token:
+        thread = threading.Thread(target=_keep_typing, args=(token, payload, stop), name="typing", daemon=True)
+        thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        if thread is not None:
+            thread.join(TYPING_STOP_WAIT_SECONDS)
+
+
+def _keep_typing(token: str, payload: dict, stop: threading.Event) -> None:
+    while not stop.is_set():
+        try:
+            telegram.call(token, "sendChatAction", payload, timeout=TYPING_TIMEOUT)
+        except Exception as error:  # never let the indicator fail the agent call
+            logger.info("typing indicator not sent", extra={"error": type(error).__name__})
+        # The module's value at each turn (a test shortens it).
+        if stop.wait(TYPING_INTERVAL_SECONDS):
+            return
 
 
 def session_key(update: dict) -> str:
@@ -67,7 +120,7 @@ def agent_request(update: dict) -> dict:
 
 
 def ask_agent(request: dict) -> dict:
-    """POST `request` to the agent server; {"text", "parse_mode"} or a named error."""
+    """POST `request` to the agent server; the reply (replies.reply_from_agent) or a named error."""
     timeout = number_setting("AGENT_TIMEOUT_SECONDS")
     headers = {}
     token = secret_field("agent_token", required=False)
@@ -109,15 +162,4 @@ def parse_agent_reply(response: httpx.Response, token: str = "") -> dict:
         body = response.json()
     except ValueError:
         raise AgentBadResponse(f"agent reply is not JSON: {_snippet(response, token)!r}") from None
-    if not isinstance(body, dict) or not isinstance(body.get("reply", ""), str | None):
-        raise AgentBadResponse('agent reply is not an object with a string "reply"')
-    parse_mode = body.get("parse_mode")
-    if parse_mode is not None and parse_mode not in PARSE_MODES:
-        raise AgentBadResponse(f"agent reply has unknown parse_mode {parse_mode!r}")
-    text = body.get("reply") or ""
-    if not text.strip():
-        # Telegram refuses empty messages; the user still gets an answer.
-        return {"text": setting("EMPTY_REPLY_TEXT"), "parse_mode": None}
-    if len(text) > MAX_REPLY_CHARS:
-        text = text[: MAX_REPLY_CHARS - 1] + "…"
-    return {"text": text, "parse_mode": parse_mode}
+    return reply_from_agent(body, empty_text=setting("EMPTY_REPLY_TEXT"))

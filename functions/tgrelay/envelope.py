@@ -8,6 +8,8 @@ SCHEMA_VERSION = 1
 
 # The update kinds the webhook answers; setWebhook's allowed_updates (register_webhook.py).
 HANDLED_UPDATE_KINDS = ("message", "callback_query")
+# Answered too with EDITED_MESSAGES=answer (README: Conversation behaviour).
+EDITED_MESSAGE = "edited_message"
 
 # Bot API limits: message text 4096 characters, caption 1024, callback data 64 bytes.
 MAX_TEXT = 4096
@@ -23,8 +25,16 @@ class UnhandledUpdate(Exception):
     """A valid update of a kind the bot does not answer; the webhook answers 200 and drops it."""
 
 
-def envelope_from_update(update: Any, received_at: int, ttl_seconds: int) -> dict:
-    """The envelope for `update`, or InvalidUpdate / UnhandledUpdate saying why not."""
+def handled_update_kinds(answer_edits: bool = False) -> list[str]:
+    """The update kinds Telegram should deliver to the webhook (setWebhook's allowed_updates)."""
+    return [*HANDLED_UPDATE_KINDS, EDITED_MESSAGE] if answer_edits else list(HANDLED_UPDATE_KINDS)
+
+
+def envelope_from_update(update: Any, received_at: int, ttl_seconds: int, *, answer_edits: bool = False) -> dict:
+    """The envelope for `update`, or InvalidUpdate / UnhandledUpdate saying why not.
+
+    An edited message is answered like a new one (kind "edited_message") if `answer_edits`;
+    its update_id is new, so it is not a duplicate of the original."""
     if not isinstance(update, dict):
         raise InvalidUpdate("the body is not a JSON object")
     update_id = update.get("update_id")
@@ -41,8 +51,11 @@ def envelope_from_update(update: Any, received_at: int, ttl_seconds: int) -> dic
             raise UnhandledUpdate("callback query from an inline message (no chat)")
         message, sender = _object(query, "message", "callback_query."), query.get("from")
         text = _callback_data(query)
-    elif "edited_message" in update:
-        raise UnhandledUpdate("edited messages are ignored")
+    elif EDITED_MESSAGE in update:
+        if not answer_edits:
+            raise UnhandledUpdate("edited messages are ignored")
+        kind, message, sender = EDITED_MESSAGE, _object(update, EDITED_MESSAGE), None
+        text = _message_text(message, EDITED_MESSAGE)
     else:
         other = next((key for key in update if key != "update_id"), "nothing")
         raise UnhandledUpdate(f"update kind {other!r} is not handled")
@@ -78,18 +91,18 @@ def message_group_id(envelope: dict) -> str:
     return f"{envelope['chat_id']}:{envelope['thread_id']}"
 
 
-def _message_text(message: dict) -> str:
+def _message_text(message: dict, kind: str = "message") -> str:
     for field, limit in (("text", MAX_TEXT), ("caption", MAX_CAPTION)):
         value = message.get(field)
         if value is None:
             continue
         if not isinstance(value, str) or not _is_unicode(value):
-            raise InvalidUpdate(f"message.{field} is not a valid Unicode string")
+            raise InvalidUpdate(f"{kind}.{field} is not a valid Unicode string")
         if utf16_len(value) > limit:
-            raise InvalidUpdate(f"message.{field} is longer than Telegram's {limit} characters")
+            raise InvalidUpdate(f"{kind}.{field} is longer than Telegram's {limit} characters")
         if value.strip():
             return value
-    raise UnhandledUpdate("message without text or caption")
+    raise UnhandledUpdate(f"{kind.replace('_', ' ')} without text or caption")
 
 
 def _thread_id(message: dict, kind: str) -> int | None:
@@ -141,4 +154,6 @@ def _is_unicode(text: str) -> bool:
 
 
 def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    # Telegram's ids fit in a signed 64-bit integer; anything larger is not from Telegram
+    # (and would overflow a DynamoDB number or an SQS deduplication id further on).
+    return isinstance(value, int) and not isinstance(value, bool) and -(2**63) < value < 2**63

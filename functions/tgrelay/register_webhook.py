@@ -14,8 +14,8 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.data_classes import CloudFormationCustomResourceEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from tgrelay import clients, telegram
-from tgrelay.envelope import HANDLED_UPDATE_KINDS
+from tgrelay import clients, conversation, telegram
+from tgrelay.envelope import handled_update_kinds
 from tgrelay.secrets import secret_field
 
 PHYSICAL_ID = "telegram-webhook"
@@ -52,7 +52,12 @@ def register(url: str) -> str:
     telegram.call(
         token,
         "setWebhook",
-        {"url": url, "secret_token": secret_field("webhook_secret"), "allowed_updates": list(HANDLED_UPDATE_KINDS)},
+        {
+            "url": url,
+            "secret_token": secret_field("webhook_secret"),
+            # Edits are delivered only when they are answered (EDITED_MESSAGES=answer).
+            "allowed_updates": handled_update_kinds(conversation.answers_edits()),
+        },
     )
     return f"webhook registered: {url}"
 

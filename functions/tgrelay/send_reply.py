@@ -1,45 +1,45 @@
 """SendReplyFunction: deliver the agent's reply (or the apology) to the user's chat.
 
-The reply is split into Telegram-sized chunks. With an `execution` in the event,
-each chunk Telegram accepted is counted on the update's claim item in DynamoDB,
-so a retry of the same execution resumes after the last accepted chunk instead of
-sending it twice. The apology carries no execution: it is best effort, sent once.
+The reply's messages are split into Telegram-sized chunks, one flat list of sendMessage
+calls (replies.outgoing_messages: the first quotes the user's message in groups, the last
+carries the agent's buttons). With an `execution` in the event, each chunk Telegram
+accepted is counted on the update's claim item in DynamoDB, so a retry of the same
+execution resumes after the last accepted chunk instead of sending it twice. The apology
+carries no execution: it is best effort, sent once.
 """
 
 import time
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import BotoCoreError, ClientError
 
 from tgrelay import clients, telegram
 from tgrelay.errors import TelegramRateLimited, TelegramRejected
+from tgrelay.replies import outgoing_messages
 from tgrelay.secrets import secret_field
 from tgrelay.settings import number_setting, setting
-from tgrelay.text import split_message
 
 logger = Logger()
 metrics = Metrics()
-# X-Ray segments for the slow part (the HTTP calls); off outside Lambda.
-tracer = Tracer()
 
 
 @metrics.log_metrics
-@tracer.capture_lambda_handler
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict, context: LambdaContext) -> dict:
     update = event["update"]
     logger.append_keys(update_id=update["update_id"], chat_id=update["chat_id"])
     if event.get("apology"):
-        text, parse_mode, execution = setting("APOLOGY_TEXT"), None, None
+        reply, execution = {"text": setting("APOLOGY_TEXT"), "parse_mode": None}, None
     else:
-        text, parse_mode, execution = event["reply"]["text"], event["reply"].get("parse_mode"), event["execution"]
+        reply, execution = event["reply"], event["execution"]
 
-    chunks = split_message(text)
+    chunks = outgoing_messages(update, reply)
     token = secret_field("bot_token")
     first = chunks_already_sent(update["update_id"], execution) if execution else 0
     for index in range(first, len(chunks)):
-        send_chunk(token, update, chunks[index], parse_mode)
+        send_chunk(token, chunks[index])
         metrics.add_metric(name="ReplyChunks", unit=MetricUnit.Count, value=1)
         if execution:
             record_chunks_sent(update["update_id"], execution, index + 1)
@@ -47,23 +47,30 @@ def handler(event: dict, context: LambdaContext) -> dict:
     return {"chunks": len(chunks), "sent": len(chunks) - first}
 
 
-def send_chunk(token: str, update: dict, text: str, parse_mode: str | None) -> None:
-    """Send one chunk; plain-text resend when Telegram cannot parse the formatting,
-    one inline wait when it asks for a short pause, a named error otherwise."""
-    payload = {"chat_id": update["chat_id"], "text": text}
-    if update.get("thread_id") is not None:
-        payload["message_thread_id"] = update["thread_id"]
-    if parse_mode:
-        payload["parse_mode"] = parse_mode
+# 400 descriptions about the inline keyboard (BUTTON_URL_INVALID, "can't parse inline keyboard button", ...).
+_KEYBOARD_PROBLEMS = ("button", "inline keyboard", "reply markup", "reply_markup")
+
+
+def send_chunk(token: str, payload: dict) -> None:
+    """Send one sendMessage payload; plain-text resend when Telegram cannot parse the
+    formatting, a resend without the buttons when it refuses them, one inline wait when it
+    asks for a short pause, a named error otherwise."""
+    payload = dict(payload)
     waited = False
     while True:
         try:
             telegram.call(token, "sendMessage", payload)
             return
         except TelegramRejected as error:
-            if "parse_mode" in payload and "can't parse entities" in error.description.lower():
+            description = error.description.lower()
+            if "parse_mode" in payload and "can't parse entities" in description:
                 logger.warning("formatting rejected, resending as plain text", extra={"reason": error.description})
                 del payload["parse_mode"]
+                continue
+            if "reply_markup" in payload and any(problem in description for problem in _KEYBOARD_PROBLEMS):
+                # The answer matters more than its buttons (e.g. a URL Telegram will not link to).
+                logger.warning("buttons rejected, resending without them", extra={"reason": error.description})
+                del payload["reply_markup"]
                 continue
             raise
         except TelegramRateLimited as error:
@@ -94,9 +101,10 @@ def chunks_already_sent(update_id: int, execution: str) -> int:
 
 
 def record_chunks_sent(update_id: int, execution: str, count: int) -> None:
-    """Count the chunks on the claim, if this execution still holds it. If it does not
-    (an operator's redrive of an old execution), the chunk is sent all the same: the count
-    only ever saves a resend, and failing here would apologise for a delivered reply."""
+    """Count the chunks on the claim, if this execution still holds it. Best effort: the
+    chunk is already delivered, the count only ever saves a resend, and failing here would
+    apologise for (and dead-letter) a reply the user has. Not held (an operator's redrive of
+    an old execution) or DynamoDB trouble: log and go on."""
     dynamodb = clients.dynamodb()
     try:
         dynamodb.update_item(
@@ -108,3 +116,5 @@ def record_chunks_sent(update_id: int, execution: str, count: int) -> None:
         )
     except dynamodb.exceptions.ConditionalCheckFailedException:
         logger.warning("claim held by another execution; chunk count not recorded")
+    except (BotoCoreError, ClientError) as error:
+        logger.warning("chunk count not recorded; a retry may resend this chunk", extra={"error": type(error).__name__})

@@ -12,12 +12,12 @@ TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 _GONE = ("chat not found", "message thread not found", "topic_closed", "topic_deleted")
 
 
-def call(token: str, method: str, payload: dict) -> dict:
+def call(token: str, method: str, payload: dict, timeout: httpx.Timeout = TIMEOUT) -> dict:
     """Call Bot API `method`; its `result`, or the error class that names the outcome."""
     # The URL contains the token: it never goes into a message, a log or an exception.
     url = f"{setting('TELEGRAM_API_URL', 'https://api.telegram.org')}/bot{token}/{method}"
     try:
-        response = clients.http().post(url, json=payload, timeout=TIMEOUT)
+        response = clients.http().post(url, json=payload, timeout=timeout)
     except httpx.TimeoutException:
         raise TelegramUnavailable(f"{method}: Telegram did not answer in time") from None
     except httpx.HTTPError as error:

@@ -1,8 +1,8 @@
 """WebhookFunction: Telegram POSTs an update; we check it, enqueue its envelope, answer.
 
-200 only after SQS accepted the message (or for an update kind we deliberately skip);
-5xx when SQS fails so Telegram delivers again; 4xx for anything that is not a genuine
-update. Nothing is enqueued for a 4xx.
+200 only after SQS accepted the message (or for an update we deliberately skip, or answer
+here: /start and /help, see conversation.py); 5xx when SQS fails so Telegram delivers
+again; 4xx for anything that is not a genuine update. Nothing is enqueued for a 4xx.
 """
 
 import binascii
@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 
-from tgrelay import clients
+from tgrelay import clients, conversation
 from tgrelay.envelope import InvalidUpdate, UnhandledUpdate, envelope_from_update, message_group_id
 from tgrelay.errors import ConfigurationError
 from tgrelay.secrets import secret_field
@@ -59,7 +59,10 @@ def handler(event: dict, context: LambdaContext) -> dict:
     try:
         update = _parse_body(request)
         envelope = envelope_from_update(
-            update, received_at=int(time.time()), ttl_seconds=int(number_setting("DEDUPE_TTL_SECONDS"))
+            update,
+            received_at=int(time.time()),
+            ttl_seconds=int(number_setting("DEDUPE_TTL_SECONDS")),
+            answer_edits=conversation.answers_edits(),
         )
     except _BodyTooLarge:
         return _answer(413, error=f"body larger than {MAX_BODY_BYTES} bytes")
@@ -76,6 +79,16 @@ def handler(event: dict, context: LambdaContext) -> dict:
         metrics.add_metric(name="DroppedUpdates", unit=MetricUnit.Count, value=1)
         logger.info("dropped update: not on the allow-list")
         return _answer(200, skipped="chat and sender are not on the allow-list")
+    route = conversation.route(update, envelope, bot_id=_bot_id)
+    if route.action == "skip":
+        metrics.add_metric(name="SkippedUpdates", unit=MetricUnit.Count, value=1)
+        logger.info("skipped update", extra={"reason": route.reason})
+        return _answer(200, skipped=route.reason)
+    if route.action == "answer":
+        # Telegram performs the method in our answer: no execution, no request of our own.
+        metrics.add_metric(name="AnsweredAtWebhook", unit=MetricUnit.Count, value=1)
+        logger.info("answered at the webhook", extra={"method": route.method["method"]})
+        return _method_answer(route.method)
     try:
         clients.sqs().send_message(
             QueueUrl=setting("QUEUE_URL"),
@@ -90,7 +103,16 @@ def handler(event: dict, context: LambdaContext) -> dict:
         return _answer(503, error="queue unavailable, deliver again")
     metrics.add_metric(name="EnqueuedUpdates", unit=MetricUnit.Count, value=1)
     logger.info("enqueued update", extra={"kind": envelope["kind"]})
-    return _answer(200)
+    return _method_answer(route.method) if route.method else _answer(200)
+
+
+def _bot_id() -> int | None:
+    """The bot's own user id, from its token (asked only for group messages that need it)."""
+    try:
+        return conversation.bot_id_from_token(secret_field("bot_token", required=False))
+    except Exception as error:  # an unknown id only means "not a reply to the bot"
+        logger.warning("bot token unavailable", extra={"error_type": type(error).__name__})
+        return None
 
 
 def is_allowed(envelope: dict) -> bool:
@@ -125,6 +147,12 @@ def _parse_body(request: APIGatewayProxyEventV2):
         raise InvalidUpdate("body is not valid JSON") from None
     except RecursionError:
         raise InvalidUpdate("body is nested too deeply") from None
+
+
+def _method_answer(method: dict) -> dict:
+    """200 whose body is also a Bot API request, which Telegram performs (it never tells us the
+    result). "ok" is there like in every answer of ours; the Bot API ignores what it does not know."""
+    return _answer(200, **method)
 
 
 def _answer(status: int, **fields) -> dict:

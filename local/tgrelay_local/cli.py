@@ -187,17 +187,25 @@ def _report_executions(relay: LocalRelay) -> list[tuple[int, str, dict]]:
 
 def _summary(relay: LocalRelay, posted, report, late: int | None, replayed: int) -> dict[str, int | str]:
     answers = [(update, response.status_code, response.json()) for _, update, response in posted]
-    enqueued = {update["update_id"] for update, status, body in answers if status == 200 and "skipped" not in body}
+    answered = [update["update_id"] for update, status, body in answers if status == 200 and _answered_here(body)]
+    enqueued = {
+        update["update_id"]
+        for update, status, body in answers
+        if status == 200 and "skipped" not in body and not _answered_here(body)
+    }
     skipped = [update["update_id"] for update, status, body in answers if status == 200 and "skipped" in body]
     rejected = [update["update_id"] for update, status, _ in answers if status != 200]
     outcomes = Counter(outcome for _, outcome, _ in report)
     replies_per_update = Counter(update_id for update_id, outcome, _ in report if outcome == "replied")
     in_dlq = {json.loads(message["Body"])["update_id"] for message in relay.dead_letters()}
     settled = {u for u, outcome, _ in report if outcome in ("replied", "undeliverable")} | in_dlq
-    accepted_posts = sum(1 for update, status, body in answers if status == 200 and "skipped" not in body)
+    accepted_posts = sum(
+        1 for update, status, body in answers if status == 200 and "skipped" not in body and not _answered_here(body)
+    )
     return {
         "webhook POSTs": len(posted),
         "enqueued updates": len(enqueued),
+        "answered at webhook": len(answered),
         "skipped at webhook": len(skipped),
         "rejected at webhook (4xx)": len(rejected),
         "dropped by SQS dedupe": accepted_posts + (late is not None) + replayed - len(report),
@@ -212,6 +220,12 @@ def _summary(relay: LocalRelay, posted, report, late: int | None, replayed: int)
         "lost": len(enqueued - settled),
         "duplicate replies": sum(1 for count in replies_per_update.values() if count > 1),
     }
+
+
+def _answered_here(body: dict) -> bool:
+    """The webhook answered the update itself (/start, /help): its answer is a Bot API request.
+    (An enqueued button press carries one too: answerCallbackQuery, which stops the spinner.)"""
+    return body.get("method") not in (None, "answerCallbackQuery")
 
 
 def _short(text: str, width: int = 70) -> str:

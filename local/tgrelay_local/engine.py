@@ -74,10 +74,13 @@ class LocalRelay:
         self.agent = None if agent_url else FakeAgent(agent_token, agent_port)
         self.agent_url = agent_url or f"{self.agent.url}/agent"
         self.template = Template(parameters={**(parameters or {}), "AgentUrl": self.agent_url})
+        self._bot_username_given = "BotUsername" in (parameters or {})
         self.webhook_port = webhook_port
         self.aws_port = aws_port
         self.aws_endpoint: str | None = None
         self._saved_env: dict[str, str | None] = {}
+        self._finished: set[str] = set()
+        self._http = httpx.Client()  # one connection pool for every POST to the webhook
         self._stack = contextlib.ExitStack()
 
     # -- lifecycle --------------------------------------------------------------------
@@ -108,6 +111,7 @@ class LocalRelay:
         self.dynamodb = boto3.client("dynamodb", region_name=REGION)
         self.sfn = boto3.client("stepfunctions", region_name=REGION)
 
+        self._learn_bot_username()
         self._create_secret()
         self._create_queues()
         self._create_table()
@@ -147,6 +151,19 @@ class LocalRelay:
             # moto answers from the network once its mock stops: let executions finish first.
             self.wait_idle(timeout=30)
         self._stack.close()
+        self._http.close()
+
+    def _learn_bot_username(self) -> None:
+        """Unless BotUsername was given: the bot's own, from getMe (what an operator would look up)."""
+        if self._bot_username_given:
+            return
+        try:
+            me = httpx.post(f"{self.telegram_api_url}/bot{self.bot_token}/getMe", timeout=10).json()
+        except (httpx.HTTPError, ValueError):
+            return
+        username = (me.get("result") or {}).get("username") if me.get("ok") else None
+        if isinstance(username, str):
+            self.template.parameters["BotUsername"] = self.template.refs["BotUsername"] = username
 
     # -- resources from template.yaml -------------------------------------------------
 
@@ -215,10 +232,12 @@ class LocalRelay:
         self._reset_function_caches()
 
         functions: dict[str, LocalFunction] = {}
+        handler_modules = []
         self.webhook_function: LocalFunction | None = None
         for logical_id in function_ids:
             props = self.template.function_properties(logical_id)
             module_name, handler_name = props["Handler"].rsplit(".", 1)
+            handler_modules.append(importlib.import_module(module_name))
             function = LocalFunction(
                 name=self.template.refs[logical_id],
                 arn=self.template.attributes[(logical_id, "Arn")],
@@ -231,7 +250,7 @@ class LocalRelay:
                 if event["Type"] == "HttpApi":
                     self.webhook_function = function
                     self.webhook_route = (event["Properties"]["Path"], event["Properties"]["Method"])
-        self._redirect_function_logs()
+        self._redirect_function_logs(handler_modules)
         return functions
 
     def _create_state_machine(self) -> None:
@@ -258,12 +277,29 @@ class LocalRelay:
             answer = function.invoke(event)
             if "FunctionError" in answer:  # what API Gateway answers when the function fails
                 return {"statusCode": 500, "body": json.dumps({"message": "Internal Server Error"})}
+            self._perform_webhook_method(answer["Payload"])
             return answer["Payload"]
 
         path, method = self.webhook_route
         self.http_api = HttpApi(path, method, invoke, port=self.webhook_port)
         self.http_api.start()
         self._stack.callback(self.http_api.stop)
+
+    def _perform_webhook_method(self, response: dict) -> None:
+        """What Telegram does with a webhook answer that names a Bot API method: performs it,
+        telling nobody how it went. (Here before the answer goes back, so a test sees it at once.)"""
+        if response.get("statusCode") != 200:
+            return
+        try:
+            body = json.loads(response.get("body") or "")
+        except (TypeError, ValueError):
+            return
+        if not isinstance(body, dict) or not isinstance(body.get("method"), str):
+            return
+        # Telegram passes on every field; the Bot API ignores the ones it does not know ("ok").
+        params = {key: value for key, value in body.items() if key not in ("method", "ok")}
+        with contextlib.suppress(httpx.HTTPError):
+            httpx.post(f"{self.telegram_api_url}/bot{self.bot_token}/{body['method']}", json=params, timeout=10)
 
     # -- environment ------------------------------------------------------------------
 
@@ -290,14 +326,18 @@ class LocalRelay:
         for client in (clients.sqs, clients.dynamodb, clients.http):
             client.cache_clear()
 
-    def _redirect_function_logs(self) -> None:
+    def _redirect_function_logs(self, handler_modules) -> None:
         """Send the handlers' Powertools log lines to `log_path` instead of stdout."""
         if self.log_path is None:
             return
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         stream = self._stack.enter_context(self.log_path.open("a", encoding="utf-8"))
-        service = os.environ.get("POWERTOOLS_SERVICE_NAME", "service_undefined")
-        for handler in logging.getLogger(service).handlers:
+        # A Logger logs under the service name the environment had when its module was imported:
+        # the template's, or another if something in this process imported the module earlier.
+        services = {os.environ.get("POWERTOOLS_SERVICE_NAME", "service_undefined")}
+        services |= {getattr(getattr(module, "logger", None), "service", None) for module in handler_modules}
+        handlers = {handler for service in services - {None} for handler in logging.getLogger(service).handlers}
+        for handler in handlers:
             if isinstance(handler, logging.StreamHandler):
                 previous = handler.setStream(stream)
                 self._stack.callback(handler.setStream, previous)
@@ -313,7 +353,7 @@ class LocalRelay:
         headers = {SECRET_HEADER: self.webhook_secret if secret is None else secret}
         if raw is None:
             raw, headers["content-type"] = json.dumps(update).encode(), "application/json"
-        return httpx.post(self.webhook_url, content=raw, headers=headers, timeout=30)
+        return self._http.post(self.webhook_url, content=raw, headers=headers, timeout=30)
 
     def wait_idle(self, timeout: float = 60) -> None:
         """Until the source queue is empty, the pipe is not mid-batch and no execution runs."""
@@ -331,7 +371,15 @@ class LocalRelay:
         raise TimeoutError(f"still busy after {timeout} s")
 
     def running_executions(self) -> list[str]:
-        return [arn for arn in self.pipe.started if self.describe(arn)["status"] == "RUNNING"]
+        # A finished execution stays finished: ask only about the ones not yet seen to finish.
+        running = []
+        for arn in list(self.pipe.started):
+            if arn not in self._finished:
+                if self.describe(arn)["status"] == "RUNNING":
+                    running.append(arn)
+                else:
+                    self._finished.add(arn)
+        return running
 
     def describe(self, execution_arn: str) -> dict:
         return self.sfn.describe_execution(executionArn=execution_arn)
@@ -369,20 +417,27 @@ class LocalRelay:
 
 
 def peek_queue(sqs, queue_url: str) -> list[dict]:
-    """All messages of a queue without consuming them (received with visibility 0)."""
+    """The queue's messages, left in place: each is received (and so hidden) once, then made
+    visible again. In a FIFO queue a message group shows at most 10 messages, because SQS
+    returns nothing more of a group while some of it is in flight."""
     seen: dict[str, dict] = {}
-    while True:
-        batch = sqs.receive_message(
-            QueueUrl=queue_url,
-            MaxNumberOfMessages=10,
-            VisibilityTimeout=0,
-            MessageSystemAttributeNames=["All"],
-            MessageAttributeNames=["All"],
-        ).get("Messages", [])
-        new = [message for message in batch if message["MessageId"] not in seen]
-        if not new:
-            return list(seen.values())
-        seen.update((message["MessageId"], message) for message in new)
+    try:
+        while True:
+            batch = sqs.receive_message(
+                QueueUrl=queue_url,
+                MaxNumberOfMessages=10,
+                VisibilityTimeout=30,
+                MessageSystemAttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            ).get("Messages", [])
+            if not batch:
+                return list(seen.values())
+            seen.update((message["MessageId"], message) for message in batch)
+    finally:
+        for message in seen.values():
+            sqs.change_message_visibility(
+                QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+            )
 
 
 def move_messages(sqs, source_url: str, destination_url: str) -> int:

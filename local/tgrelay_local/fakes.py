@@ -115,24 +115,49 @@ class FakeServer:
         raise NotImplementedError
 
 
+# The bot the samples in events/telegram talk to (mentioned as @tgrelay_demo_bot).
+FAKE_BOT_USERNAME = "tgrelay_demo_bot"
+CHAT_ACTIONS = frozenset(
+    {
+        "typing",
+        "upload_photo",
+        "record_video",
+        "upload_video",
+        "record_voice",
+        "upload_voice",
+        "upload_document",
+        "choose_sticker",
+        "find_location",
+        "record_video_note",
+        "upload_video_note",
+    }
+)
+
+
 class FakeTelegram(FakeServer):
-    """The Bot API methods tgrelay uses. Checks the token; enforces the text limits."""
+    """The Bot API methods tgrelay uses. Checks the token; enforces the text limits and the
+    shape of what tgrelay sends along (chat actions, reply parameters, inline keyboards)."""
 
     name = "fake-telegram"
 
-    def __init__(self, token: str, port: int = 0):
+    def __init__(self, token: str, port: int = 0, username: str = FAKE_BOT_USERNAME):
         super().__init__(port)
         self.token = token
+        self.username = username
         self.webhook: JSON = {"url": ""}
         self.pending_updates: list[JSON] = []
         self.next_message_id = 1000
 
     def sent_messages(self, chat_id: int | None = None) -> list[JSON]:
         """The sendMessage payloads Telegram accepted, in order."""
+        return self.accepted("sendMessage", chat_id)
+
+    def accepted(self, method: str, chat_id: int | None = None) -> list[JSON]:
+        """The payloads of `method` calls Telegram accepted (in a chat), in order."""
         return [
             call["payload"]
             for call in self.calls_snapshot()
-            if call["method"] == "sendMessage"
+            if call["method"] == method
             and call["status"] == 200
             and (chat_id is None or call["payload"].get("chat_id") == chat_id)
         ]
@@ -166,13 +191,27 @@ class FakeTelegram(FakeServer):
                 return _telegram_error(400, "Bad Request: message text is empty")
             if utf16_len(text) > 4096:
                 return _telegram_error(400, "Bad Request: message is too long")
+            problem = _reply_parameters_problem(payload.get("reply_parameters")) or _keyboard_problem(
+                payload.get("reply_markup")
+            )
+            if problem:
+                return _telegram_error(400, f"Bad Request: {problem}")
             with self.lock:
                 self.next_message_id += 1
                 message_id = self.next_message_id
             return 200, {"ok": True, "result": {"message_id": message_id, "chat": {"id": payload.get("chat_id")}}}
-        if method in ("sendChatAction", "deleteWebhook"):
-            if method == "deleteWebhook":
-                self.webhook = {"url": ""}
+        if method == "sendChatAction":
+            if payload.get("chat_id") is None:
+                return _telegram_error(400, "Bad Request: chat_id is empty")
+            if payload.get("action") not in CHAT_ACTIONS:
+                return _telegram_error(400, "Bad Request: wrong parameter action in request")
+            return 200, {"ok": True, "result": True}
+        if method == "answerCallbackQuery":
+            if not payload.get("callback_query_id"):
+                return _telegram_error(400, "Bad Request: query ID is invalid")
+            return 200, {"ok": True, "result": True}
+        if method == "deleteWebhook":
+            self.webhook = {"url": ""}
             return 200, {"ok": True, "result": True}
         if method == "setWebhook":
             self.webhook = {"url": payload.get("url", ""), "allowed_updates": payload.get("allowed_updates")}
@@ -182,7 +221,8 @@ class FakeTelegram(FakeServer):
         if method == "getUpdates":
             return 200, {"ok": True, "result": self._take_updates(payload.get("offset"))}
         if method == "getMe":
-            return 200, {"ok": True, "result": {"id": int(self.token.split(":")[0]), "is_bot": True}}
+            bot_id = int(self.token.split(":")[0])
+            return 200, {"ok": True, "result": {"id": bot_id, "is_bot": True, "username": self.username}}
         return _telegram_error(404, "Not Found: method not found")
 
     def queue_update(self, update: JSON) -> None:
@@ -236,6 +276,31 @@ class FakeAgent(FakeServer):
             if "reply" in fault:
                 return 200, {"reply": fault["reply"], "parse_mode": fault.get("parse_mode")}
         return 200, {"reply": f"echo: {request.get('text', '')}"}
+
+
+def _reply_parameters_problem(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not isinstance(value.get("message_id"), int):
+        return "invalid reply parameters specified"
+    return None
+
+
+def _keyboard_problem(value: Any) -> str | None:
+    """What Telegram would object to in an inline keyboard (None: nothing)."""
+    if value is None:
+        return None
+    rows = value.get("inline_keyboard") if isinstance(value, dict) else None
+    if not isinstance(rows, list) or not all(isinstance(row, list) for row in rows):
+        return 'field "inline_keyboard" of the InlineKeyboardMarkup must be an Array of Arrays'
+    for button in (button for row in rows for button in row):
+        if not isinstance(button, dict) or not isinstance(button.get("text"), str) or not button["text"]:
+            return "can't parse inline keyboard button: Text buttons are unallowed in the inline keyboard"
+        if len(set(button) & {"callback_data", "url"}) != 1:
+            return "can't parse inline keyboard button: Text buttons are unallowed in the inline keyboard"
+        if "callback_data" in button and not 1 <= len(str(button["callback_data"]).encode()) <= 64:
+            return "BUTTON_DATA_INVALID"
+    return None
 
 
 _DEFAULT_DESCRIPTIONS = {

@@ -11,7 +11,7 @@ import boto3
 import pytest
 from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
-from unit_helpers import AGENT_TOKEN, BOT_TOKEN, DEDUPE_TTL_SECONDS, WEBHOOK_SECRET, load_event
+from unit_helpers import AGENT_TOKEN, BOT_TOKEN, DEDUPE_TTL_SECONDS, SAMPLES_BOT_USERNAME, WEBHOOK_SECRET, load_event
 
 from tgrelay import clients, webhook
 
@@ -85,6 +85,10 @@ def aws(monkeypatch, _test_clients):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "tgrelay")
     monkeypatch.setenv("DEDUPE_TTL_SECONDS", str(DEDUPE_TTL_SECONDS))
+    # The bot the samples in events/telegram talk to; the other conversation settings at their defaults.
+    monkeypatch.setenv("BOT_USERNAME", SAMPLES_BOT_USERNAME)
+    for name in ("GROUP_MESSAGES", "EDITED_MESSAGES", "START_TEXT", "HELP_TEXT"):
+        monkeypatch.delenv(name, raising=False)
     _clear_caches()
     with mock_aws():
         sqs, secrets = _test_clients

@@ -1,5 +1,7 @@
 """CallAgentFunction against the loopback FakeAgent: the request contract and every named outcome."""
 
+import json
+import socket
 import time
 
 import pytest
@@ -19,6 +21,7 @@ from fakes_fixtures import (  # noqa: F401  (pytest fixtures, used by name)
 
 from tgrelay import call_agent
 from tgrelay.errors import AgentBadResponse, AgentRejected, AgentTimeout, AgentUnavailable
+from tgrelay.replies import MAX_REPLY_CHARS
 
 EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:tgrelay-relay:0f6c2d7e"
 
@@ -181,20 +184,20 @@ def test_empty_reply_becomes_the_empty_reply_text_without_formatting(relay, lamb
 
 
 def test_over_long_reply_is_truncated_to_max_reply_chars(relay, lambda_context):
-    numbered = "".join(f"{n:06d} " for n in range(call_agent.MAX_REPLY_CHARS // 7 + 50))
-    for long_reply in (numbered[: call_agent.MAX_REPLY_CHARS + 1], numbered):
-        assert len(long_reply) > call_agent.MAX_REPLY_CHARS
+    numbered = "".join(f"{n:06d} " for n in range(MAX_REPLY_CHARS // 7 + 50))
+    for long_reply in (numbered[: MAX_REPLY_CHARS + 1], numbered):
+        assert len(long_reply) > MAX_REPLY_CHARS
         relay.agent.add_fault({"reply": long_reply})
 
         text = invoke(envelope(), lambda_context)["text"]
 
-        assert len(text) == call_agent.MAX_REPLY_CHARS
+        assert len(text) == MAX_REPLY_CHARS
         assert text.endswith("…")
         assert long_reply.startswith(text[:-1])
 
 
 def test_reply_of_exactly_max_reply_chars_is_kept_whole(relay, lambda_context):
-    reply = "x" * call_agent.MAX_REPLY_CHARS
+    reply = "x" * MAX_REPLY_CHARS
     relay.agent.add_fault({"reply": reply})
 
     assert invoke(envelope(), lambda_context)["text"] == reply
@@ -215,3 +218,80 @@ def test_agent_echoing_the_token_does_not_leak_it_into_the_error(relay, lambda_c
 
     assert type(error) is expected
     assert "authorization" in str(error)  # the rest of the answer is still there to diagnose with
+
+
+# --- the typing indicator -------------------------------------------------------------------------
+
+
+def typing_calls(relay) -> list[dict]:
+    return [call for call in relay.telegram.calls_snapshot() if call["method"] == "sendChatAction"]
+
+
+def test_typing_is_shown_while_the_agent_works_and_stops_when_it_fails(relay, lambda_context, monkeypatch):
+    monkeypatch.setattr(call_agent, "TYPING_INTERVAL_SECONDS", 0.05)
+    relay.agent.add_fault({"delay": 0.3, "status": 503})
+
+    assert type(raised(envelope("forum_topic_text"), lambda_context)) is AgentUnavailable
+
+    calls = typing_calls(relay)
+    assert len(calls) >= 3
+    assert all(
+        call["payload"] == {"chat_id": -1002233445566, "action": "typing", "message_thread_id": 7690} for call in calls
+    )
+    time.sleep(0.3)
+    assert len(typing_calls(relay)) == len(calls)  # stopped with the request
+
+
+def test_a_fast_answer_gets_one_typing_action_at_most(relay, lambda_context):
+    invoke(envelope(), lambda_context)
+
+    assert len(typing_calls(relay)) <= 1
+
+
+def test_typing_failures_do_not_fail_the_agent_call(relay, lambda_context, monkeypatch):
+    monkeypatch.setattr(call_agent, "TYPING_INTERVAL_SECONDS", 0.05)
+    relay.telegram.add_fault({"method": "sendChatAction", "status": 403, "count": None})
+    relay.agent.add_fault({"delay": 0.2, "reply": "fine"})
+
+    assert invoke(envelope(), lambda_context) == {"text": "fine", "parse_mode": None}
+    assert len(typing_calls(relay)) >= 2  # it kept trying; each failure was only logged
+
+
+def test_a_hanging_telegram_does_not_hold_up_the_answer(relay, lambda_context, monkeypatch):
+    monkeypatch.setattr(call_agent, "TYPING_STOP_WAIT_SECONDS", 0.2)
+    # Accepts connections and never answers (its own socket: a late answer must not reach later tests).
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        monkeypatch.setenv("TELEGRAM_API_URL", f"http://127.0.0.1:{silent.getsockname()[1]}")
+
+        started = time.monotonic()
+        assert invoke(envelope(), lambda_context)["text"].startswith("echo: ")
+
+        # The agent answered at once; the handler waited for the indicator at most TYPING_STOP_WAIT_SECONDS.
+        assert time.monotonic() - started < call_agent.TYPING_STOP_WAIT_SECONDS + 1.0
+
+
+def test_without_a_bot_token_there_is_no_typing_and_the_agent_is_asked(relay, lambda_context):
+    relay.set_secret({key: value for key, value in SECRET.items() if key != "bot_token"})
+
+    assert invoke(envelope(), lambda_context)["text"].startswith("echo: ")
+    assert typing_calls(relay) == []
+
+
+def test_messages_and_buttons_are_passed_on(relay, lambda_context):
+    buttons = [[{"text": "More", "callback_data": "more"}]]
+    relay.agent.add_fault({"status": 200, "body": json.dumps({"reply": "a", "messages": ["b"], "buttons": buttons})})
+
+    assert invoke(envelope(), lambda_context) == {
+        "text": "a",
+        "parse_mode": None,
+        "more_messages": ["b"],
+        "buttons": buttons,
+    }
+
+
+def test_invalid_buttons_are_agent_bad_response(relay, lambda_context):
+    relay.agent.add_fault({"status": 200, "body": json.dumps({"reply": "a", "buttons": [[{"text": "x"}]]})})
+
+    assert type(raised(envelope(), lambda_context)) is AgentBadResponse

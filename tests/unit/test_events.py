@@ -6,8 +6,18 @@ import importlib.util
 import json
 
 import pytest
-from unit_helpers import DEDUPE_TTL_SECONDS, EVENTS, SAMPLE_RECEIVED_AT, WEBHOOK_SECRET, load_event, update
+from unit_helpers import (
+    DEDUPE_TTL_SECONDS,
+    EVENTS,
+    SAMPLE_RECEIVED_AT,
+    SAMPLES_BOT_ID,
+    SAMPLES_BOT_USERNAME,
+    WEBHOOK_SECRET,
+    load_event,
+    update,
+)
 
+from tgrelay.conversation import route
 from tgrelay.envelope import UnhandledUpdate, envelope_from_update, message_group_id
 from tgrelay.text import utf16_len
 
@@ -15,6 +25,7 @@ from tgrelay.text import utf16_len
 HANDLED = {
     "private_text": "message",
     "group_text": "message",
+    "group_not_addressed": "message",
     "forum_topic_text": "message",
     "callback_query": "callback_query",
     "command_start": "message",
@@ -24,6 +35,16 @@ SKIPPED = {
     "sticker": "message without text or caption",
     "edited_message": "edited messages are ignored",
     "my_chat_member": "update kind 'my_chat_member' is not handled",
+}
+# What the webhook does with the handled ones (the template's defaults; the samples' bot).
+ROUTES = {
+    "private_text": ("enqueue", None),
+    "group_text": ("enqueue", None),
+    "group_not_addressed": ("skip", None),
+    "forum_topic_text": ("enqueue", None),
+    "callback_query": ("enqueue", "answerCallbackQuery"),
+    "command_start": ("answer", "sendMessage"),
+    "photo_with_caption": ("enqueue", None),
 }
 
 
@@ -43,6 +64,28 @@ def test_handled_sample(name, kind):
     assert envelope["update_id"] == sample["update_id"]
     assert envelope["text"].strip()
     assert envelope["sender"] is not None
+
+
+@pytest.mark.parametrize(("name", "expected"), sorted(ROUTES.items()))
+def test_handled_sample_route(name, expected, monkeypatch):
+    monkeypatch.setenv("BOT_USERNAME", SAMPLES_BOT_USERNAME)
+    for setting in ("GROUP_MESSAGES", "EDITED_MESSAGES", "START_TEXT", "HELP_TEXT"):
+        monkeypatch.delenv(setting, raising=False)
+    sample = update(name)
+
+    decision = route(
+        sample, envelope_from_update(sample, SAMPLE_RECEIVED_AT, DEDUPE_TTL_SECONDS), lambda: SAMPLES_BOT_ID
+    )
+
+    assert (decision.action, decision.method.get("method")) == expected
+
+
+def test_every_handled_sample_has_a_route():
+    assert set(ROUTES) == set(HANDLED)
+
+
+def test_the_samples_bot_is_the_one_the_callback_message_came_from():
+    assert update("callback_query")["callback_query"]["message"]["from"]["id"] == SAMPLES_BOT_ID
 
 
 @pytest.mark.parametrize(("name", "reason"), sorted(SKIPPED.items()))
@@ -70,7 +113,7 @@ def test_samples_have_distinct_update_ids_and_real_shaped_chat_ids():
             assert str(chat["id"]).startswith("-100"), name
 
 
-@pytest.mark.parametrize("name", ["group_text", "command_start"])
+@pytest.mark.parametrize("name", ["group_text", "forum_topic_text", "command_start"])
 def test_entities_point_into_the_text(name):
     message = update(name)["message"]
     units = message["text"].encode("utf-16-le")

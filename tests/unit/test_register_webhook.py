@@ -92,6 +92,17 @@ def test_create_and_update_set_the_webhook_and_report_success(relay, cloudformat
     assert answer["content-type"] == ""  # presigned S3 URLs are signed without a content type
 
 
+def test_with_edits_answered_telegram_is_asked_for_edited_messages_too(
+    relay, cloudformation, lambda_context, monkeypatch
+):
+    monkeypatch.setenv("EDITED_MESSAGES", "answer")
+
+    register_webhook.handler(custom_resource_event("Update", cloudformation.url), lambda_context)
+
+    (call,) = relay.telegram.calls_snapshot()
+    assert call["payload"]["allowed_updates"] == ["message", "callback_query", "edited_message"]
+
+
 def test_delete_removes_the_webhook(relay, cloudformation, lambda_context):
     relay.telegram.webhook = {"url": WEBHOOK_URL}
     register_webhook.handler(custom_resource_event("Delete", cloudformation.url), lambda_context)

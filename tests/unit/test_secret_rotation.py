@@ -3,7 +3,8 @@
 import json
 import time
 
-from unit_helpers import AGENT_TOKEN, BOT_TOKEN, WEBHOOK_SECRET, update as load_update
+from unit_helpers import AGENT_TOKEN, BOT_TOKEN, WEBHOOK_SECRET
+from unit_helpers import update as load_update
 
 
 def test_a_rotated_webhook_secret_is_used_after_the_cache_expires(aws, post_webhook, monkeypatch):

@@ -23,13 +23,15 @@ from tgrelay.errors import (
     TelegramRejected,
     TelegramUnavailable,
 )
-from tgrelay.text import utf16_len
+from tgrelay.text import split_message, utf16_len
 
 EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:tgrelay-relay:6b1f0d2c"
 OTHER_EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:tgrelay-relay:replay-93ce"
 PRIVATE_CHAT = 284719365
 TOPIC_CHAT = -1002233445566
 CANT_PARSE = "Bad Request: can't parse entities: Can't find end of the entity starting at byte offset 0"
+# In groups the first message of an answer quotes the user's (forum_topic_text's message 7712).
+QUOTE = {"message_id": 7712, "allow_sending_without_reply": True}
 
 
 def reply_event(update: dict, text: str, parse_mode: str | None = None, execution: str | None = EXECUTION) -> dict:
@@ -59,13 +61,19 @@ def test_short_reply_is_one_message_and_is_counted_on_the_claim(relay, lambda_co
     assert relay.claim(update["update_id"])["chunks_sent"] == {"N": "1"}
 
 
-def test_plain_group_reply_has_no_thread(relay, lambda_context):
+def test_plain_group_reply_has_no_thread_and_quotes_the_message(relay, lambda_context):
     update = envelope("group_text")
     relay.put_claim(update["update_id"], EXECUTION)
 
     send_reply.handler(reply_event(update, "v2.3 changed the retry policy."), lambda_context)
 
-    assert relay.telegram.sent_messages() == [{"chat_id": -1001987654321, "text": "v2.3 changed the retry policy."}]
+    assert relay.telegram.sent_messages() == [
+        {
+            "chat_id": -1001987654321,
+            "text": "v2.3 changed the retry policy.",
+            "reply_parameters": {"message_id": 5530, "allow_sending_without_reply": True},
+        }
+    ]
 
 
 def test_forum_topic_reply_goes_to_the_topic(relay, lambda_context):
@@ -75,7 +83,7 @@ def test_forum_topic_reply_goes_to_the_topic(relay, lambda_context):
     send_reply.handler(reply_event(update, "Checking the invoice."), lambda_context)
 
     assert relay.telegram.sent_messages() == [
-        {"chat_id": TOPIC_CHAT, "text": "Checking the invoice.", "message_thread_id": 7690}
+        {"chat_id": TOPIC_CHAT, "text": "Checking the invoice.", "message_thread_id": 7690, "reply_parameters": QUOTE}
     ]
 
 
@@ -200,7 +208,7 @@ def test_retry_of_the_same_execution_resumes_after_the_last_accepted_chunk(relay
     update = envelope()
     relay.put_claim(update["update_id"], EXECUTION)
     text = long_reply()
-    chunks = send_reply.split_message(text)
+    chunks = split_message(text)
     assert len(chunks) == 3
     relay.telegram.add_fault({"status": 500, "match": {"text": chunks[1]}})
 
@@ -241,7 +249,9 @@ def test_apology_is_sent_without_touching_dynamodb(relay, lambda_context, monkey
     result = send_reply.handler({"update": update, "apology": True}, lambda_context)
 
     assert result == {"chunks": 1, "sent": 1}
-    assert relay.telegram.sent_messages() == [{"chat_id": TOPIC_CHAT, "text": APOLOGY_TEXT, "message_thread_id": 7690}]
+    assert relay.telegram.sent_messages() == [
+        {"chat_id": TOPIC_CHAT, "text": APOLOGY_TEXT, "message_thread_id": 7690, "reply_parameters": QUOTE}
+    ]
     assert relay.table_items() == []
 
 
@@ -255,3 +265,54 @@ def test_missing_bot_token_is_configuration_error(relay, lambda_context):
 
     assert type(caught.value) is ConfigurationError
     assert relay.telegram.calls_snapshot() == []
+
+
+# --- several messages, buttons, quotes --------------------------------------------------------------
+
+
+def test_buttons_telegram_refuses_are_dropped_and_the_text_delivered(relay, lambda_context):
+    update = envelope()
+    relay.put_claim(update["update_id"], EXECUTION)
+    buttons = [[{"text": "Local docs", "url": "http://localhost:8000/docs"}]]
+    relay.telegram.add_fault({"status": 400, "description": "Bad Request: BUTTON_URL_INVALID"})
+
+    event = {"update": update, "reply": {"text": "see the docs", "parse_mode": None, "buttons": buttons}}
+    assert send_reply.handler({**event, "execution": EXECUTION}, lambda_context) == {"chunks": 1, "sent": 1}
+
+    calls = sendmessage_calls(relay)
+    assert [(call["status"], "reply_markup" in call["payload"]) for call in calls] == [(400, True), (200, False)]
+    assert relay.telegram.sent_messages() == [{"chat_id": PRIVATE_CHAT, "text": "see the docs"}]
+
+
+def test_other_refusals_of_a_message_with_buttons_are_not_retried_without_them(relay, lambda_context):
+    update = envelope()
+    relay.put_claim(update["update_id"], EXECUTION)
+    relay.telegram.add_fault({"status": 400, "description": "Bad Request: message is too long"})
+    reply = {"text": "x", "parse_mode": None, "buttons": [[{"text": "b", "callback_data": "c"}]]}
+
+    with pytest.raises(Exception) as caught:
+        send_reply.handler({"update": update, "reply": reply, "execution": EXECUTION}, lambda_context)
+
+    assert type(caught.value) is TelegramRejected
+    assert len(sendmessage_calls(relay)) == 1
+
+
+def test_a_retry_resumes_in_the_flat_list_of_messages_and_chunks(relay, lambda_context):
+    update = envelope("group_text")
+    relay.put_claim(update["update_id"], EXECUTION)
+    reply = {"text": long_reply(), "parse_mode": None, "more_messages": ["second", "third"]}
+    relay.telegram.add_fault({"status": 500, "match": {"text": "second"}})
+
+    with pytest.raises(Exception) as caught:
+        send_reply.handler({"update": update, "reply": reply, "execution": EXECUTION}, lambda_context)
+    assert type(caught.value) is TelegramUnavailable
+    assert relay.claim(update["update_id"])["chunks_sent"] == {"N": "3"}  # the long text's three chunks
+
+    result = send_reply.handler({"update": update, "reply": reply, "execution": EXECUTION}, lambda_context)
+
+    assert result == {"chunks": 5, "sent": 2}
+    sent = relay.telegram.sent_messages()
+    assert [message["text"] for message in sent[3:]] == ["second", "third"]
+    assert "\n".join(message["text"] for message in sent[:3]) == long_reply()
+    # Only the very first message quotes the user's.
+    assert ["reply_parameters" in message for message in sent] == [True, False, False, False, False]

@@ -40,7 +40,7 @@ def test_ok_answer_returns_the_result(telegram_api):
 
 
 def test_other_methods_return_their_result(telegram_api):
-    assert telegram.call(BOT_TOKEN, "getMe", {}) == {"id": 123456, "is_bot": True}
+    assert telegram.call(BOT_TOKEN, "getMe", {}) == {"id": 123456, "is_bot": True, "username": "tgrelay_demo_bot"}
 
 
 def test_429_is_rate_limited_with_retry_after(telegram_api):

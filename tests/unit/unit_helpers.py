@@ -10,6 +10,9 @@ WEBHOOK_SECRET = "local-webhook-secret"
 BOT_TOKEN = "123:abc"
 AGENT_TOKEN = "agent-tok"
 DEDUPE_TTL_SECONDS = 1296000
+# The bot the samples talk to (@tgrelay_demo_bot, the sender of callback_query.json's message).
+SAMPLES_BOT_USERNAME = "tgrelay_demo_bot"
+SAMPLES_BOT_ID = 7012345678
 # received_at of events/aws/sqs_record.json
 SAMPLE_RECEIVED_AT = 1763800000
 

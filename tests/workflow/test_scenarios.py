@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from workflow_helpers import chat_of, deliver_again, executions_for, make_update, path_of, wait_for
 
 from tgrelay_local.retry_plan import load_asl, retrier_for, retry_waits
@@ -16,6 +17,7 @@ def billed_transitions(relay, execution) -> int:
     return sum(1 for event in events if event["type"].endswith("StateEntered"))
 
 
+@pytest.mark.scenario("HappyPath")
 def test_happy_path_replies_once_and_marks_done(relay):
     update = make_update(text="hello there")
     response = relay.post_update(update)
@@ -36,6 +38,7 @@ def test_happy_path_replies_once_and_marks_done(relay):
     assert call["request"]["update_id"] == update["update_id"]
 
 
+@pytest.mark.scenario("Duplicate")
 def test_same_update_five_times_gets_one_reply(relay):
     update = make_update(text="only once")
     for _ in range(5):
@@ -57,6 +60,7 @@ def test_same_update_five_times_gets_one_reply(relay):
     assert len(relay.agent.calls_snapshot()) == 1
 
 
+@pytest.mark.scenario("Duplicate")
 def test_copies_arriving_while_the_first_is_running_are_skipped(relay):
     update = make_update(text="slow one")
     relay.agent.add_fault({"delay": 1.0, "reply": "took a while", "match": {"update_id": update["update_id"]}})
@@ -72,6 +76,7 @@ def test_copies_arriving_while_the_first_is_running_are_skipped(relay):
     assert relay.telegram.sent_messages(chat_of(update)) == [{"chat_id": chat_of(update), "text": "took a while"}]
 
 
+@pytest.mark.scenario("AgentRetriesThenSuccess")
 def test_agent_503_twice_then_success_waits_the_asl_schedule(relay):
     update = make_update(text="flaky")
     relay.agent.add_fault({"status": 503, "count": 2, "match": {"update_id": update["update_id"]}})
@@ -105,6 +110,7 @@ def test_agent_unavailable_until_retries_run_out_goes_to_the_dlq(relay):
     relay.wait_idle()
 
 
+@pytest.mark.scenario("AgentTerminalFailure")
 def test_agent_400_compensates_apologises_and_parks_in_dlq_then_replay_answers_once(relay):
     update = make_update(text="bad request")
     chat = chat_of(update)
@@ -176,6 +182,7 @@ def test_long_reply_is_sent_in_order_in_chunks(relay):
     assert path_of(relay, execution) == HAPPY_PATH
 
 
+@pytest.mark.scenario("BlockedUser")
 def test_blocked_user_is_undeliverable_not_dead_lettered(relay):
     update = make_update(text="are you there")
     relay.telegram.add_fault(
