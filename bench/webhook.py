@@ -35,7 +35,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -58,6 +57,8 @@ from benchlib import (
     table,
     webhook_environment,
 )
+
+from tgrelay_local.toolchain import find_python313
 
 EVENT = ROOT / "events" / "aws" / "http_api_v2_webhook.json"
 CHILD = BENCH / "_cold_child.py"
@@ -421,7 +422,7 @@ def warm_table(warm: dict[str, list[float]]) -> str:
 
 def measure_bundle() -> dict:
     env = clean_environ({"AWS_DEFAULT_REGION": REGION, "SAM_CLI_TELEMETRY": "0", **_aws_files_off()})
-    python313 = _find_python313(env)
+    python313 = find_python313(env)
     result: dict = {"ours": None, "baseline": None, "reason": None}
     with tempfile.TemporaryDirectory() as tmp:
         if python313 is None:
@@ -491,34 +492,6 @@ def _aws_files_off() -> dict[str, str]:
     return {k: v for k, v in FAKE_AWS_ENV.items() if k in ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE")} | {
         "AWS_EC2_METADATA_DISABLED": "true"
     }
-
-
-def _find_python313(env: dict[str, str]) -> str | None:
-    """A python3.13 on PATH, made visible through pyenv (PYENV_VERSION) when there is one."""
-    pyenv = shutil.which("pyenv", path=env.get("PATH"))
-    if pyenv:
-        listed = subprocess.run([pyenv, "versions", "--bare"], env=env, capture_output=True, text=True, check=False)
-        wanted = [v for v in listed.stdout.split() if re.fullmatch(r"3\.13\.\d+", v)]
-        if wanted:
-            current = (
-                env.get("PYENV_VERSION")
-                or subprocess.run(
-                    [pyenv, "version-name"], env=env, capture_output=True, text=True, check=False
-                ).stdout.strip()
-            )
-            selected = [v for v in current.split(":") if v]
-            env["PYENV_VERSION"] = ":".join(selected + [v for v in wanted if v not in selected])
-    candidate = shutil.which("python3.13", path=env.get("PATH"))
-    if not candidate:
-        return None
-    probe = subprocess.run(
-        [candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return candidate if probe.returncode == 0 and probe.stdout.strip() == "3.13" else None
 
 
 def _dir_sizes(directory: Path) -> dict:

@@ -6,7 +6,6 @@ and no AWS credentials of any kind: none of these checks may need an AWS account
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -15,6 +14,8 @@ from pathlib import Path
 
 import pytest
 from samcli.yamlhelper import yaml_parse
+
+from tgrelay_local.toolchain import find_python313
 
 from .conftest import ASL_PATH, REPO, TEMPLATE
 
@@ -99,38 +100,6 @@ def test_statelint(tool_env):
     proc = run([tool("statelint"), str(ASL_PATH.relative_to(REPO))], tool_env)
     assert proc.returncode == 0, explain(proc)
     assert proc.stdout.strip() == "", explain(proc)
-
-
-def find_python313(env: dict[str, str]) -> str | None:
-    """Make a python3.13 visible in env (through pyenv if there is one) and return its path, or None.
-
-    A pyenv shim exists for every installed version whether or not it is selected, so a candidate
-    only counts once it actually runs as 3.13.
-    """
-    pyenv = shutil.which("pyenv", path=env.get("PATH"))
-    if pyenv:
-        listed = subprocess.run([pyenv, "versions", "--bare"], env=env, capture_output=True, text=True, check=False)
-        wanted = [v for v in listed.stdout.split() if re.fullmatch(r"3\.13\.\d+", v)]
-        if wanted:
-            current = (
-                env.get("PYENV_VERSION")
-                or subprocess.run(
-                    [pyenv, "version-name"], env=env, capture_output=True, text=True, check=False
-                ).stdout.strip()
-            )
-            selected = [v for v in current.split(":") if v]
-            env["PYENV_VERSION"] = ":".join(selected + [v for v in wanted if v not in selected])
-    candidate = shutil.which("python3.13", path=env.get("PATH"))
-    if not candidate:
-        return None
-    probe = subprocess.run(
-        [candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return candidate if probe.returncode == 0 and probe.stdout.strip() == "3.13" else None
 
 
 def function_ids() -> list[str]:
