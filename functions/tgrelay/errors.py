@@ -54,5 +54,9 @@ class RecipientUnavailable(RelayError):
     """The user blocked the bot or the chat is gone. Not a failure: recorded UNDELIVERABLE."""
 
 
+class DependencyUnavailable(RelayError):
+    """An AWS service the function reads (Secrets Manager, DynamoDB) failed. Retried."""
+
+
 class ConfigurationError(RelayError):
     """A setting or secret field the function needs is missing. Terminal."""

@@ -9,6 +9,7 @@ keyboard on the last one. The list is the same on every attempt, so SendReply's 
 chunks already sent resumes it.
 """
 
+import json
 from typing import Any
 
 from tgrelay.errors import AgentBadResponse
@@ -23,6 +24,10 @@ MAX_MESSAGES = 10
 MAX_BUTTONS = 100
 MAX_CALLBACK_DATA_BYTES = 64
 MAX_URL_CHARS = 2048
+MAX_BUTTON_TEXT_CHARS = 256
+# Step Functions fails an execution whose state passes 256 KiB, and no Catch can take it
+# (States.DataLimitExceeded): a reply bigger than this is refused while it can still be named.
+MAX_REPLY_BYTES = 150_000
 URL_SCHEMES = ("https://", "http://", "tg://")
 GROUP_CHATS = ("group", "supergroup")
 
@@ -53,6 +58,9 @@ def reply_from_agent(body: Any, empty_text: str) -> dict:
         result["more_messages"] = texts[1:]
     if buttons:
         result["buttons"] = buttons
+    size = len(json.dumps(result).encode())
+    if size > MAX_REPLY_BYTES:
+        raise AgentBadResponse(f"agent reply is {size} bytes as JSON; at most {MAX_REPLY_BYTES}")
     return result
 
 
@@ -84,6 +92,8 @@ def _button(button: Any, where: str) -> dict:
     text = button.get("text")
     if not isinstance(text, str) or not text.strip():
         raise AgentBadResponse(f"agent reply: {where} has no text")
+    if len(text) > MAX_BUTTON_TEXT_CHARS:
+        raise AgentBadResponse(f"agent reply: {where}.text is longer than {MAX_BUTTON_TEXT_CHARS} characters")
     actions = set(button) - {"text"}
     if actions not in ({"callback_data"}, {"url"}):
         raise AgentBadResponse(f"agent reply: {where} needs exactly one of callback_data and url: {sorted(actions)}")

@@ -7,8 +7,9 @@ picked up within that time without a redeploy. Values are never logged.
 import boto3
 from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.parameters.base import DEFAULT_PROVIDERS
+from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError, TransformParameterError
 
-from tgrelay.errors import ConfigurationError
+from tgrelay.errors import ConfigurationError, DependencyUnavailable
 from tgrelay.settings import number_setting, setting
 
 
@@ -19,12 +20,20 @@ def secret_field(field: str, *, required: bool = True) -> str:
         # opens a second session and loads the SDK's models again (~0.1 s of a cold start).
         # clear_caches() still drops it with the cached values.
         DEFAULT_PROVIDERS["secrets"] = parameters.SecretsProvider(boto3_client=boto3.client("secretsmanager"))
-    values = parameters.get_secret(
-        setting("SECRET_ARN"),
-        transform="json",
-        max_age=int(number_setting("SECRET_MAX_AGE_SECONDS", 300)),
-    )
+    try:
+        values = parameters.get_secret(
+            setting("SECRET_ARN"),
+            transform="json",
+            max_age=int(number_setting("SECRET_MAX_AGE_SECONDS", 300)),
+        )
+    except GetParameterError as error:
+        # Secrets Manager unreachable or throttled while the cache refreshes: worth a retry.
+        raise DependencyUnavailable(f"bot secret unavailable ({type(error.__cause__ or error).__name__})") from None
+    except TransformParameterError:
+        raise ConfigurationError("the bot secret is not a JSON object") from None
     value = values.get(field) if isinstance(values, dict) else None
+    # Stray white space from a paste would make every request fail.
+    value = value.strip() if isinstance(value, str) else ""
     if required and not value:
         raise ConfigurationError(f"field {field!r} of the bot secret is empty")
-    return value or ""
+    return value

@@ -16,10 +16,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 
 from tgrelay import clients, telegram
-from tgrelay.errors import TelegramRateLimited, TelegramRejected
+from tgrelay.errors import DependencyUnavailable, TelegramRateLimited, TelegramRejected, TelegramUnavailable
 from tgrelay.replies import outgoing_messages
 from tgrelay.secrets import secret_field
 from tgrelay.settings import number_setting, setting
+
+# One chunk can take a 10 s answer, a 5 s inline wait and a plain-text resend.
+TIME_LEFT_FOR_A_CHUNK_MS = 30_000
 
 logger = Logger()
 metrics = Metrics()
@@ -39,6 +42,9 @@ def handler(event: dict, context: LambdaContext) -> dict:
     token = secret_field("bot_token")
     first = chunks_already_sent(update["update_id"], execution) if execution else 0
     for index in range(first, len(chunks)):
+        if execution and index > first and context.get_remaining_time_in_millis() < TIME_LEFT_FOR_A_CHUNK_MS:
+            # Stop before Lambda's timeout cuts a send off uncounted: the ASL's retry resumes here.
+            raise TelegramUnavailable(f"time ran out after {index} of {len(chunks)} chunks; resuming on retry")
         send_chunk(token, chunks[index])
         metrics.add_metric(name="ReplyChunks", unit=MetricUnit.Count, value=1)
         if execution:
@@ -90,11 +96,15 @@ def claim_key(update_id: int) -> dict:
 
 def chunks_already_sent(update_id: int, execution: str) -> int:
     """Chunks this execution already delivered (0 when the claim belongs to another)."""
-    item = (
-        clients.dynamodb()
-        .get_item(TableName=setting("TABLE_NAME"), Key=claim_key(update_id), ConsistentRead=True)
-        .get("Item", {})
-    )
+    try:
+        item = (
+            clients.dynamodb()
+            .get_item(TableName=setting("TABLE_NAME"), Key=claim_key(update_id), ConsistentRead=True)
+            .get("Item", {})
+        )
+    except (BotoCoreError, ClientError) as error:
+        # Without the count a resend could repeat chunks: retry rather than guess.
+        raise DependencyUnavailable(f"claim unreadable ({type(error).__name__})") from None
     if item.get("execution", {}).get("S") != execution:
         return 0
     return int(item.get("chunks_sent", {}).get("N", "0"))

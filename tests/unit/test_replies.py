@@ -175,3 +175,22 @@ def test_the_flat_list_is_the_same_on_every_call():
 
     assert first == outgoing_messages(envelope("group_text"), reply_)
     assert len(first) == 5  # 2 + 2 chunks + 1
+
+
+def test_a_reply_too_big_for_the_workflow_state_is_refused():
+    from tgrelay.replies import MAX_REPLY_BYTES
+
+    buttons = [[{"text": "b" * 200, "url": "https://example.com/" + "x" * 2000}] for _ in range(100)]
+    with pytest.raises(AgentBadResponse, match="bytes as JSON"):
+        reply_from_agent({"reply": "y" * 30000, "buttons": buttons}, "empty")
+    assert MAX_REPLY_BYTES < 256 * 1024
+
+
+def test_button_text_is_bounded():
+    from tgrelay.replies import MAX_BUTTON_TEXT_CHARS
+
+    too_long = [[{"text": "t" * (MAX_BUTTON_TEXT_CHARS + 1), "callback_data": "x"}]]
+    with pytest.raises(AgentBadResponse, match="longer than"):
+        reply_from_agent({"reply": "hi", "buttons": too_long}, "empty")
+    fits = [[{"text": "t" * MAX_BUTTON_TEXT_CHARS, "callback_data": "x"}]]
+    assert reply_from_agent({"reply": "hi", "buttons": fits}, "empty")["buttons"] == fits
