@@ -9,7 +9,7 @@ from workflow_helpers import make_update
 from tgrelay_local.clock import RetryClock
 from tgrelay_local.engine import LocalRelay
 
-BOT_TOKEN = "5550001112:AAH-secret-bot-token-QXJ7Zk9wcmV0"
+BOT_TOKEN = "5550001112:TEST-secret-bot-token-QXJ7Zk9wcmV0"
 AGENT_TOKEN = "agent-token-secret-7d1e2f"
 WEBHOOK_SECRET = "webhook-secret-token-0a9b8c7d"
 SECRETS = (BOT_TOKEN, AGENT_TOKEN, WEBHOOK_SECRET)
