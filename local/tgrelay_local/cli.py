@@ -277,6 +277,9 @@ def run_dlq(args: argparse.Namespace) -> int:
 
 def run_replay(args: argparse.Namespace) -> int:
     deployment = _target(args)
+    released = operator.release_claims(deployment)
+    if released:
+        print(f"released {released} claim(s) left IN_PROGRESS by the execution that parked them")
     if args.local:
         # moto has no StartMessageMoveTask: the engine's move does the same, message by message.
         from tgrelay_local.engine import move_messages

@@ -20,6 +20,8 @@ class Deployment:
     sfn: Any
     sqs: Any
     lambda_: Any
+    dynamodb: Any
+    table_name: str
     state_machine_arn: str
     queue_url: str
     dead_letter_queue_url: str
@@ -46,6 +48,8 @@ def deployed(stack_name: str, region: str | None = None) -> Deployment:
         sfn=session.client("stepfunctions"),
         sqs=session.client("sqs"),
         lambda_=session.client("lambda"),
+        dynamodb=session.client("dynamodb"),
+        table_name=outputs["UpdatesTableName"],
         state_machine_arn=outputs["StateMachineArn"],
         queue_url=outputs["UpdatesQueueUrl"],
         dead_letter_queue_url=outputs["DeadLetterQueueUrl"],
@@ -67,6 +71,8 @@ def local(endpoint: str) -> Deployment:
         sfn=boto3.client("stepfunctions", **options),
         sqs=sqs,
         lambda_=boto3.client("lambda", **options),
+        dynamodb=boto3.client("dynamodb", **options),
+        table_name=f"{STACK}-UpdatesTable",
         state_machine_arn=f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{STACK}-RelayStateMachine",
         queue_url=sqs.get_queue_url(QueueName=f"{STACK}-UpdatesQueue.fifo")["QueueUrl"],
         dead_letter_queue_url=sqs.get_queue_url(QueueName=f"{STACK}-DeadLetterQueue.fifo")["QueueUrl"],
@@ -102,3 +108,30 @@ def dead_letters(deployment: Deployment) -> list[dict]:
             }
         )
     return entries
+
+
+def release_claims(deployment: Deployment) -> int:
+    """Before a replay: a dead letter whose claim is still IN_PROGRESS under the execution that
+    parked it (its RecordFailure gave up) gets the claim set FAILED, so the replay can take it
+    instead of being skipped as a duplicate. Claims anyone else holds are left alone."""
+    released = 0
+    for entry in dead_letters(deployment):
+        if not entry["execution"] or entry["update_id"] is None:
+            continue
+        try:
+            deployment.dynamodb.update_item(
+                TableName=deployment.table_name,
+                Key={"pk": {"S": f"update#{entry['update_id']}"}},
+                UpdateExpression="SET #status = :failed",
+                ConditionExpression="execution = :execution AND #status = :in_progress",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":failed": {"S": "FAILED"},
+                    ":in_progress": {"S": "IN_PROGRESS"},
+                    ":execution": {"S": entry["execution"]},
+                },
+            )
+            released += 1
+        except deployment.dynamodb.exceptions.ConditionalCheckFailedException:
+            pass
+    return released

@@ -71,3 +71,29 @@ def test_the_local_aws_endpoint_serves_the_engines_resources(relay):
     assert relay.state_machine_arn in names
     definition = json.loads(sfn.describe_state_machine(stateMachineArn=relay.state_machine_arn)["definition"])
     assert definition["StartAt"] == "Parse"
+
+
+def test_replay_releases_a_claim_its_failed_execution_left_in_progress(relay, capsys):
+    update = make_update(text="compensation gave up")
+    relay.agent.add_fault({"status": 400, "match": {"update_id": update["update_id"]}})
+    relay.post_update(update)
+    relay.wait_idle()
+    (failed,) = executions_for(relay, update["update_id"])
+    # As if RecordFailure had run out of retries: the claim still says IN_PROGRESS.
+    relay.dynamodb.update_item(
+        TableName=relay.table_name,
+        Key={"pk": {"S": f"update#{update['update_id']}"}},
+        UpdateExpression="SET #status = :in_progress",
+        ExpressionAttributeNames={"#status": "status"},
+        ExpressionAttributeValues={":in_progress": {"S": "IN_PROGRESS"}},
+    )
+    capsys.readouterr()
+
+    assert main(["replay", "--local", relay.aws_endpoint]) == 0
+    assert "released 1 claim(s)" in capsys.readouterr().out
+    relay.wait_idle()
+    replayed = executions_for(relay, update["update_id"])[-1]
+    assert replayed["executionArn"] != failed["executionArn"]
+    assert replayed["status"] == "SUCCEEDED"
+    assert relay.claim(update["update_id"])["status"] == "DONE"
+    assert relay.telegram.sent_messages(chat_of(update))[-1]["text"] == "echo: compensation gave up"
