@@ -17,9 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tgrelay.replies import GROUP_CHATS, quotes_the_user
+from tgrelay.settings import setting
 
-DEFAULT_START_TEXT = "Hello! Send me a message and I will answer it."
-DEFAULT_HELP_TEXT = "Send me a message and I will answer it. In a group, mention me or reply to one of my messages."
 ANSWERED_COMMANDS = ("start", "help")
 
 # "/name" or "/name@bot" at the very start of the text, as Telegram marks a bot_command.
@@ -110,7 +109,8 @@ def _entity_text(text: str, entity: dict) -> str:
 
 def _command_answer(envelope: dict, name: str) -> dict:
     """sendMessage with the configured text, to the chat (and topic) the command came from."""
-    text = _text("START_TEXT", DEFAULT_START_TEXT) if name == "start" else _text("HELP_TEXT", DEFAULT_HELP_TEXT)
+    # The texts are template parameters (StartText, HelpText): no second default here.
+    text = setting("START_TEXT") if name == "start" else setting("HELP_TEXT")
     answer: dict[str, Any] = {"method": "sendMessage", "chat_id": envelope["chat_id"], "text": text}
     if envelope["thread_id"] is not None:
         answer["message_thread_id"] = envelope["thread_id"]
@@ -123,11 +123,15 @@ def _bot_username() -> str:
     return os.environ.get("BOT_USERNAME", "").strip().lstrip("@")
 
 
-def _text(name: str, default: str) -> str:
-    return os.environ.get(name, "").strip() or default
-
-
 def _choice(name: str, allowed: tuple[str, ...]) -> str:
     """A setting that is one of `allowed` (the template's AllowedValues); the first is the default."""
     value = os.environ.get(name, "").strip().lower()
     return value if value in allowed else allowed[0]
+
+
+def is_allowed(envelope: dict) -> bool:
+    """With ALLOWED_IDS set (comma-separated chat and user ids), only those are answered.
+    Empty (the template's default) answers everyone."""
+    allowed = {item.strip() for item in os.environ.get("ALLOWED_IDS", "").split(",") if item.strip()}
+    sender = envelope["sender"] or {}
+    return not allowed or str(envelope["chat_id"]) in allowed or str(sender.get("id")) in allowed

@@ -8,7 +8,6 @@ again; 4xx for anything that is not a genuine update. Nothing is enqueued for a 
 import binascii
 import hmac
 import json
-import os
 import time
 
 from aws_lambda_powertools import Logger, Metrics
@@ -75,7 +74,7 @@ def handler(event: dict, context: LambdaContext) -> dict:
         return _answer(200, skipped=str(reason))
 
     logger.append_keys(update_id=envelope["update_id"], chat_id=envelope["chat_id"])
-    if not is_allowed(envelope):
+    if not conversation.is_allowed(envelope):
         metrics.add_metric(name="DroppedUpdates", unit=MetricUnit.Count, value=1)
         logger.info("dropped update: not on the allow-list")
         return _answer(200, skipped="chat and sender are not on the allow-list")
@@ -113,13 +112,6 @@ def _bot_id() -> int | None:
     except Exception as error:  # an unknown id only means "not a reply to the bot"
         logger.warning("bot token unavailable", extra={"error_type": type(error).__name__})
         return None
-
-
-def is_allowed(envelope: dict) -> bool:
-    """With ALLOWED_IDS set (comma-separated chat and user ids), only those are answered."""
-    allowed = {item.strip() for item in os.environ.get("ALLOWED_IDS", "").split(",") if item.strip()}
-    sender = envelope["sender"] or {}
-    return not allowed or str(envelope["chat_id"]) in allowed or str(sender.get("id")) in allowed
 
 
 class _BodyTooLarge(Exception):

@@ -85,9 +85,10 @@ def aws(monkeypatch, _test_clients):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "tgrelay")
     monkeypatch.setenv("DEDUPE_TTL_SECONDS", str(DEDUPE_TTL_SECONDS))
-    # The bot the samples in events/telegram talk to; the other conversation settings at their defaults.
+    # The bot the samples in events/telegram talk to; the other conversation settings at their
+    # defaults (START_TEXT and HELP_TEXT come from tests/conftest.py, as the template gives them).
     monkeypatch.setenv("BOT_USERNAME", SAMPLES_BOT_USERNAME)
-    for name in ("GROUP_MESSAGES", "EDITED_MESSAGES", "START_TEXT", "HELP_TEXT"):
+    for name in ("GROUP_MESSAGES", "EDITED_MESSAGES"):
         monkeypatch.delenv(name, raising=False)
     _clear_caches()
     with mock_aws():

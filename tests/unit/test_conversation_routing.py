@@ -8,8 +8,11 @@ from types import SimpleNamespace
 import pytest
 from unit_helpers import DEDUPE_TTL_SECONDS, SAMPLE_RECEIVED_AT, SAMPLES_BOT_ID, update
 
-from tgrelay.conversation import DEFAULT_HELP_TEXT, DEFAULT_START_TEXT, bot_id_from_token, route
+from tgrelay.conversation import bot_id_from_token, route
 from tgrelay.envelope import envelope_from_update
+
+DEFAULT_START_TEXT = "Start text of the tests."
+DEFAULT_HELP_TEXT = "Help text of the tests."
 
 GROUP_CHAT = -1001987654321
 
@@ -38,7 +41,9 @@ def decide(sample: dict, bot_id: int | None = SAMPLES_BOT_ID, *, answer_edits: b
 @pytest.fixture(autouse=True)
 def conversation_settings(monkeypatch):
     monkeypatch.setenv("BOT_USERNAME", "tgrelay_demo_bot")
-    for name in ("GROUP_MESSAGES", "EDITED_MESSAGES", "START_TEXT", "HELP_TEXT"):
+    monkeypatch.setenv("START_TEXT", DEFAULT_START_TEXT)
+    monkeypatch.setenv("HELP_TEXT", DEFAULT_HELP_TEXT)
+    for name in ("GROUP_MESSAGES", "EDITED_MESSAGES"):
         monkeypatch.delenv(name, raising=False)
 
 

@@ -69,7 +69,7 @@ def test_handled_sample(name, kind):
 @pytest.mark.parametrize(("name", "expected"), sorted(ROUTES.items()))
 def test_handled_sample_route(name, expected, monkeypatch):
     monkeypatch.setenv("BOT_USERNAME", SAMPLES_BOT_USERNAME)
-    for setting in ("GROUP_MESSAGES", "EDITED_MESSAGES", "START_TEXT", "HELP_TEXT"):
+    for setting in ("GROUP_MESSAGES", "EDITED_MESSAGES"):
         monkeypatch.delenv(setting, raising=False)
     sample = update(name)
 
