@@ -13,10 +13,10 @@ import time
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.exceptions import BotoCoreError, ClientError
 
-from tgrelay import clients, telegram
-from tgrelay.errors import DependencyUnavailable, TelegramRateLimited, TelegramRejected, TelegramUnavailable
+from tgrelay import telegram
+from tgrelay.claims import chunks_already_sent, record_chunks_sent
+from tgrelay.errors import TelegramRateLimited, TelegramRejected, TelegramUnavailable
 from tgrelay.replies import outgoing_messages
 from tgrelay.secrets import secret_field
 from tgrelay.settings import number_setting, setting
@@ -87,44 +87,3 @@ def send_chunk(token: str, payload: dict) -> None:
             metrics.add_metric(name="RateLimitWaits", unit=MetricUnit.Count, value=1)
             time.sleep(error.retry_after)
             waited = True
-
-
-def claim_key(update_id: int) -> dict:
-    # Same key as ClaimUpdate in statemachine/relay.asl.json builds with States.Format.
-    return {"pk": {"S": f"update#{update_id}"}}
-
-
-def chunks_already_sent(update_id: int, execution: str) -> int:
-    """Chunks this execution already delivered (0 when the claim belongs to another)."""
-    try:
-        item = (
-            clients.dynamodb()
-            .get_item(TableName=setting("TABLE_NAME"), Key=claim_key(update_id), ConsistentRead=True)
-            .get("Item", {})
-        )
-    except (BotoCoreError, ClientError) as error:
-        # Without the count a resend could repeat chunks: retry rather than guess.
-        raise DependencyUnavailable(f"claim unreadable ({type(error).__name__})") from None
-    if item.get("execution", {}).get("S") != execution:
-        return 0
-    return int(item.get("chunks_sent", {}).get("N", "0"))
-
-
-def record_chunks_sent(update_id: int, execution: str, count: int) -> None:
-    """Count the chunks on the claim, if this execution still holds it. Best effort: the
-    chunk is already delivered, the count only ever saves a resend, and failing here would
-    apologise for (and dead-letter) a reply the user has. Not held (an operator's redrive of
-    an old execution) or DynamoDB trouble: log and go on."""
-    dynamodb = clients.dynamodb()
-    try:
-        dynamodb.update_item(
-            TableName=setting("TABLE_NAME"),
-            Key=claim_key(update_id),
-            UpdateExpression="SET chunks_sent = :count",
-            ConditionExpression="execution = :execution",
-            ExpressionAttributeValues={":count": {"N": str(count)}, ":execution": {"S": execution}},
-        )
-    except dynamodb.exceptions.ConditionalCheckFailedException:
-        logger.warning("claim held by another execution; chunk count not recorded")
-    except (BotoCoreError, ClientError) as error:
-        logger.warning("chunk count not recorded; a retry may resend this chunk", extra={"error": type(error).__name__})
