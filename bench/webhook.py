@@ -58,6 +58,7 @@ from benchlib import (
     webhook_environment,
 )
 
+from tgrelay_local.moto_seams import LambdaContext
 from tgrelay_local.toolchain import find_python313
 
 EVENT = ROOT / "events" / "aws" / "http_api_v2_webhook.json"
@@ -309,7 +310,9 @@ def measure_warm(requests: int, warmup: int = 100) -> dict[str, list[float]]:
             envelope = envelope_from_update(update, received_at=int(time.time()), ttl_seconds=1_296_000)
             bare_messages.append((json.dumps(envelope), message_group_id(envelope), str(envelope["update_id"])))
 
-        context = _Context()
+        context = LambdaContext(
+            "bench-WebhookFunction", "arn:aws:lambda:us-east-1:123456789012:function:bench-WebhookFunction", 256, 10
+        )
 
         def call_ours(i: int) -> dict:
             return ours(events["ours"][i], context)
@@ -363,19 +366,6 @@ def _quiet_handler_logs() -> None:
     for handler in logging.getLogger(service).handlers:
         if isinstance(handler, logging.StreamHandler):
             handler.setStream(sink)
-
-
-class _Context:
-    function_name = "bench-WebhookFunction"
-    function_version = "$LATEST"
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:bench-WebhookFunction"
-    memory_limit_in_mb = 256
-    aws_request_id = "00000000-0000-0000-0000-000000000000"
-    log_group_name = "/aws/lambda/bench-WebhookFunction"
-    log_stream_name = "bench"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 10_000
 
 
 def added(warm: dict[str, list[float]], name: str) -> float:

@@ -14,6 +14,7 @@ import logging
 import os
 import secrets
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -440,27 +441,34 @@ def peek_queue(sqs, queue_url: str) -> list[dict]:
             )
 
 
-def move_messages(sqs, source_url: str, destination_url: str) -> int:
-    """Move messages like SQS StartMessageMoveTask: same body, attributes and group; deleted
-    from the source only after the destination accepted them."""
-    moved = 0
+def take_messages(sqs, queue_url: str) -> Iterator[dict]:
+    """Every message of a queue, received and then deleted once the caller is done with it."""
     while True:
         batch = sqs.receive_message(
-            QueueUrl=source_url,
+            QueueUrl=queue_url,
             MaxNumberOfMessages=10,
             MessageSystemAttributeNames=["All"],
             MessageAttributeNames=["All"],
         ).get("Messages", [])
         if not batch:
-            return moved
+            return
         for message in batch:
-            sent: dict[str, Any] = {"QueueUrl": destination_url, "MessageBody": message["Body"]}
-            if message.get("MessageAttributes"):
-                sent["MessageAttributes"] = message["MessageAttributes"]
-            if "MessageGroupId" in message.get("Attributes", {}):
-                sent["MessageGroupId"] = message["Attributes"]["MessageGroupId"]
-                # A fresh id: the source queue may still remember the update's own id.
-                sent["MessageDeduplicationId"] = secrets.token_hex(16)
-            sqs.send_message(**sent)
-            sqs.delete_message(QueueUrl=source_url, ReceiptHandle=message["ReceiptHandle"])
-            moved += 1
+            yield message
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def move_messages(sqs, source_url: str, destination_url: str) -> int:
+    """Move messages like SQS StartMessageMoveTask: same body, attributes and group; deleted
+    from the source only after the destination accepted them."""
+    moved = 0
+    for message in take_messages(sqs, source_url):
+        sent: dict[str, Any] = {"QueueUrl": destination_url, "MessageBody": message["Body"]}
+        if message.get("MessageAttributes"):
+            sent["MessageAttributes"] = message["MessageAttributes"]
+        if "MessageGroupId" in message.get("Attributes", {}):
+            sent["MessageGroupId"] = message["Attributes"]["MessageGroupId"]
+            # A fresh id: the source queue may still remember the update's own id.
+            sent["MessageDeduplicationId"] = secrets.token_hex(16)
+        sqs.send_message(**sent)
+        moved += 1
+    return moved

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from tgrelay_local.engine import SECRET_HEADER, LocalRelay
+from tgrelay_local.engine import SECRET_HEADER, LocalRelay, take_messages
 
 # One client for all posts: LocalRelay.post_update makes a new one (and an SSL context) per request.
 HTTP = httpx.Client(timeout=30, trust_env=False)
@@ -65,19 +65,7 @@ def settle(relay: LocalRelay, since: int, timeout: float = 60, poll: float = 0.0
 
 def take_dead_letters(relay: LocalRelay) -> list[dict]:
     """Every message in the dead-letter queue, received and deleted (the queue is left empty)."""
-    taken = []
-    while True:
-        batch = relay.sqs.receive_message(
-            QueueUrl=relay.dead_letter_queue_url,
-            MaxNumberOfMessages=10,
-            MessageSystemAttributeNames=["All"],
-            MessageAttributeNames=["All"],
-        ).get("Messages", [])
-        if not batch:
-            return taken
-        for message in batch:
-            relay.sqs.delete_message(QueueUrl=relay.dead_letter_queue_url, ReceiptHandle=message["ReceiptHandle"])
-        taken.extend(batch)
+    return list(take_messages(relay.sqs, relay.dead_letter_queue_url))
 
 
 def update_id_of(message: dict) -> int:
