@@ -4,24 +4,25 @@ outcome named by the error classes the ASL retries or catches."""
 import httpx
 
 from tgrelay import clients
+from tgrelay.envelope import session_key
 from tgrelay.errors import AgentBadResponse, AgentRejected, AgentTimeout, AgentUnavailable
 from tgrelay.replies import reply_from_agent
 from tgrelay.secrets import secret_field
 from tgrelay.settings import number_setting, setting
 
 
-def session_key(update: dict) -> str:
-    """One conversation per chat, or per forum topic."""
-    key = f"telegram:{update['chat_id']}"
-    return key if update.get("thread_id") is None else f"{key}:{update['thread_id']}"
-
-
 def agent_request(update: dict) -> dict:
-    """The JSON body the agent server receives (contract in README.md)."""
+    """The JSON body the agent server receives (contract in README.md). `messages` lists every
+    message of the turn in order: this update's, then those merged into its turn
+    (update["merged"], QueuedMessages=merge); `text` is their texts joined by newlines."""
+    turn = [update, *(update.get("merged") or [])]
     return {
         "update_id": update["update_id"],
         "session_key": session_key(update),
-        "text": update["text"],
+        "text": "\n".join(message["text"] for message in turn),
+        "messages": [
+            {key: message[key] for key in ("update_id", "message_id", "kind", "text")} for message in turn
+        ],
         "kind": update["kind"],
         "chat": {"id": update["chat_id"], "type": update.get("chat_type"), "thread_id": update.get("thread_id")},
         "user": update.get("sender"),

@@ -19,6 +19,7 @@ from tgrelay import telegram
 from tgrelay.agent import agent_request, ask_agent
 from tgrelay.errors import RelayError
 from tgrelay.secrets import secret_field
+from tgrelay.turns import renew_lease
 
 # Telegram shows a chat action for 5 s at most (or until the bot's message arrives): renew it before.
 TYPING_INTERVAL_SECONDS = 4.0
@@ -37,6 +38,8 @@ metrics = Metrics()
 def handler(event: dict, context: LambdaContext) -> dict:
     update = event["update"]
     logger.append_keys(update_id=update["update_id"], chat_id=update["chat_id"], execution=event.get("execution"))
+    # The heartbeat of the conversation's turn; TurnLost sends the execution back to WaitForTurn.
+    renew_lease(update, event["execution"])
     started = time.monotonic()
     try:
         with typing_indicator(update):

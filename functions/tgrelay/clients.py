@@ -26,7 +26,17 @@ def sqs():
 
 @cache
 def dynamodb():
-    return boto3.client("dynamodb")
+    # Short timeouts: DynamoDB answers in milliseconds, and the webhook registers turns with it.
+    return boto3.client(
+        "dynamodb",
+        config=Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3}),
+    )
+
+
+@cache
+def stepfunctions():
+    # Hands the turn to a waiting execution (SendTaskSuccess / SendTaskFailure).
+    return boto3.client("stepfunctions")
 
 
 @cache

@@ -84,6 +84,13 @@ def envelope_from_update(update: Any, received_at: int, ttl_seconds: int, *, ans
     }
 
 
+def session_key(envelope: dict) -> str:
+    """The conversation `envelope` belongs to: "telegram:<chat>", or "telegram:<chat>:<topic>" in a
+    forum topic. The agent keeps its memory under it (README: agent contract); turns are taken per it."""
+    key = f"telegram:{envelope['chat_id']}"
+    return key if envelope.get("thread_id") is None else f"{key}:{envelope['thread_id']}"
+
+
 def message_group_id(envelope: dict) -> str:
     """SQS FIFO group: one chat, or one forum topic, is processed in order."""
     if envelope["thread_id"] is None:

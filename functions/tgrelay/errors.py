@@ -60,3 +60,13 @@ class DependencyUnavailable(RelayError):
 
 class ConfigurationError(RelayError):
     """A setting or secret field the function needs is missing. Terminal."""
+
+
+class TurnLost(RelayError):
+    """This execution no longer holds its conversation's turn (released after its lease ran out,
+    or an operator redrove a stopped execution). The ASL sends it back to WaitForTurn."""
+
+
+class MergedIntoTurn(RelayError):
+    """Not raised: the error name WaitForTurn fails with (SendTaskFailure) when this message was
+    merged into the turn of an earlier message of its conversation (QueuedMessages=merge)."""

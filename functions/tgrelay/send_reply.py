@@ -20,6 +20,7 @@ from tgrelay.errors import TelegramRateLimited, TelegramRejected, TelegramUnavai
 from tgrelay.replies import outgoing_messages
 from tgrelay.secrets import secret_field
 from tgrelay.settings import number_setting, setting
+from tgrelay.turns import renew_lease
 
 # One chunk can take a 10 s answer, a 5 s inline wait and a plain-text resend.
 TIME_LEFT_FOR_A_CHUNK_MS = 30_000
@@ -38,6 +39,9 @@ def handler(event: dict, context: LambdaContext) -> dict:
     else:
         reply, execution = event["reply"], event["execution"]
 
+    if execution:
+        # The heartbeat of the conversation's turn; TurnLost sends the execution back to WaitForTurn.
+        renew_lease(update, execution)
     chunks = outgoing_messages(update, reply)
     token = secret_field("bot_token")
     first = chunks_already_sent(update["update_id"], execution) if execution else 0

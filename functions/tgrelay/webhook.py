@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 
-from tgrelay import clients, conversation
+from tgrelay import clients, conversation, turns
 from tgrelay.envelope import InvalidUpdate, UnhandledUpdate, envelope_from_update, message_group_id
 from tgrelay.errors import ConfigurationError
 from tgrelay.secrets import secret_field
@@ -88,6 +88,13 @@ def handler(event: dict, context: LambdaContext) -> dict:
         metrics.add_metric(name="AnsweredAtWebhook", unit=MetricUnit.Count, value=1)
         logger.info("answered at the webhook", extra={"method": route.method["method"]})
         return _method_answer(route.method)
+    try:
+        # Registered before it is enqueued: Telegram sends one chat's updates one after another,
+        # so this fixes the order in which the conversation's turns are taken.
+        turns.register_queued(envelope)
+    except (BotoCoreError, ClientError) as error:
+        # The execution registers itself when it starts; only the order is then best effort.
+        logger.warning("turn not registered; enqueued anyway", extra={"error_type": type(error).__name__})
     try:
         clients.sqs().send_message(
             QueueUrl=setting("QUEUE_URL"),

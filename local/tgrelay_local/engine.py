@@ -27,6 +27,7 @@ from tgrelay_local.fakes import FakeAgent, FakeTelegram
 from tgrelay_local.http_api import HttpApi
 from tgrelay_local.moto_seams import LocalFunction, Seams
 from tgrelay_local.pipe import PipePoller
+from tgrelay_local.rules import ExecutionStatusRules
 from tgrelay_local.template import ROOT, Template
 
 REGION = "us-east-1"
@@ -115,7 +116,7 @@ class LocalRelay:
         self._learn_bot_username()
         self._create_secret()
         self._create_queues()
-        self._create_table()
+        self._create_tables()
         functions = self._load_functions()
         self._create_state_machine()
         self.seams = self._stack.enter_context(Seams(functions, self.clock))
@@ -130,9 +131,13 @@ class LocalRelay:
             state_machine_arn=self.template.resolve(pipe["Target"]),
             batch_size=int(pipe["SourceParameters"]["SqsQueueParameters"]["BatchSize"]),
             region=REGION,
+            input_template=pipe.get("TargetParameters", {}).get("InputTemplate"),
         )
         self.pipe.start()
         self._stack.callback(self.pipe.stop)
+        self.rules = ExecutionStatusRules(self.sfn, self._execution_rules(functions), self.pipe.started, REGION, ACCOUNT)
+        self.rules.start()
+        self._stack.callback(self.rules.stop)
         self._start_webhook(functions)
         if self.aws_port is not None:
             self._serve_aws()
@@ -196,19 +201,24 @@ class LocalRelay:
             arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
             self.template.bind(logical_id, url, Arn=arn, QueueName=arn.rsplit(":", 1)[1])
 
-    def _create_table(self) -> None:
-        logical_id, props = self.template.resource("AWS::DynamoDB::Table")
-        name = f"{STACK}-{logical_id}"
-        table = self.dynamodb.create_table(
-            TableName=name,
-            AttributeDefinitions=props["AttributeDefinitions"],
-            KeySchema=props["KeySchema"],
-            BillingMode=props["BillingMode"],
-        )["TableDescription"]
-        if "TimeToLiveSpecification" in props:
-            self.dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=props["TimeToLiveSpecification"])
-        self.template.bind(logical_id, name, Arn=table["TableArn"])
-        self.table_name = name
+    def _create_tables(self) -> None:
+        for logical_id, props in self.template.resources("AWS::DynamoDB::Table").items():
+            name = f"{STACK}-{logical_id}"
+            table = self.dynamodb.create_table(
+                TableName=name,
+                AttributeDefinitions=props["AttributeDefinitions"],
+                KeySchema=props["KeySchema"],
+                BillingMode=props["BillingMode"],
+            )["TableDescription"]
+            if "TimeToLiveSpecification" in props:
+                self.dynamodb.update_time_to_live(
+                    TableName=name, TimeToLiveSpecification=props["TimeToLiveSpecification"]
+                )
+            self.template.bind(logical_id, name, Arn=table["TableArn"])
+        # The claims table, which the workflow's ClaimUpdate writes.
+        self.table_name = self.template.resolve(
+            self.template.resource("AWS::Serverless::StateMachine")[1]["DefinitionSubstitutions"]["UpdatesTableName"]
+        )
 
     def _load_functions(self) -> dict[str, LocalFunction]:
         """Bind every function, set the environment the template gives them, import handlers."""
@@ -253,6 +263,16 @@ class LocalRelay:
                     self.webhook_route = (event["Properties"]["Path"], event["Properties"]["Method"])
         self._redirect_function_logs(handler_modules)
         return functions
+
+    def _execution_rules(self, functions: dict[str, LocalFunction]) -> list[tuple[dict, LocalFunction]]:
+        """(event pattern, target) of every function's EventBridgeRule event (the state machine exists)."""
+        rules = []
+        for logical_id in self.template.resources("AWS::Serverless::Function"):
+            for event in self.template.function_properties(logical_id).get("Events", {}).values():
+                if event["Type"] == "EventBridgeRule":
+                    pattern = self.template.resolve(event["Properties"]["Pattern"])
+                    rules.append((pattern, functions[self.template.refs[logical_id]]))
+        return rules
 
     def _create_state_machine(self) -> None:
         logical_id, props = self.template.resource("AWS::Serverless::StateMachine")
@@ -324,7 +344,7 @@ class LocalRelay:
         from tgrelay import clients
 
         parameters.clear_caches()
-        for client in (clients.sqs, clients.dynamodb, clients.http):
+        for client in (clients.sqs, clients.dynamodb, clients.stepfunctions, clients.http):
             client.cache_clear()
 
     def _redirect_function_logs(self, handler_modules) -> None:
@@ -366,7 +386,7 @@ class LocalRelay:
                 AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
             )["Attributes"]
             queued = sum(int(value) for value in counts.values())
-            if not queued and not self.pipe.busy and not self.running_executions():
+            if not queued and not self.pipe.busy and not self.running_executions() and self.rules.caught_up(self._finished):
                 return
             time.sleep(0.02)
         raise TimeoutError(f"still busy after {timeout} s")

@@ -10,8 +10,10 @@ is received again; this one makes it visible again at once.
 
 import json
 import logging
+import re
 import threading
 import uuid
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -19,8 +21,19 @@ log = logging.getLogger(__name__)
 
 
 class PipePoller:
-    def __init__(self, sqs, sfn, queue_url: str, queue_arn: str, state_machine_arn: str, batch_size: int, region: str):
+    def __init__(
+        self,
+        sqs,
+        sfn,
+        queue_url: str,
+        queue_arn: str,
+        state_machine_arn: str,
+        batch_size: int,
+        region: str,
+        input_template: str | None = None,
+    ):
         self.sqs, self.sfn = sqs, sfn
+        self.input_template = input_template
         self.queue_url, self.queue_arn = queue_url, queue_arn
         self.state_machine_arn = state_machine_arn
         self.batch_size = batch_size
@@ -60,6 +73,8 @@ class PipePoller:
             if not messages:
                 return False
             records = [self._record(message) for message in messages]
+            if self.input_template is not None:
+                records = [apply_input_template(self.input_template, record) for record in records]
             try:
                 # A pipe cannot name executions; Step Functions gives them a UUID.
                 execution = self.sfn.start_execution(
@@ -102,3 +117,34 @@ class PipePoller:
             "eventSourceARN": self.queue_arn,
             "awsRegion": self.region,
         }
+
+
+# <$.path> in an InputTemplate; quoted ("<$.path>") it stands for a string.
+_PLACEHOLDER = re.compile(r'"<(\$[^>]*)>"|<(\$[^>]*)>')
+
+
+def apply_input_template(template: str, record: dict) -> Any:
+    """What the pipe sends for `record` under the target's InputTemplate (EventBridge Pipes,
+    "Amazon EventBridge Pipes input transformation"): a quoted placeholder becomes the value
+    as a JSON string, an unquoted one the JSON value. Pipes parse a JSON SQS `body` so it can
+    be used as an object; a body that is not JSON stays a string (here: a JSON string)."""
+    body = record.get("body")
+    try:
+        parsed = json.loads(body) if isinstance(body, str) else body
+    except ValueError:
+        parsed = body
+    source = {**record, "body": parsed}
+
+    def value(match: re.Match) -> str:
+        quoted, bare = match.groups()
+        found = _path_value(source, quoted or bare)
+        return json.dumps(str(found)) if quoted else json.dumps(found)
+
+    return json.loads(_PLACEHOLDER.sub(value, template))
+
+
+def _path_value(source: Any, path: str) -> Any:
+    """A dotted JSONPath ($.a.b) into `source`; None where it leads nowhere."""
+    for name in path.removeprefix("$").strip(".").split("."):
+        source = source.get(name) if isinstance(source, dict) and name else source
+    return source
