@@ -8,6 +8,9 @@ names are replaced while the engine runs:
 - retrier_decl.time: the sleep between Retry attempts goes through the RetryClock.
 - jitter_strategy_decl.random: FULL jitter draws through the RetryClock, so tests
   can pin it.
+- execution.Execution.stop: StopExecution ends the execution at once, as on AWS (moto
+  says ABORTED only once the state in flight returns), so the rule on its status change
+  fires when it would on AWS.
 
 tests/unit/test_moto_seams.py fails loudly if moto moves any of them.
 """
@@ -24,7 +27,9 @@ from typing import Any
 from unittest import mock
 
 from moto.stepfunctions.parser.asl.component.common.retry import jitter_strategy_decl, retrier_decl
+from moto.stepfunctions.parser.api import ExecutionStatus
 from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+from moto.stepfunctions.parser.backend import execution as execution_backend
 
 from tgrelay_local.clock import RetryClock
 
@@ -33,6 +38,7 @@ SEAMS = (
     (lambda_eval_utils, "_invoke_lambda_function"),
     (retrier_decl, "time"),
     (jitter_strategy_decl, "random"),
+    (execution_backend.Execution, "stop"),
 )
 
 Handler = Callable[[dict, Any], Any]
@@ -101,6 +107,13 @@ class Seams:
         self._stack.enter_context(
             mock.patch.object(jitter_strategy_decl, "random", types.SimpleNamespace(uniform=self.clock.uniform))
         )
+        original_stop = execution_backend.Execution.stop
+
+        def stop_at_once(execution, stop_date, error, cause):
+            original_stop(execution, stop_date=stop_date, error=error, cause=cause)
+            execution.exec_status, execution.stop_date = ExecutionStatus.ABORTED, stop_date
+
+        self._stack.enter_context(mock.patch.object(execution_backend.Execution, "stop", stop_at_once))
         # The interpreter logs every caught task error at ERROR with its whole state; that is
         # what Retry and Catch are for, and execution history already shows it.
         logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
