@@ -8,31 +8,87 @@ from tgrelay_local.operator import DOLLARS_PER_TRANSITION
 from tgrelay_local.retry_plan import load_asl, retry_waits
 from tgrelay_local.template import Template
 
+CALLBACK = ".waitForTaskToken"
+
 
 def retry_plan(asl: dict | None = None, template: Template | None = None) -> str:
-    """Per Task: each retry's wait (the range, with FULL jitter) and the worst case before it gives up."""
+    """Per Task: each retry's wait (the range, with FULL jitter) and the worst case before it gives up.
+
+    A Task with TimeoutSeconds (WaitForTurn: a callback task waits that long for its token) and
+    CallAgent (the function's per-attempt timeout, AgentTimeoutSeconds) also say how long each
+    attempt may take."""
     asl = asl or load_asl()
     template = template or Template(parameters={"AgentUrl": "https://agent.invalid"})
-    per_attempt = {"CallAgent": float(template.parameters["AgentTimeoutSeconds"])}
     lines = []
     for name, state in asl["States"].items():
         if state["Type"] != "Task" or not state.get("Retry"):
             continue
         lines.append(name)
+        per_attempt = _per_attempt(name, state, template)
         total_attempts, total_wait = 1, 0.0
         for retrier in state["Retry"]:
             waits = retry_waits(retrier)
-            jitter = retrier.get("JitterStrategy") == "FULL"
-            shown = ", ".join(f"0-{_s(w)}" if jitter else _s(w) for w in waits)
             lines.append(f"  {' | '.join(retrier['ErrorEquals'])}")
-            lines.append(f"    {len(waits)} retries, waits (s): {shown}; at most {_s(sum(waits))} s of waiting")
+            if not waits:
+                lines.append("    no retries")
+                continue
+            shown = _waits(retrier, waits)
+            line = f"    {_retries(len(waits))}, waits (s): {shown}; at most {_s(sum(waits))} s of waiting"
+            if "States.Timeout" in retrier["ErrorEquals"] and "TimeoutSeconds" in state:
+                line += f"; each retry follows {_s(state['TimeoutSeconds'])} s without an answer (TimeoutSeconds)"
+            lines.append(line)
             total_attempts += len(waits)
             total_wait += sum(waits)
-        limit = f" + {total_attempts} attempts x up to {_s(per_attempt[name])} s" if name in per_attempt else ""
-        lines.append(f"  worst case before giving up: {_s(total_wait)} s of waiting{limit}")
+        worst = f"  worst case before giving up: {_s(total_wait)} s of waiting"
+        if per_attempt:
+            seconds, source = per_attempt
+            in_all = total_wait + total_attempts * seconds
+            worst += f" + {total_attempts} attempts x up to {_s(seconds)} s ({source}) = {_s(in_all)} s{_hours(in_all)}"
+        lines.append(worst)
         if len(state["Retry"]) > 1:
             lines.append("  (each error kind keeps its own count: the worst case meets all of them in turn)")
+        for catch in state.get("Catch", []):
+            if catch["Next"] in _before(asl, name):
+                errors = " | ".join(catch["ErrorEquals"])
+                lines.append(f"  {errors} is caught: back to {catch['Next']}, where every count starts again")
     return "\n".join(lines)
+
+
+def _before(asl: dict, name: str) -> list[str]:
+    """The states entered before `name` on the way along Next from StartAt."""
+    path = _follow(asl["States"], asl["StartAt"])
+    return path[: path.index(name)] if name in path else []
+
+
+def _per_attempt(name: str, state: dict, template: Template) -> tuple[float, str] | None:
+    """How long one attempt of the state may take, and where that number comes from."""
+    if "TimeoutSeconds" in state:
+        return float(state["TimeoutSeconds"]), "TimeoutSeconds"
+    if name == "CallAgent":
+        return float(template.parameters["AgentTimeoutSeconds"]), "AgentTimeoutSeconds"
+    return None
+
+
+def _retries(count: int) -> str:
+    return "1 retry" if count == 1 else f"{count} retries"
+
+
+def _waits(retrier: dict, waits: list[float]) -> str:
+    """The waits in order, a run of equal ones shown once with its count: "1 (x23)"."""
+    jitter = retrier.get("JitterStrategy") == "FULL"
+    shown, index = [], 0
+    while index < len(waits):
+        run = 1
+        while index + run < len(waits) and waits[index + run] == waits[index]:
+            run += 1
+        text = f"0-{_s(waits[index])}" if jitter else _s(waits[index])
+        shown.append(text if run == 1 else f"{text} (x{run})")
+        index += run
+    return ", ".join(shown)
+
+
+def _hours(seconds: float) -> str:
+    return f" ({seconds / 3600:.1f} h)" if seconds >= 3600 else ""
 
 
 @dataclass
@@ -46,7 +102,10 @@ class Path:
 
 
 def paths(asl: dict | None = None) -> list[Path]:
-    """The happy path, and every path a Catch leads to, as lists of states entered."""
+    """The happy path, and every path a Catch of one of its states leads to, as lists of states entered.
+
+    A Catch that leads back to a state already on the way (TurnLost -> WaitForTurn) is shown going
+    round once and then on along Next; following Next never enters a state twice, so a loop ends."""
     asl = asl or load_asl()
     states = asl["States"]
     happy = _follow(states, asl["StartAt"])
@@ -54,22 +113,29 @@ def paths(asl: dict | None = None) -> list[Path]:
     for index, name in enumerate(happy):
         for catch in states[name].get("Catch", []):
             label = f"{name} catches {' | '.join(catch['ErrorEquals'])}"
+            if catch["Next"] in happy[: index + 1]:
+                label += " (round once)"
             found.append(Path(label, happy[: index + 1] + _follow(states, catch["Next"])))
     return found
 
 
 def cost_table(asl: dict | None = None) -> str:
+    asl = asl or load_asl()
     lines = [f"{'path':<62} {'transitions':>11} {'$ per million':>14}"]
     for path in paths(asl):
         dollars = path.transitions * DOLLARS_PER_TRANSITION * 1_000_000
         lines.append(f"{path.name:<62} {path.transitions:>11} {dollars:>14.2f}")
     lines.append(f"each retry adds one transition (${DOLLARS_PER_TRANSITION * 1_000_000:.2f} per million retries);")
+    for name, state in asl["States"].items():
+        if "TimeoutSeconds" in state and any("States.Timeout" in r["ErrorEquals"] for r in state.get("Retry", [])):
+            lines.append(f"so does each {_s(state['TimeoutSeconds'])} s (TimeoutSeconds) that {name} waits in vain.")
     lines.append("Step Functions Standard only - Lambda, SQS, Pipes and DynamoDB are billed besides (bench/cost.py).")
     return "\n".join(lines)
 
 
 def mermaid(asl: dict | None = None) -> str:
-    """The state machine as a Mermaid flowchart: Next edges solid, Catch edges dotted and labelled."""
+    """The state machine as a Mermaid flowchart: Next edges solid, Catch edges dotted and labelled;
+    a callback task (.waitForTaskToken) is a hexagon, a Succeed a stadium, a Fail a parallelogram."""
     asl = asl or load_asl()
     lines = ["flowchart TD", f"    start((start)) --> {asl['StartAt']}"]
     for name, state in asl["States"].items():
@@ -77,6 +143,8 @@ def mermaid(asl: dict | None = None) -> str:
             lines.append(f"    {name}([{name}])")
         elif state["Type"] == "Fail":
             lines.append(f"    {name}[/{name}/]")
+        elif state["Type"] == "Task" and state["Resource"].endswith(CALLBACK):
+            lines.append(f"    {name}{{{{{name}}}}}")
         if "Next" in state:
             lines.append(f"    {name} --> {state['Next']}")
         if state.get("End"):
@@ -87,8 +155,9 @@ def mermaid(asl: dict | None = None) -> str:
 
 
 def _follow(states: dict, start: str) -> list[str]:
+    """The states entered from `start` following Next, until an end or a state entered before."""
     path, name = [], start
-    while name is not None:
+    while name is not None and name not in path:
         path.append(name)
         name = states[name].get("Next")
     return path

@@ -95,13 +95,19 @@ def executions(sfn_local, relay_machine) -> dict[str, dict]:
     Retry waits are real (see README), so the tier takes the longest, not their sum."""
     started = {}
     for number, case in enumerate(sorted(mock_test_cases()), start=1):
-        records, envelope = execution_input(918_273_600 + number)
+        execution_input_, envelope, record = execution_input(918_273_600 + number)
         arn = sfn_local.start_execution(
             stateMachineArn=f"{relay_machine['arn']}#{case}",
             name=f"{case}-{number}",
-            input=json.dumps(records),
+            input=json.dumps(execution_input_),
         )["executionArn"]
-        started[case] = {"arn": arn, "name": f"{case}-{number}", "records": records, "envelope": envelope}
+        started[case] = {
+            "arn": arn,
+            "name": f"{case}-{number}",
+            "input": execution_input_,
+            "record": record,
+            "envelope": envelope,
+        }
 
     deadline = time.monotonic() + longest_wait() + 60
     for case, run in started.items():

@@ -16,6 +16,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tgrelay_local.pipe import apply_input_template
 from tgrelay_local.retry_plan import load_asl, retrier_for, retry_waits
 from tgrelay_local.template import ROOT, Template
 
@@ -32,7 +33,7 @@ REGION = "us-east-1"
 ACCOUNT = "123456789012"
 STACK = "tgrelay-sfn-local"
 
-HAPPY_PATH = ("Parse", "ClaimUpdate", "CallAgent", "SendReply", "MarkDone")
+HAPPY_PATH = ("ClaimUpdate", "WaitForTurn", "CallAgent", "SendReply", "MarkDone")
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ SCENARIOS = {
     "HappyPath": Scenario("SUCCEEDED", HAPPY_PATH),
     "Duplicate": Scenario(
         "SUCCEEDED",
-        ("Parse", "ClaimUpdate", "AlreadyHandled"),
+        ("ClaimUpdate", "AlreadyHandled"),
         caught={"ClaimUpdate": "DynamoDB.ConditionalCheckFailedException"},
     ),
     "AgentRetriesThenSuccess": Scenario(
@@ -57,14 +58,23 @@ SCENARIOS = {
     ),
     "AgentTerminalFailure": Scenario(
         "FAILED",
-        ("Parse", "ClaimUpdate", "CallAgent", "RecordFailure", "ApologizeToUser", "SendToDeadLetterQueue", "Failed"),
+        (
+            "ClaimUpdate",
+            "WaitForTurn",
+            "CallAgent",
+            "RecordFailure",
+            "ApologizeToUser",
+            "HandOnTurn",
+            "SendToDeadLetterQueue",
+            "Failed",
+        ),
         caught={"CallAgent": "AgentRejected"},
         error="AgentRejected",
     ),
     "TelegramRateLimitThenSuccess": Scenario("SUCCEEDED", HAPPY_PATH, retried={"SendReply": ("TelegramRateLimited",)}),
     "BlockedUser": Scenario(
         "SUCCEEDED",
-        ("Parse", "ClaimUpdate", "CallAgent", "SendReply", "MarkUndeliverable"),
+        ("ClaimUpdate", "WaitForTurn", "CallAgent", "SendReply", "MarkUndeliverable"),
         caught={"SendReply": "RecipientUnavailable"},
     ),
 }
@@ -118,15 +128,19 @@ def deployed_definition() -> tuple[str, str, Template]:
     return name, definition, template
 
 
-def execution_input(update_id: int) -> tuple[list[dict], dict]:
-    """What the pipe gives an execution (events/aws/pipe_input.json) for `update_id`:
-    (the array of one SQS record, the envelope in its body)."""
-    records = json.loads(PIPE_INPUT.read_text())
-    envelope = json.loads(records[0]["body"])
+def execution_input(update_id: int, template: Template | None = None) -> tuple[list, dict, dict]:
+    """What the pipe gives an execution for `update_id`: (the execution's input, the envelope, the SQS
+    record it came from). The record is events/aws/pipe_input.json's; the input is that array of one
+    record under the pipe's InputTemplate from template.yaml, as the local engine's pipe applies it."""
+    (record,) = json.loads(PIPE_INPUT.read_text())
+    envelope = json.loads(record["body"])
     envelope["update_id"] = update_id
-    records[0]["body"] = json.dumps(envelope)
-    records[0]["attributes"]["MessageDeduplicationId"] = str(update_id)
-    return records, envelope
+    record["body"] = json.dumps(envelope)
+    record["attributes"]["MessageDeduplicationId"] = str(update_id)
+    _, pipe = (template or Template()).resource("AWS::Pipes::Pipe")
+    input_template = pipe["TargetParameters"].get("InputTemplate")
+    item = record if input_template is None else apply_input_template(input_template, record)
+    return [item], envelope, record
 
 
 def mocked_response(response_name: str, invocation: int, responses: dict | None = None) -> dict:

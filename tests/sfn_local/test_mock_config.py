@@ -11,9 +11,11 @@ import textwrap
 
 import pytest
 from sfn_local_support import (
+    HAPPY_PATH,
     SCENARIOS,
     deployed_definition,
     docker_skip_reason,
+    execution_input,
     load_mock_config,
     mock_test_cases,
     scenario_markers,
@@ -22,7 +24,9 @@ from sfn_local_support import (
 )
 
 from tgrelay_local.retry_plan import load_asl
-from tgrelay_local.template import ROOT
+from tgrelay_local.template import ROOT, Template
+
+CALLBACK = "arn:aws:states:::lambda:invoke.waitForTaskToken"
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +116,12 @@ def test_returns_carry_what_the_states_read_from_them(config, asl):
             result = entry["Return"]
             if task["Resource"] == "arn:aws:states:::lambda:invoke":
                 assert result.get("StatusCode") == 200 and "Payload" in result, f"{response}[{key}]"
+            if task["Resource"] == CALLBACK:
+                # A mocked callback returns what SendTaskSuccess would carry (Step Functions Local makes up
+                # the token): for WaitForTurn, the envelopes merged into the turn, a list at $.update.merged.
+                assert task["ResultPath"] == "$.update.merged"
+                assert isinstance(result, list), f"{response}[{key}]: WaitForTurn's output is a list"
+                assert all(isinstance(merged, dict) and "update_id" in merged for merged in result), response
             for selector in task.get("ResultSelector", {}).values():
                 value = result
                 for part in selector.removeprefix("$.").split("."):
@@ -133,6 +143,49 @@ def test_case_drives_the_asl_along_its_expected_path(case, config, asl):
     for state, response in mocks.items():
         defined = sum(len(invocation_range(key)) for key in config["MockedResponses"][response])
         assert result.invocations.get(state, 0) == defined, f"{case}: {state} used {result.invocations.get(state)}"
+
+
+def test_every_case_past_the_claim_waits_for_its_turn_and_hands_it_on(asl):
+    for case, mocks in mock_test_cases().items():
+        path = SCENARIOS[case].path
+        if len(path) <= 2:
+            assert path == ("ClaimUpdate", "AlreadyHandled"), case
+            continue
+        assert path[:2] == HAPPY_PATH[:2], f"{case}: no turn is taken"
+        assert asl["States"]["WaitForTurn"]["Resource"] == CALLBACK and "WaitForTurn" in mocks, case
+        assert {"MarkDone", "MarkUndeliverable", "HandOnTurn"} & set(path), f"{case} ends without handing the turn on"
+
+
+def test_the_model_follows_a_merged_message_and_a_lost_turn(config, asl):
+    """The two ways WaitForTurn and the turn's holders leave the straight path, on the model only
+    (a MockConfigFile test case needs a local-engine scenario marker too)."""
+    responses = json.loads(json.dumps(config["MockedResponses"]))
+    responses["MergedIntoEarlier"] = {
+        "0": {"Throw": {"Error": "MergedIntoTurn", "Cause": "answered in the turn of update 918273600"}}
+    }
+    merged = walk({"ClaimUpdate": "ClaimTaken", "WaitForTurn": "MergedIntoEarlier"}, responses, asl)
+    assert (merged.status, merged.path) == ("SUCCEEDED", ["ClaimUpdate", "WaitForTurn", "MergedIntoTurn"])
+    assert merged.caught == {"WaitForTurn": "MergedIntoTurn"}
+
+    responses["TurnGrantedTwice"] = {"0-1": responses["TurnGranted"]["0"]}
+    responses["TurnLostOnceThenAnswers"] = {
+        "0": {"Throw": {"Error": "TurnLost", "Cause": "this execution no longer holds its conversation's turn"}},
+        "1": responses["AgentAnswers"]["0"],
+    }
+    lost = dict(mock_test_cases()["HappyPath"], WaitForTurn="TurnGrantedTwice", CallAgent="TurnLostOnceThenAnswers")
+    result = walk(lost, responses, asl)
+    assert result.status == "SUCCEEDED"
+    assert result.path == ["ClaimUpdate", "WaitForTurn", "CallAgent", *HAPPY_PATH[1:]]
+    assert result.caught == {"CallAgent": "TurnLost"} and result.retried == {}
+    assert result.invocations["WaitForTurn"] == 2
+
+
+def test_the_execution_input_is_the_pipes_input_template():
+    records, envelope, record = execution_input(918_273_699)
+    assert records == [{"update": envelope, "group_id": record["attributes"]["MessageGroupId"]}]
+    assert json.loads(record["body"]) == envelope and envelope["update_id"] == 918_273_699
+    _, pipe = Template().resource("AWS::Pipes::Pipe")
+    assert "<$.body>" in pipe["TargetParameters"]["InputTemplate"]  # read from template.yaml, not written here
 
 
 def test_the_model_fails_where_step_functions_local_would(config, asl):

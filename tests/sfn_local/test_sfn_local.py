@@ -42,10 +42,16 @@ def test_case_takes_its_path_with_its_retries_and_catches(case, executions):
     assert [details["error"] for details in failed] == ([expected.error] if expected.error else [])
 
 
+def with_merged(envelope: dict, merged: list | None = None) -> dict:
+    """The envelope as the states after WaitForTurn see it: its turn's merged messages at "merged"."""
+    return {**envelope, "merged": [] if merged is None else merged}
+
+
 def test_happy_path_tasks_get_the_deployed_names_and_the_update(executions, relay_machine):
     run = executions["HappyPath"]
     template, envelope = relay_machine["template"], run["envelope"]
     tasks = scheduled(run["events"])
+    turns_function = template.attributes[("TurnsFunction", "Arn")]
 
     (claim,) = tasks["ClaimUpdate"]
     assert claim["TableName"] == template.refs["UpdatesTable"]
@@ -54,9 +60,17 @@ def test_happy_path_tasks_get_the_deployed_names_and_the_update(executions, rela
     assert claim["Item"]["expires_at"] == {"N": str(envelope["expires_at"])}
     assert claim["Item"]["execution"] == {"S": run["arn"]}
 
+    # The callback: Step Functions Local makes up the task token; the mock's Return is the turn's output.
+    (wait,) = tasks["WaitForTurn"]
+    assert wait["FunctionName"] == turns_function
+    token = wait["Payload"].pop("token")
+    assert isinstance(token, str) and token
+    assert wait["Payload"] == {"action": "wait", "update": envelope, "execution": run["arn"]}
+    merged = mocked("HappyPath", "WaitForTurn")["Return"]
+
     (call,) = tasks["CallAgent"]
     assert call["FunctionName"] == template.attributes[("CallAgentFunction", "Arn")]
-    assert call["Payload"]["update"] == envelope
+    assert call["Payload"] == {"update": with_merged(envelope, merged), "execution": run["arn"]}
 
     agent_payload = mocked("HappyPath", "CallAgent")["Return"]["Payload"]
     (send,) = tasks["SendReply"]
@@ -65,27 +79,47 @@ def test_happy_path_tasks_get_the_deployed_names_and_the_update(executions, rela
 
     chunks = mocked("HappyPath", "SendReply")["Return"]["Payload"]["chunks"]
     (done,) = tasks["MarkDone"]
-    assert done["ExpressionAttributeValues"][":chunks"] == {"N": str(chunks)}
+    assert done["FunctionName"] == turns_function
+    assert done["Payload"] == {
+        "action": "finish",
+        "outcome": "DONE",
+        "update": with_merged(envelope, merged),
+        "execution": run["arn"],
+        "chunks": chunks,
+    }
     output = json.loads(run["description"]["output"])
     assert output["delivery"] == {"chunks": chunks}
-    assert output["raw_body"] == run["records"][0]["body"]
+    assert output["update"] == with_merged(envelope, merged)
+    assert output["group_id"] == run["record"]["attributes"]["MessageGroupId"]  # the pipe's InputTemplate
+    assert "raw_body" not in output
 
 
-def test_terminal_failure_releases_the_claim_and_parks_the_original_body(executions, relay_machine):
+def test_terminal_failure_releases_the_claim_hands_the_turn_on_and_parks_the_envelope(executions, relay_machine):
     run = executions["AgentTerminalFailure"]
-    template, envelope, record = relay_machine["template"], run["envelope"], run["records"][0]
+    template, envelope, record = relay_machine["template"], run["envelope"], run["record"]
     thrown = mocked("AgentTerminalFailure", "CallAgent")["Throw"]
     tasks = scheduled(run["events"])
+    update = with_merged(envelope, mocked("AgentTerminalFailure", "WaitForTurn")["Return"])
 
     (release,) = tasks["RecordFailure"]
     assert release["ExpressionAttributeValues"][":error"] == {"S": thrown["Error"]}
     assert release["ExpressionAttributeValues"][":execution"] == {"S": run["arn"]}
     (apology,) = tasks["ApologizeToUser"]
-    assert apology["Payload"] == {"update": envelope, "apology": True}
+    assert apology["Payload"] == {"update": update, "apology": True}
+    (hand_on,) = tasks["HandOnTurn"]
+    assert hand_on["FunctionName"] == template.attributes[("TurnsFunction", "Arn")]
+    assert hand_on["Payload"] == {
+        "action": "finish",
+        "outcome": "FAILED",
+        "update": update,
+        "execution": run["arn"],
+        "error": thrown["Error"],
+    }
 
     (dead_letter,) = tasks["SendToDeadLetterQueue"]
     assert dead_letter["QueueUrl"] == template.refs["DeadLetterQueue"]
-    assert dead_letter["MessageBody"] == record["body"]
+    # States.JsonToString: the envelope re-serialised, its merged messages with it (replay answers them too).
+    assert json.loads(dead_letter["MessageBody"]) == update
     assert dead_letter["MessageGroupId"] == record["attributes"]["MessageGroupId"]
     assert dead_letter["MessageDeduplicationId"] == run["name"]
     attributes = {name: value["StringValue"] for name, value in dead_letter["MessageAttributes"].items()}
@@ -111,8 +145,9 @@ def test_blocked_user_is_marked_undeliverable_with_telegrams_reason(executions):
     run = executions["BlockedUser"]
     (mark,) = scheduled(run["events"])["MarkUndeliverable"]
     thrown = mocked("BlockedUser", "SendReply")["Throw"]
-    assert mark["ExpressionAttributeValues"][":undeliverable"] == {"S": "UNDELIVERABLE"}
-    assert mark["ExpressionAttributeValues"][":reason"] == {"S": thrown["Cause"]}
+    assert mark["Payload"]["action"] == "finish"
+    assert mark["Payload"]["outcome"] == "UNDELIVERABLE"
+    assert mark["Payload"]["reason"] == thrown["Cause"]
 
 
 def test_duplicate_never_calls_the_agent(executions):

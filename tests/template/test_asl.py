@@ -1,12 +1,16 @@
-"""statemachine/relay.asl.json on its own: error names, Retry schedules and their comments, paths, budget."""
+"""statemachine/relay.asl.json on its own: error names, Retry schedules and their comments, paths, budget,
+the conversation's turn (WaitForTurn and every way out handing it on)."""
 
+import ast
 import inspect
+import json
 import re
 from collections.abc import Iterator
 
 import pytest
 
 import tgrelay.errors
+from tgrelay_local import plans
 
 from .conftest import FUNCTIONS_DIR, TEMPLATE, load_asl
 
@@ -19,23 +23,34 @@ AWS_ERROR_PREFIXES = ("States.", "Lambda.", "DynamoDB.", "SQS.")
 NOT_NAMED_IN_ASL = {"RelayError", "ConfigurationError"}
 
 DESIGN_STATES = {
-    "Parse",
     "ClaimUpdate",
     "AlreadyHandled",
+    "ClaimFailed",
+    "WaitForTurn",
+    "MergedIntoTurn",
     "CallAgent",
     "SendReply",
     "MarkDone",
+    "MarkUndeliverable",
     "RecordFailure",
     "ApologizeToUser",
+    "HandOnTurn",
     "SendToDeadLetterQueue",
     "Failed",
-    "MarkUndeliverable",
 }
+HAPPY_PATH = ["ClaimUpdate", "WaitForTurn", "CallAgent", "SendReply", "MarkDone"]
+# TurnsFunction's "finish" tasks: each records the outcome and hands the conversation's turn on.
+HAND_ON = {"MarkDone": "DONE", "MarkUndeliverable": "UNDELIVERABLE", "HandOnTurn": "FAILED"}
+CALLBACK = "arn:aws:states:::lambda:invoke.waitForTaskToken"
+# Errors that lead somewhere other than the failure path on purpose.
+TURN_LOST = "TurnLost"  # CallAgent / SendReply: back to WaitForTurn
+MERGED = "MergedIntoTurn"  # WaitForTurn: answered in an earlier message's turn
 
 # Tasks allowed to fail the execution instead of catching:
 # - MarkDone / MarkUndeliverable run after the user has the reply (or cannot get one): compensating
 #   there would release the claim and apologise for an answered message, so a replay would answer twice.
-#   Retrying, then failing the execution (alarmed, visible in the console) is the right outcome.
+#   Retrying, then failing the execution (alarmed, visible in the console) is the right outcome; the
+#   EventBridge rule on the failed execution then hands the conversation's turn on (test_turns.py).
 # - SendToDeadLetterQueue is the last resort: there is nothing left to catch into, and it goes to Failed anyway.
 UNCAUGHT_TASKS_ALLOWED = {"MarkDone", "MarkUndeliverable", "SendToDeadLetterQueue"}
 
@@ -95,6 +110,42 @@ def test_aws_error_names_are_well_formed():
             assert re.fullmatch(r"(States|Lambda|DynamoDB|SQS)\.[A-Z][A-Za-z]+", name), name
 
 
+def test_the_turn_errors_are_classes_and_named_where_they_arrive():
+    # TurnLost is raised by CallAgent/SendReply (renew_lease) and by WaitForTurn; MergedIntoTurn is never
+    # raised, only sent as SendTaskFailure's error name. Both must match a class, or a rename goes unnoticed.
+    assert {TURN_LOST, MERGED} <= set(error_classes())
+    assert {TURN_LOST, MERGED} <= error_names()
+    assert [c["ErrorEquals"] for c in STATES["WaitForTurn"]["Catch"] if c["Next"] == "MergedIntoTurn"] == [[MERGED]]
+    for state in ("CallAgent", "SendReply"):
+        assert [c["ErrorEquals"] for c in STATES[state]["Catch"] if c["Next"] == "WaitForTurn"] == [[TURN_LOST]]
+
+
+def send_task_failure_errors() -> list[tuple[str, str]]:
+    """(file, error name) for every send_task_failure(error=...) call in functions/: a literal, or
+    SomeError.__name__ of a class imported from tgrelay.errors."""
+    found = []
+    for path in sorted(FUNCTIONS_DIR.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if not (isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "send_task_failure"):
+                continue
+            (error,) = [keyword.value for keyword in node.keywords if keyword.arg == "error"]
+            if isinstance(error, ast.Constant):
+                found.append((path.name, error.value))
+            else:
+                assert isinstance(error, ast.Attribute) and error.attr == "__name__", ast.unparse(error)
+                found.append((path.name, ast.unparse(error.value)))
+    return found
+
+
+def test_every_error_sent_with_send_task_failure_is_a_class_the_asl_catches():
+    sent = send_task_failure_errors()
+    assert ("turns.py", MERGED) in sent, "the merged message's SendTaskFailure was not found: the check is empty"
+    caught = {error for c in STATES["WaitForTurn"]["Catch"] for error in c["ErrorEquals"]} - {"States.ALL"}
+    for where, error in sent:
+        assert error in error_classes(), f"{where}: SendTaskFailure error {error!r} is no class in tgrelay.errors"
+        assert error in caught, f"{where}: WaitForTurn does not name {error!r}: States.ALL would take it"
+
+
 # --- Retry schedules and their comments -----------------------------------------------------------------------
 
 
@@ -124,8 +175,10 @@ def base_waits(retry: dict) -> list[float]:
 
 def schedule_phrase(retry: dict) -> str:
     waits = [fmt(w) for w in base_waits(retry)]
-    listed = " and ".join(waits) if len(waits) == 2 else ", ".join(waits)
     up_to = "up to " if retry.get("JitterStrategy") == "FULL" else ""
+    if len(waits) > 2 and len(set(waits)) == 1:
+        return f"after {up_to}{waits[0]} s each"
+    listed = " and ".join(waits) if len(waits) == 2 else ", ".join(waits)
     return f"after {up_to}{listed} s"
 
 
@@ -141,6 +194,7 @@ def test_schedule_phrase():
     assert schedule_phrase(capped) == "after up to 3, 6, 12, 24, 48, 60 s"
     assert schedule_phrase({"IntervalSeconds": 5, "BackoffRate": 2.0, "MaxAttempts": 2}) == "after 5 and 10 s"
     assert schedule_phrase({"IntervalSeconds": 1, "BackoffRate": 1.5, "MaxAttempts": 3}) == "after 1, 1.5, 2.25 s"
+    assert schedule_phrase({"IntervalSeconds": 1, "BackoffRate": 1.0, "MaxAttempts": 23}) == "after 1 s each"
 
 
 def test_there_are_retriers():
@@ -159,7 +213,9 @@ def test_retry_comment_states_the_schedule(where, retry):
     assert phrase in comment, f"{where}: comment should say {phrase!r}: {comment!r}"
     retries = retry.get("MaxAttempts", 3)
     count = f"{retries} retries" if retries != 1 else "1 retry"
-    assert count in comment, f"{where}: comment should say {count!r}: {comment!r}"
+    # "N more <attempts>" says the same in the state's own words (WaitForTurn: "23 more looks").
+    assert count in comment or re.search(rf"\b{retries} more [a-z]+", comment), f"{where}: should say {count!r}"
+    assert not {int(n) for n in re.findall(r"(\d+) (?:retries|more [a-z]+)\b", comment)} - {retries}, where
     if retry.get("JitterStrategy") == "FULL":
         assert "full jitter" in comment, f"{where}: JitterStrategy FULL and the comment does not say 'full jitter'"
     else:
@@ -176,6 +232,17 @@ def test_retry_comment_states_the_schedule(where, retry):
         assert int(attempts) == retries + 1, f"{where}: {retries} retries make {retries + 1} attempts in all"
 
 
+def test_wait_for_turn_comment_states_its_timeout_and_when_it_gives_up():
+    state = STATES["WaitForTurn"]
+    (retry,) = [r for r in state["Retry"] if r["ErrorEquals"] == ["States.Timeout"]]
+    comment, timeout = retry["Comment"], state["TimeoutSeconds"]
+    assert f"within {fmt(timeout / 60)} minutes (TimeoutSeconds)" in comment, comment
+    # Every attempt waits TimeoutSeconds for its token; the waits between come on top.
+    total = (retry["MaxAttempts"] + 1) * timeout + sum(base_waits(retry))
+    (hours,) = re.findall(r"gives up after (\d+) hours", comment)
+    assert int(hours) == round(total / 3600), f"{total} s is not about {hours} hours"
+
+
 def test_retry_numbers_live_only_in_the_asl():
     files = [*sorted(FUNCTIONS_DIR.rglob("*.py")), TEMPLATE]
     assert len(files) > 3
@@ -189,9 +256,32 @@ def test_retry_numbers_live_only_in_the_asl():
 
 def test_design_states_exist():
     assert not DESIGN_STATES - set(STATES), f"missing: {sorted(DESIGN_STATES - set(STATES))}"
-    assert STATES["AlreadyHandled"]["Type"] == "Succeed"
-    assert STATES["Failed"]["Type"] == "Fail"
-    assert STATES["Parse"]["Type"] == "Pass"
+    assert not set(STATES) - DESIGN_STATES, f"undescribed: {sorted(set(STATES) - DESIGN_STATES)}"
+    assert "Parse" not in STATES, "the pipe's InputTemplate parses the body: a Parse state is a billed transition"
+    assert {name: STATES[name]["Type"] for name in ("AlreadyHandled", "MergedIntoTurn", "Failed", "ClaimFailed")} == {
+        "AlreadyHandled": "Succeed",
+        "MergedIntoTurn": "Succeed",
+        "Failed": "Fail",
+        "ClaimFailed": "Pass",
+    }
+    assert STATES["WaitForTurn"]["Resource"] == CALLBACK
+
+
+def test_the_claim_reads_the_pipes_one_record_and_passes_it_on():
+    claim = STATES["ClaimUpdate"]
+    # The pipe's InputTemplate gives [{"update": envelope, "group_id": ...}] (tests/template/test_translated.py).
+    assert (claim["InputPath"], claim["ResultPath"], claim["OutputPath"]) == ("$[0]", None, "$[0]")
+    assert claim["Parameters"]["Item"]["pk"] == {"S.$": "States.Format('update#{}', $.update.update_id)"}
+    # A failed claim: the Catch's "$" is the error alone; ClaimFailed rebuilds the failure path's input.
+    (catch_all,) = [c for c in claim["Catch"] if "States.ALL" in c["ErrorEquals"]]
+    assert (catch_all["Next"], catch_all["ResultPath"]) == ("ClaimFailed", "$")
+    failed = STATES["ClaimFailed"]
+    assert failed["Parameters"] == {
+        "update.$": "$$.Execution.Input[0].update",
+        "group_id.$": "$$.Execution.Input[0].group_id",
+        "error.$": "$",
+    }
+    assert failed["Next"] == "RecordFailure"
 
 
 def is_terminal(state: dict) -> bool:
@@ -209,10 +299,16 @@ def follow_next(start: str) -> list[str]:
     return path
 
 
+def billed(name: str) -> list[str]:
+    """A path as `tgrelay cost` (tgrelay_local.plans) reads it off the ASL."""
+    return {path.name: path for path in plans.paths(ASL)}[name].states
+
+
 def test_happy_path_budget():
     path = follow_next(ASL["StartAt"])
-    assert path == ["Parse", "ClaimUpdate", "CallAgent", "SendReply", "MarkDone"]
-    assert len(path) <= 5, "DESIGN §4: the happy path costs at most 5 state transitions"
+    assert path == HAPPY_PATH
+    assert billed("happy path") == path
+    assert len(path) <= 5, "DESIGN §4: the happy path costs at most 5 state transitions, the turn included"
     assert STATES["MarkDone"].get("End") is True
 
 
@@ -225,12 +321,22 @@ def catcher_for(state: str, error: str) -> dict:
 
 
 def test_duplicate_path_budget():
-    assert follow_next(ASL["StartAt"])[:2] == ["Parse", "ClaimUpdate"]
+    assert follow_next(ASL["StartAt"])[0] == "ClaimUpdate", "the claim comes first: a duplicate stops there"
     catcher = catcher_for("ClaimUpdate", DUPLICATE_ERROR)
     assert catcher["ErrorEquals"] == [DUPLICATE_ERROR], "a duplicate must match its own Catch, not States.ALL"
-    path = ["Parse", "ClaimUpdate", *follow_next(catcher["Next"])]
-    assert path == ["Parse", "ClaimUpdate", "AlreadyHandled"]
-    assert len(path) <= 3, "DESIGN §4: a duplicate costs at most 3 state transitions"
+    path = ["ClaimUpdate", *follow_next(catcher["Next"])]
+    assert path == ["ClaimUpdate", "AlreadyHandled"]
+    assert billed(f"ClaimUpdate catches {DUPLICATE_ERROR}") == path
+    assert len(path) <= 2, "DESIGN §4: a duplicate costs at most 2 state transitions"
+
+
+def test_a_merged_message_ends_in_its_own_state():
+    catcher = catcher_for("WaitForTurn", MERGED)
+    assert catcher["ErrorEquals"] == [MERGED], "a merged message must not take the failure path"
+    assert catcher["ResultPath"] == "$.merged_into", "keeps the update; the Cause names the turn it joined"
+    path = ["ClaimUpdate", "WaitForTurn", *follow_next(catcher["Next"])]
+    assert path == ["ClaimUpdate", "WaitForTurn", "MergedIntoTurn"]
+    assert billed(f"WaitForTurn catches {MERGED}") == path
 
 
 def test_a_duplicate_is_not_retried():
@@ -251,8 +357,14 @@ def test_every_task_catches_or_is_allowed_to_fail():
             assert "States.ALL" in state["Catch"][-1]["ErrorEquals"], f"{name}: the last Catch must be States.ALL"
 
 
+def turn_lost(source: str, target: str) -> bool:
+    """The Catch of TurnLost from source back to WaitForTurn: the one way round the ASL has."""
+    return any(c["Next"] == target and c["ErrorEquals"] == [TURN_LOST] for c in STATES[source].get("Catch", []))
+
+
 def outcomes(start: str) -> list[list[str]]:
-    """Every path from start, following Next and every Catch, to a terminal state."""
+    """Every path from start, following Next and every Catch, to a terminal state. A TurnLost Catch
+    ends its path at WaitForTurn (what follows is WaitForTurn's own outcomes); any other loop fails."""
     paths, todo = [], [[start]]
     while todo:
         path = todo.pop()
@@ -264,24 +376,112 @@ def outcomes(start: str) -> list[list[str]]:
         successors |= {c["Next"] for c in state.get("Catch", [])}
         assert successors, f"{path[-1]} leads nowhere"
         for successor in sorted(successors):
+            if turn_lost(path[-1], successor):
+                paths.append(path + [successor])
+                continue
             assert successor not in path, f"loop: {path + [successor]}"
             todo.append(path + [successor])
     return paths
 
 
-@pytest.mark.parametrize("state", ["ClaimUpdate", "CallAgent", "SendReply"])
-def test_failures_end_in_the_dead_letter_queue(state):
-    catchers = [
-        c
-        for c in STATES[state]["Catch"]
-        if DUPLICATE_ERROR not in c["ErrorEquals"] and "RecipientUnavailable" not in c["ErrorEquals"]
+def test_the_only_way_round_is_a_lost_turn():
+    for name in STATES:
+        outcomes(name)  # asserts there is no other loop
+    rounds = sorted(
+        (name, catch["Next"])
+        for name in STATES
+        for catch in STATES[name].get("Catch", [])
+        if turn_lost(name, catch["Next"])
+    )
+    assert rounds == [("CallAgent", "WaitForTurn"), ("SendReply", "WaitForTurn")]
+    # The costed paths go round once and then on: finite, and ending where a path ends.
+    for path in plans.paths(ASL):
+        assert is_terminal(STATES[path.states[-1]]), path.name
+    assert billed(f"CallAgent catches {TURN_LOST} (round once)") == [
+        "ClaimUpdate",
+        "WaitForTurn",
+        "CallAgent",
+        *HAPPY_PATH[1:],
     ]
+
+
+@pytest.mark.parametrize("state", ["CallAgent", "SendReply"])
+def test_a_lost_turn_waits_for_the_turn_again(state):
+    catch = STATES[state]["Catch"][0]
+    assert catch == {"ErrorEquals": [TURN_LOST], "ResultPath": None, "Next": "WaitForTurn"}, "first, and keeps $"
+    for retry in STATES[state]["Retry"]:
+        assert TURN_LOST not in retry["ErrorEquals"], f"{state}: retrying a lost turn calls the agent without it"
+
+
+def test_wait_for_turn_is_a_callback_of_the_turns_function():
+    state = STATES["WaitForTurn"]
+    assert state["Parameters"] == {
+        "FunctionName": "${TurnsFunctionArn}",
+        "Payload": {
+            "action": "wait",
+            "update.$": "$.update",
+            "execution.$": "$$.Execution.Id",
+            "token.$": "$$.Task.Token",
+        },
+    }
+    # The merged messages travel with the update: to the agent, to the finish tasks, into the DLQ body.
+    assert state["ResultPath"] == "$.update.merged"
+    assert isinstance(state["TimeoutSeconds"], int) and state["TimeoutSeconds"] > 0
+    assert "HeartbeatSeconds" not in state, "nobody heartbeats a parked token"
+    timeout_retries = [r for r in state["Retry"] if "States.Timeout" in r["ErrorEquals"]]
+    assert [r["ErrorEquals"] for r in timeout_retries] == [["States.Timeout"]], "a timed-out wait looks again"
+    assert any(TURN_LOST in r["ErrorEquals"] for r in state["Retry"]), "a grant released meanwhile: register again"
+    assert [c["ErrorEquals"] for c in state["Catch"]] == [[MERGED], ["States.ALL"]]
+    assert state["Next"] == "CallAgent"
+
+
+@pytest.mark.parametrize("name", sorted(HAND_ON))
+def test_the_finish_tasks_hand_the_turn_on(name):
+    state = STATES[name]
+    assert state["Resource"] == "arn:aws:states:::lambda:invoke"
+    parameters = state["Parameters"]
+    assert parameters["FunctionName"] == "${TurnsFunctionArn}"
+    payload = dict(parameters["Payload"])
+    common = {"action": "finish", "outcome": HAND_ON[name], "update.$": "$.update", "execution.$": "$$.Execution.Id"}
+    assert {key: payload.pop(key) for key in common} == common
+    own = {
+        "MarkDone": {"chunks.$": "$.delivery.chunks"},
+        "MarkUndeliverable": {"reason.$": "$.error.Cause"},
+        "HandOnTurn": {"error.$": "$.error.Error"},
+    }
+    assert payload == own[name]
+    assert state["ResultPath"] is None, "the DLQ and Failed still read $.error"
+    assert any("States.ALL" in r["ErrorEquals"] for r in state["Retry"]), f"{name}: a throttle must not strand the turn"
+
+
+def test_every_way_out_of_a_turn_hands_it_on():
+    # The turn is held from WaitForTurn's success until a finish task of TurnsFunction; a lost turn
+    # goes back to WaitForTurn holding nothing.
+    held = outcomes(STATES["WaitForTurn"]["Next"])
+    assert len(held) > 3
+    for path in held:
+        if path[-1] == "WaitForTurn":
+            continue
+        assert set(path) & set(HAND_ON), f"ends without handing the turn on: {path}"
+    # A failed wait may hold merged messages' claims: its failure path hands on too.
+    for path in outcomes(catcher_for("WaitForTurn", "States.Timeout")["Next"]):
+        assert "HandOnTurn" in path, path
+
+
+@pytest.mark.parametrize("state", ["ClaimUpdate", "WaitForTurn", "CallAgent", "SendReply"])
+def test_failures_end_in_the_dead_letter_queue(state):
+    deliberate = {DUPLICATE_ERROR, "RecipientUnavailable", TURN_LOST, MERGED}
+    catchers = [c for c in STATES[state]["Catch"] if not deliberate & set(c["ErrorEquals"])]
     assert catchers
     for catcher in catchers:
-        assert catcher["Next"] == "RecordFailure", f"{state}: a failure first releases the claim"
-        assert catcher.get("ResultPath") == "$.error", "RecordFailure, the DLQ and Failed read $.error"
+        if state == "ClaimUpdate":
+            assert catcher["Next"] == "ClaimFailed"  # rebuilds {update, group_id, error} (test above)
+        else:
+            assert catcher["Next"] == "RecordFailure", f"{state}: a failure first releases the claim"
+            assert catcher.get("ResultPath") == "$.error", "RecordFailure, the DLQ and Failed read $.error"
         for path in outcomes(catcher["Next"]):
-            assert path[-2:] == ["SendToDeadLetterQueue", "Failed"], f"{state} -> {path}"
+            assert path[-3:] == ["HandOnTurn", "SendToDeadLetterQueue", "Failed"], f"{state} -> {path}"
+            assert "RecordFailure" in path, f"{state} -> {path}: the claim is released for a replay"
             assert "ApologizeToUser" in path, f"{state} -> {path}: the user is told"
 
 
@@ -293,8 +493,12 @@ def test_blocked_user_is_not_a_failure():
 
 
 def test_compensation_steps_do_not_stop_the_way_to_the_dlq():
-    # RecordFailure and ApologizeToUser are best effort: both their success and their failure go on.
-    for name, nxt in (("RecordFailure", "ApologizeToUser"), ("ApologizeToUser", "SendToDeadLetterQueue")):
+    # RecordFailure, ApologizeToUser and HandOnTurn are best effort: both their success and their failure go on.
+    for name, nxt in (
+        ("RecordFailure", "ApologizeToUser"),
+        ("ApologizeToUser", "HandOnTurn"),
+        ("HandOnTurn", "SendToDeadLetterQueue"),
+    ):
         state = STATES[name]
         assert state["Next"] == nxt
         assert [c["Next"] for c in state["Catch"]] == [nxt]
@@ -303,6 +507,55 @@ def test_compensation_steps_do_not_stop_the_way_to_the_dlq():
         assert state["Catch"][0].get("ResultPath", "$") not in ("$", "$.error"), f"{name} must keep $.error"
     assert STATES["SendToDeadLetterQueue"]["Next"] == "Failed"
     assert STATES["Failed"]["ErrorPath"] == "$.error.Error"
+
+
+def test_the_dead_letter_body_is_the_envelope_with_its_merged_messages():
+    parameters = STATES["SendToDeadLetterQueue"]["Parameters"]
+    # $.update carries "merged" (WaitForTurn's result), so a replay answers those messages too.
+    assert parameters["MessageBody.$"] == "States.JsonToString($.update)"
+    assert parameters["MessageGroupId.$"] == "$.group_id"
+    assert "raw_body" not in json.dumps(ASL), "there is no raw body any more: the pipe parses it"
+
+
+# --- what the README prints of the ASL ---------------------------------------------------------------------
+
+
+def readme_block_after(anchor: str) -> str:
+    readme = (TEMPLATE.parent / "README.md").read_text()
+    assert readme.count(anchor) == 1, f"README.md: {anchor!r}"
+    block = re.search(r"```\n(.*?)```", readme[readme.index(anchor) :], re.S)
+    assert block, f"README.md has no block after {anchor!r}"
+    return block.group(1).strip()
+
+
+def test_the_readme_retry_plan_is_the_asls():
+    shown = readme_block_after("workflow gives up. For the shipped ASL:")
+    assert shown == plans.retry_plan(ASL).strip(), "stale: paste `tgrelay retry-plan` into README.md"
+    assert "WaitForTurn" in shown and "0 retries" not in shown
+
+
+def test_the_readme_cost_table_is_the_asls():
+    shown = readme_block_after("`tgrelay cost` counts the billed state transitions of each path from the ASL:")
+    assert shown == plans.cost_table(ASL).strip(), "stale: paste `tgrelay cost` into README.md"
+
+
+def test_the_retry_plan_says_how_long_the_turn_is_waited_for():
+    plan = plans.retry_plan(ASL)
+    state = STATES["WaitForTurn"]
+    (timeouts,) = [r for r in state["Retry"] if r["ErrorEquals"] == ["States.Timeout"]]
+    attempts = 1 + sum(r["MaxAttempts"] for r in state["Retry"])
+    section = plan[plan.index("WaitForTurn\n") : plan.index("\nCallAgent\n")]
+    # 23 equal waits once with their count, not 23 times; every attempt may wait TimeoutSeconds.
+    assert f"{timeouts['MaxAttempts']} retries, waits (s): 1 (x{timeouts['MaxAttempts']});" in section
+    assert f"{attempts} attempts x up to {state['TimeoutSeconds']} s (TimeoutSeconds)" in section
+    assert "TurnLost is caught: back to WaitForTurn" in plan
+    record_failure = plan[plan.index("RecordFailure\n") :]
+    assert "DynamoDB.ConditionalCheckFailedException\n    no retries\n" in record_failure
+
+
+def test_the_paths_do_not_go_round_forever():
+    looping = {"StartAt": "A", "States": {"A": {"Type": "Task", "Next": "B"}, "B": {"Type": "Task", "Next": "A"}}}
+    assert [(path.name, path.states) for path in plans.paths(looping)] == [("happy path", ["A", "B"])]
 
 
 def test_jsonpath_only():

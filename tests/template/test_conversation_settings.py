@@ -78,3 +78,19 @@ def test_sendreply_gets_the_agents_whole_answer():
     assert call_agent["ResultPath"] == "$.agent"
     assert call_agent["Next"] == "SendReply"
     assert send_reply["Parameters"]["Payload"]["reply.$"] == "$.agent.reply"
+
+
+def test_queued_messages_reach_the_turns_function_only(sam_template, resources):
+    """QueuedMessages (README: Conversations): merge the messages that waited into the next turn, or not."""
+    spec = sam_template["Parameters"]["QueuedMessages"]
+    assert (spec["Type"], spec["Default"], spec["AllowedValues"]) == ("String", "merge", ["merge", "each"])
+    assert spec["Description"]
+    assert not SECRET_LIKE.search("QueuedMessages") and not SECRET_LIKE.search("QUEUED_MESSAGES")
+    given = {
+        name
+        for name, function in of_type(resources, "AWS::Lambda::Function").items()
+        if "QUEUED_MESSAGES" in function["Properties"]["Environment"]["Variables"]
+    }
+    assert given == {"TurnsFunction"}  # it grants the turn and decides who joins it
+    variables = resources["TurnsFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["QUEUED_MESSAGES"] == {"Ref": "QueuedMessages"}

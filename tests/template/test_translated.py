@@ -31,10 +31,20 @@ STAR_RESOURCE_ACTIONS = frozenset(
     }
 )
 
+# Callback-pattern task tokens of service-integration Task states cannot be scoped by IAM (the
+# Service Authorization Reference names only activities as their resource): "*" for this role alone.
+STAR_RESOURCE_BY_ROLE = {"TurnsFunctionRole": frozenset({"states:SendTaskSuccess", "states:SendTaskFailure"})}
+
 BASIC_EXECUTION = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
 XRAY_WRITE_ONLY = "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess"
 
-FUNCTIONS = ("WebhookFunction", "CallAgentFunction", "SendReplyFunction", "WebhookRegistrationFunction")
+FUNCTIONS = (
+    "WebhookFunction",
+    "CallAgentFunction",
+    "SendReplyFunction",
+    "TurnsFunction",
+    "WebhookRegistrationFunction",
+)
 SECRET_LIKE = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|API_?KEY|PRIVATE_?KEY", re.IGNORECASE)
 
 
@@ -95,6 +105,7 @@ def test_every_role_is_known(resources):
         "WebhookFunctionRole",
         "CallAgentFunctionRole",
         "SendReplyFunctionRole",
+        "TurnsFunctionRole",
         "WebhookRegistrationFunctionRole",
         "RelayStateMachineRole",
         "PipeRole",
@@ -117,7 +128,9 @@ def test_star_resource_only_where_aws_requires_it(resources):
     for name, role in of_type(resources, "AWS::IAM::Role").items():
         for statement in statements(role):
             if "*" in as_list(statement["Resource"]):
-                extra = set(as_list(statement["Action"])) - STAR_RESOURCE_ACTIONS
+                extra = (
+                    set(as_list(statement["Action"])) - STAR_RESOURCE_ACTIONS - STAR_RESOURCE_BY_ROLE.get(name, set())
+                )
                 assert not extra, f"{name}: Resource '*' for {sorted(extra)}"
 
 
@@ -130,6 +143,7 @@ def test_managed_policies_are_pinned(resources):
         "WebhookFunctionRole": [BASIC_EXECUTION, XRAY_WRITE_ONLY],
         "CallAgentFunctionRole": [BASIC_EXECUTION, XRAY_WRITE_ONLY],
         "SendReplyFunctionRole": [BASIC_EXECUTION, XRAY_WRITE_ONLY],
+        "TurnsFunctionRole": [BASIC_EXECUTION, XRAY_WRITE_ONLY],
         "WebhookRegistrationFunctionRole": [BASIC_EXECUTION, XRAY_WRITE_ONLY],
         # SAM adds the X-Ray policy because Tracing is enabled.
         "RelayStateMachineRole": [XRAY_WRITE_ONLY],
@@ -142,6 +156,7 @@ def test_each_function_and_the_state_machine_run_as_their_own_role(resources):
         "WebhookFunction": "WebhookFunctionRole",
         "CallAgentFunction": "CallAgentFunctionRole",
         "SendReplyFunction": "SendReplyFunctionRole",
+        "TurnsFunction": "TurnsFunctionRole",
         "WebhookRegistrationFunction": "WebhookRegistrationFunctionRole",
         "RelayStateMachine": "RelayStateMachineRole",
         "UpdatesPipe": "PipeRole",
@@ -153,6 +168,7 @@ def test_trust_policies(resources):
         "WebhookFunctionRole": "lambda.amazonaws.com",
         "CallAgentFunctionRole": "lambda.amazonaws.com",
         "SendReplyFunctionRole": "lambda.amazonaws.com",
+        "TurnsFunctionRole": "lambda.amazonaws.com",
         "WebhookRegistrationFunctionRole": "lambda.amazonaws.com",
         "RelayStateMachineRole": "states.amazonaws.com",
         "PipeRole": "pipes.amazonaws.com",
@@ -170,14 +186,31 @@ LEAST_PRIVILEGE = {
     "WebhookFunctionRole": {
         ("sqs:SendMessage", "GetAtt:UpdatesQueue.Arn"),
         ("secretsmanager:GetSecretValue", "Ref:BotSecret"),
+        # register_queued: the message's place in its conversation, before it is enqueued.
+        ("dynamodb:PutItem", "GetAtt:TurnsTable.Arn"),
     },
     "CallAgentFunctionRole": {
         ("secretsmanager:GetSecretValue", "Ref:BotSecret"),
+        ("dynamodb:UpdateItem", "GetAtt:TurnsTable.Arn"),  # renew_lease
     },
     "SendReplyFunctionRole": {
         ("secretsmanager:GetSecretValue", "Ref:BotSecret"),
         ("dynamodb:GetItem", "GetAtt:UpdatesTable.Arn"),
         ("dynamodb:UpdateItem", "GetAtt:UpdatesTable.Arn"),
+        ("dynamodb:UpdateItem", "GetAtt:TurnsTable.Arn"),  # renew_lease
+    },
+    # WaitForTurn, the finish tasks and the rule's release: the turns table, the claims' outcomes,
+    # and the parked task tokens. No secret: it never talks to Telegram or the agent.
+    "TurnsFunctionRole": {
+        ("dynamodb:GetItem", "GetAtt:TurnsTable.Arn"),
+        ("dynamodb:PutItem", "GetAtt:TurnsTable.Arn"),
+        ("dynamodb:UpdateItem", "GetAtt:TurnsTable.Arn"),
+        ("dynamodb:DeleteItem", "GetAtt:TurnsTable.Arn"),
+        ("dynamodb:Query", "GetAtt:TurnsTable.Arn"),
+        ("dynamodb:GetItem", "GetAtt:UpdatesTable.Arn"),
+        ("dynamodb:UpdateItem", "GetAtt:UpdatesTable.Arn"),
+        ("states:SendTaskSuccess", "*"),
+        ("states:SendTaskFailure", "*"),
     },
     # Reads the bot token and webhook secret to call setWebhook; nothing else.
     "WebhookRegistrationFunctionRole": {
@@ -186,6 +219,7 @@ LEAST_PRIVILEGE = {
     "RelayStateMachineRole": {
         ("lambda:InvokeFunction", "GetAtt:CallAgentFunction.Arn"),
         ("lambda:InvokeFunction", "GetAtt:SendReplyFunction.Arn"),
+        ("lambda:InvokeFunction", "GetAtt:TurnsFunction.Arn"),
         ("dynamodb:PutItem", "GetAtt:UpdatesTable.Arn"),
         ("dynamodb:UpdateItem", "GetAtt:UpdatesTable.Arn"),
         ("sqs:SendMessage", "GetAtt:DeadLetterQueue.Arn"),
@@ -216,6 +250,7 @@ def test_only_the_state_machine_role_uses_star_resources(resources):
 # Service integration of a Task -> the IAM action it needs, and the parameter naming its target.
 INTEGRATIONS = {
     "arn:aws:states:::lambda:invoke": ("lambda:InvokeFunction", "FunctionName"),
+    "arn:aws:states:::lambda:invoke.waitForTaskToken": ("lambda:InvokeFunction", "FunctionName"),
     "arn:aws:states:::dynamodb:putItem": ("dynamodb:PutItem", "TableName"),
     "arn:aws:states:::dynamodb:updateItem": ("dynamodb:UpdateItem", "TableName"),
     "arn:aws:states:::sqs:sendMessage": ("sqs:SendMessage", "QueueUrl"),
@@ -252,6 +287,23 @@ def test_pipe(resources):
     assert props["TargetParameters"]["StepFunctionStateMachineParameters"]["InvocationType"] == "FIRE_AND_FORGET"
 
 
+def test_the_pipe_parses_the_body_for_the_workflow(resources):
+    template = resources["UpdatesPipe"]["Properties"]["TargetParameters"]["InputTemplate"]
+    assert template == '{"update": <$.body>, "group_id": "<$.attributes.MessageGroupId>"}'
+    # Filled in as Pipes do (a JSON body unquoted, as an object; a quoted placeholder as a string), it is
+    # the object ClaimUpdate reads at $[0] and ClaimFailed at $$.Execution.Input[0].
+    record = json.loads((ASL_PATH.parents[1] / "events" / "aws" / "pipe_input.json").read_text())[0]
+    filled = template.replace("<$.body>", record["body"]).replace(
+        "<$.attributes.MessageGroupId>", record["attributes"]["MessageGroupId"]
+    )
+    assert json.loads(filled) == {
+        "update": json.loads(record["body"]),
+        "group_id": record["attributes"]["MessageGroupId"],
+    }
+    reads = set(re.findall(r"\$\$?\.(?:Execution\.Input\[0\]\.)?(update|group_id)\b", ASL_PATH.read_text()))
+    assert reads == {"update", "group_id"}
+
+
 def test_queues(resources):
     queues = of_type(resources, "AWS::SQS::Queue")
     assert set(queues) == {"UpdatesQueue", "DeadLetterQueue"}
@@ -276,7 +328,7 @@ def test_dedupe_records_outlive_the_dead_letter_queue(resources):
 
 def test_table(resources):
     tables = of_type(resources, "AWS::DynamoDB::Table")
-    assert list(tables) == ["UpdatesTable"]
+    assert set(tables) == {"UpdatesTable", "TurnsTable"}  # TurnsTable: test_turns.py
     props = tables["UpdatesTable"]["Properties"]
     assert props["BillingMode"] == "PAY_PER_REQUEST"
     assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
@@ -312,6 +364,7 @@ def test_definition_substitutions_match_the_asl_placeholders(resources):
         "UpdatesTableName": {"Ref": "UpdatesTable"},
         "CallAgentFunctionArn": {"Fn::GetAtt": ["CallAgentFunction", "Arn"]},
         "SendReplyFunctionArn": {"Fn::GetAtt": ["SendReplyFunction", "Arn"]},
+        "TurnsFunctionArn": {"Fn::GetAtt": ["TurnsFunction", "Arn"]},
         "DeadLetterQueueUrl": {"Ref": "DeadLetterQueue"},
     }
 
