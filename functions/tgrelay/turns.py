@@ -22,6 +22,7 @@ TurnsFunction runs `handler`: the ASL's WaitForTurn ("wait"), MarkDone, MarkUnde
 HandOnTurn ("finish"), and the rule's events.
 """
 
+import contextlib
 import json
 import time
 from typing import Any, Literal, TypedDict
@@ -222,7 +223,9 @@ def _adopt_carried(merged: list[dict], execution: str) -> list[dict]:
                 ),
             )
         except dynamodb.exceptions.ConditionalCheckFailedException:
-            logger.info("merged message answered meanwhile; left out", extra={"merged_update_id": envelope["update_id"]})
+            logger.info(
+                "merged message answered meanwhile; left out", extra={"merged_update_id": envelope["update_id"]}
+            )
             continue
         adopted.append(_own(envelope))
     return adopted
@@ -260,8 +263,11 @@ def advance(conversation: str, *, now: int | None = None) -> None:
         members = _members(head, queue[1:]) if _merges() else []
         try:
             dynamodb.transact_write_items(TransactItems=_grant_writes(head, members, now))
-        except dynamodb.exceptions.TransactionCanceledException:
-            continue  # someone else changed the conversation: read it again
+        except dynamodb.exceptions.TransactionCanceledException as error:
+            # Someone else changed the conversation: read it again.
+            reasons = [reason.get("Code") for reason in error.response.get("CancellationReasons", [])]
+            logger.info("grant lost a race; reading the conversation again", extra={"reasons": reasons})
+            continue
         logger.info("turn granted", extra={"turn_update_id": head["update_id"], "merged": len(members)})
         _send_success(head["token"], _turn_messages(head, members))
         for member in members:
@@ -418,7 +424,9 @@ def renew_lease(envelope: dict, execution: str) -> None:
 # -- handing the turn on --------------------------------------------------------------------
 
 
-def finish_turn(envelope: dict, execution: str, outcome: Outcome, *, chunks: int | None = None, reason: str = "") -> dict:
+def finish_turn(
+    envelope: dict, execution: str, outcome: Outcome, *, chunks: int | None = None, reason: str = ""
+) -> dict:
     """Record `outcome` on the claims of every message of the turn this execution held, drop
     its items, hand the turn on. Idempotent (the ASL retries it); touches only what this
     execution holds, so it is also safe on a failure before the turn was granted.
@@ -431,7 +439,14 @@ def finish_turn(envelope: dict, execution: str, outcome: Outcome, *, chunks: int
     merged_ids = [merged["update_id"] for merged in envelope.get("merged") or []]
     claims = merged_ids if outcome == "FAILED" else [update_id, *merged_ids]
     for claim_update_id in claims:
-        _record_outcome(claim_update_id, execution, outcome, now, chunks=chunks if claim_update_id == update_id else None, reason=reason)
+        _record_outcome(
+            claim_update_id,
+            execution,
+            outcome,
+            now,
+            chunks=chunks if claim_update_id == update_id else None,
+            reason=reason,
+        )
 
     own = _get(conversation, update_id)
     if own is not None and (own["status"] == QUEUED or own.get("execution") == execution):
@@ -444,7 +459,9 @@ def finish_turn(envelope: dict, execution: str, outcome: Outcome, *, chunks: int
     return {"conversation": conversation, "outcome": outcome, "messages": 1 + len(merged_ids)}
 
 
-def _record_outcome(update_id: int, execution: str, outcome: Outcome, now: int, *, chunks: int | None, reason: str) -> None:
+def _record_outcome(
+    update_id: int, execution: str, outcome: Outcome, now: int, *, chunks: int | None, reason: str
+) -> None:
     values: dict[str, Any] = {":outcome": outcome, ":execution": execution, ":now": now}
     assignments = ["#status = :outcome", "finished_at = :now"]
     if chunks is not None:
@@ -478,7 +495,9 @@ def release_execution(execution: str, execution_input: str | None) -> dict:
         envelope = record["update"]
         conversation = session_key(envelope)
     except (ValueError, TypeError, KeyError, IndexError):
-        logger.error("execution input has no envelope; its turn is released by its lease", extra={"execution": execution})
+        logger.error(
+            "execution input has no envelope; its turn is released by its lease", extra={"execution": execution}
+        )
         return {"released": 0}
     try:
         released = 0
@@ -547,7 +566,7 @@ def _delete(item: TurnItem, condition: str, values: dict[str, Any]) -> None:
     """Delete `item` if `condition` still holds; someone else's change wins (nothing to do)."""
     dynamodb = _dynamodb()
     names = {"#status": "status"} if "#status" in condition else {}
-    try:
+    with contextlib.suppress(dynamodb.exceptions.ConditionalCheckFailedException):
         dynamodb.delete_item(
             TableName=_turns_table(),
             Key=_key(item["conversation"], item["update_id"]),
@@ -555,8 +574,6 @@ def _delete(item: TurnItem, condition: str, values: dict[str, Any]) -> None:
             **({"ExpressionAttributeNames": names} if names else {}),
             ExpressionAttributeValues=_serialize(values),
         )
-    except dynamodb.exceptions.ConditionalCheckFailedException:
-        pass
 
 
 # Envelopes are stored as JSON strings: DynamoDB's number type would turn every id into a Decimal.

@@ -135,7 +135,9 @@ class LocalRelay:
         )
         self.pipe.start()
         self._stack.callback(self.pipe.stop)
-        self.rules = ExecutionStatusRules(self.sfn, self._execution_rules(functions), self.pipe.started, REGION, ACCOUNT)
+        self.rules = ExecutionStatusRules(
+            self.sfn, self._execution_rules(functions), self.pipe.started, REGION, ACCOUNT
+        )
         self.rules.start()
         self._stack.callback(self.rules.stop)
         self._start_webhook(functions)
@@ -386,7 +388,12 @@ class LocalRelay:
                 AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
             )["Attributes"]
             queued = sum(int(value) for value in counts.values())
-            if not queued and not self.pipe.busy and not self.running_executions() and self.rules.caught_up(self._finished):
+            if (
+                not queued
+                and not self.pipe.busy
+                and not self.running_executions()
+                and self.rules.caught_up(self._finished)
+            ):
                 return
             time.sleep(0.02)
         raise TimeoutError(f"still busy after {timeout} s")

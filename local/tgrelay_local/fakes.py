@@ -4,7 +4,8 @@ Both record what they receive and take faults over HTTP, so a test (in any langu
 can drive them:
 
   POST /_faults   {"status": 503, "count": 2, "match": {"chat_id": 42}, ...}  queue a fault
-  GET  /_calls    what was received, in order (JSON list)
+  GET  /_calls    what was received, in order (JSON list; `at` when it came, and for the
+                  agent `ended_at` when its answer left)
   POST /_reset    forget calls and faults
 
 A fault applies to the next `count` matching requests (null: until reset). Fields:
@@ -103,9 +104,12 @@ class FakeServer:
         wanted = fault.get("match") or {}
         return all(request.get(key) == value for key, value in wanted.items())
 
-    def record(self, call: JSON) -> None:
+    def record(self, call: JSON) -> JSON:
+        """Keep `call` with its arrival time `at`; returns the kept record (to add to it later)."""
+        kept = {**call, "at": time.time()}
         with self.lock:
-            self.calls.append({**call, "at": time.time()})
+            self.calls.append(kept)
+        return kept
 
     def calls_snapshot(self) -> list[JSON]:
         with self.lock:
@@ -264,7 +268,15 @@ class FakeAgent(FakeServer):
         request = body if isinstance(body, dict) else {}
         flat = {**request, "chat_id": (request.get("chat") or {}).get("id")}
         fault = self.take_fault(flat)
-        self.record({"request": request, "fault": fault is not None})
+        call = self.record({"request": request, "fault": fault is not None})
+        try:
+            return self._answer(request, fault)
+        finally:
+            # When the answer leaves: with `at`, the span of the request (overlap checks).
+            with self.lock:
+                call["ended_at"] = time.time()
+
+    def _answer(self, request: JSON, fault: JSON | None) -> tuple[int, Any]:
         if fault:
             if fault.get("delay"):
                 time.sleep(fault["delay"])

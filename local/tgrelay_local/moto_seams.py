@@ -11,6 +11,9 @@ names are replaced while the engine runs:
 - execution.Execution.stop: StopExecution ends the execution at once, as on AWS (moto
   says ABORTED only once the state in flight returns), so the rule on its status change
   fires when it would on AWS.
+- DynamoHandler.call_action: one DynamoDB request at a time. moto's tables are plain dicts;
+  a Query iterating a conversation while another thread adds to it fails with "dictionary
+  changed size during iteration". DynamoDB itself serialises per item.
 
 tests/unit/test_moto_seams.py fails loudly if moto moves any of them.
 """
@@ -26,8 +29,9 @@ from contextlib import ExitStack
 from typing import Any
 from unittest import mock
 
-from moto.stepfunctions.parser.asl.component.common.retry import jitter_strategy_decl, retrier_decl
+from moto.dynamodb.responses import DynamoHandler
 from moto.stepfunctions.parser.api import ExecutionStatus
+from moto.stepfunctions.parser.asl.component.common.retry import jitter_strategy_decl, retrier_decl
 from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
 from moto.stepfunctions.parser.backend import execution as execution_backend
 
@@ -39,6 +43,7 @@ SEAMS = (
     (retrier_decl, "time"),
     (jitter_strategy_decl, "random"),
     (execution_backend.Execution, "stop"),
+    (DynamoHandler, "call_action"),
 )
 
 Handler = Callable[[dict, Any], Any]
@@ -114,6 +119,14 @@ class Seams:
             execution.exec_status, execution.stop_date = ExecutionStatus.ABORTED, stop_date
 
         self._stack.enter_context(mock.patch.object(execution_backend.Execution, "stop", stop_at_once))
+        original_call_action = DynamoHandler.call_action
+        dynamodb_lock = threading.RLock()
+
+        def one_request_at_a_time(handler):
+            with dynamodb_lock:
+                return original_call_action(handler)
+
+        self._stack.enter_context(mock.patch.object(DynamoHandler, "call_action", one_request_at_a_time))
         # The interpreter logs every caught task error at ERROR with its whole state; that is
         # what Retry and Catch are for, and execution history already shows it.
         logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
