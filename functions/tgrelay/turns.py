@@ -463,13 +463,16 @@ def _record_outcome(
     update_id: int, execution: str, outcome: Outcome, now: int, *, chunks: int | None, reason: str
 ) -> None:
     values: dict[str, Any] = {":outcome": outcome, ":execution": execution, ":now": now}
+    names = {"#status": "status"}
     assignments = ["#status = :outcome", "finished_at = :now"]
     if chunks is not None:
         assignments.append("chunks = :chunks")
         values[":chunks"] = chunks
     if outcome != "DONE" and reason:
-        assignments.append("reason = :reason")
-        values[":reason"] = reason[:1000]
+        # The attribute RecordFailure (error) and the old MarkUndeliverable (reason) write.
+        assignments.append("#detail = :detail")
+        names["#detail"] = "error" if outcome == "FAILED" else "reason"
+        values[":detail"] = reason[:1000]
     dynamodb = _dynamodb()
     try:
         dynamodb.update_item(
@@ -477,7 +480,7 @@ def _record_outcome(
             Key=claim_key(update_id),
             UpdateExpression="SET " + ", ".join(assignments),
             ConditionExpression="execution = :execution",
-            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeNames=names,
             ExpressionAttributeValues=_serialize(values),
         )
     except dynamodb.exceptions.ConditionalCheckFailedException:
