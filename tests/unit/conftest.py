@@ -11,7 +11,17 @@ import boto3
 import pytest
 from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
-from unit_helpers import AGENT_TOKEN, BOT_TOKEN, DEDUPE_TTL_SECONDS, SAMPLES_BOT_USERNAME, WEBHOOK_SECRET, load_event
+from unit_helpers import (
+    AGENT_TOKEN,
+    BOT_TOKEN,
+    DEDUPE_TTL_SECONDS,
+    SAMPLES_BOT_USERNAME,
+    TURNS_TABLE_NAME,
+    WEBHOOK_SECRET,
+    create_table,
+    global_variable,
+    load_event,
+)
 
 from tgrelay import clients, webhook
 
@@ -22,6 +32,7 @@ def _clear_caches() -> None:
     parameters.clear_caches()
     clients.sqs.cache_clear()
     clients.dynamodb.cache_clear()
+    clients.stepfunctions.cache_clear()
     if clients.http.cache_info().currsize:
         clients.http().close()
     clients.http.cache_clear()
@@ -33,8 +44,13 @@ class Aws:
 
     sqs: object
     secrets: object
+    dynamodb: object
     queue_url: str
     secret_arn: str
+
+    def turn_items(self) -> list[dict]:
+        """Every item of the turns table, as DynamoDB returns it."""
+        return self.dynamodb.scan(TableName=TURNS_TABLE_NAME, ConsistentRead=True)["Items"]
 
     def queued(self) -> list[dict]:
         """Every message on the updates queue, with its system attributes (receives them)."""
@@ -61,14 +77,16 @@ class Aws:
 
 @pytest.fixture(scope="session")
 def _test_clients() -> tuple:
-    """The tests' own SQS and Secrets Manager clients, made once: moto intercepts clients made before it starts."""
+    """The tests' own SQS, Secrets Manager and DynamoDB clients, made once: moto intercepts clients made
+    before it starts."""
     options = {"region_name": REGION, "aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-    return boto3.client("sqs", **options), boto3.client("secretsmanager", **options)
+    return tuple(boto3.client(service, **options) for service in ("sqs", "secretsmanager", "dynamodb"))
 
 
 @pytest.fixture
 def aws(monkeypatch, _test_clients):
-    """moto with the updates FIFO queue and the bot secret; the webhook's environment points at them."""
+    """moto with the updates FIFO queue, the bot secret and the turns table (as template.yaml declares it);
+    the functions' environment points at them."""
     for name in (
         "AWS_PROFILE",
         "AWS_DEFAULT_PROFILE",
@@ -88,11 +106,11 @@ def aws(monkeypatch, _test_clients):
     # The bot the samples in events/telegram talk to; the other conversation settings at their
     # defaults (START_TEXT and HELP_TEXT come from tests/conftest.py, as the template gives them).
     monkeypatch.setenv("BOT_USERNAME", SAMPLES_BOT_USERNAME)
-    for name in ("GROUP_MESSAGES", "EDITED_MESSAGES"):
+    for name in ("GROUP_MESSAGES", "EDITED_MESSAGES", "QUEUED_MESSAGES"):
         monkeypatch.delenv(name, raising=False)
     _clear_caches()
     with mock_aws():
-        sqs, secrets = _test_clients
+        sqs, secrets, dynamodb = _test_clients
         queue_url = sqs.create_queue(
             QueueName="tgrelay-UpdatesQueue.fifo",
             Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "false"},
@@ -105,7 +123,11 @@ def aws(monkeypatch, _test_clients):
         )["ARN"]
         monkeypatch.setenv("SECRET_ARN", secret_arn)
         monkeypatch.setenv("QUEUE_URL", queue_url)
-        yield Aws(sqs=sqs, secrets=secrets, queue_url=queue_url, secret_arn=secret_arn)
+        # Every function's environment (template Globals): the turns table and the turn's lease.
+        create_table(dynamodb, "TurnsTable", TURNS_TABLE_NAME)
+        monkeypatch.setenv("TURNS_TABLE_NAME", TURNS_TABLE_NAME)
+        monkeypatch.setenv("TURN_LEASE_SECONDS", global_variable("TURN_LEASE_SECONDS"))
+        yield Aws(sqs=sqs, secrets=secrets, dynamodb=dynamodb, queue_url=queue_url, secret_arn=secret_arn)
     _clear_caches()
 
 

@@ -8,9 +8,10 @@ Import the fixtures explicitly in a test module (they are not in conftest.py):
 
 (the session-scoped servers too: pytest resolves a fixture's own fixtures from the test's module).
 
-`relay` builds on conftest.py's `aws` fixture (moto, the bot secret, caches cleared) and adds the
-claim table, the secret values these tests use, and the environment CallAgentFunction and
-SendReplyFunction read, pointed at a FakeTelegram and a FakeAgent on 127.0.0.1.
+`relay` builds on conftest.py's `aws` fixture (moto, the bot secret, the turns table, caches cleared)
+and adds the claim table (both as template.yaml declares them), the secret values these tests use,
+and the environment CallAgentFunction and SendReplyFunction read, pointed at a FakeTelegram and a
+FakeAgent on 127.0.0.1.
 """
 
 import json
@@ -20,10 +21,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
 import pytest
 from aws_lambda_powertools.utilities import parameters
-from unit_helpers import DEDUPE_TTL_SECONDS, SAMPLE_RECEIVED_AT, update
+from unit_helpers import CLAIMS_TABLE_NAME, DEDUPE_TTL_SECONDS, SAMPLE_RECEIVED_AT, create_table, update
 
 from tgrelay import clients
 from tgrelay.envelope import envelope_from_update
@@ -32,7 +32,7 @@ from tgrelay_local.fakes import FakeAgent, FakeServer, FakeTelegram
 BOT_TOKEN = "123456:TEST-bot-token"
 AGENT_TOKEN = "agent-secret-token"
 SECRET = {"bot_token": BOT_TOKEN, "webhook_secret": "whsec", "agent_token": AGENT_TOKEN}
-TABLE_NAME = "tgrelay-UpdatesTable"
+TABLE_NAME = CLAIMS_TABLE_NAME
 EMPTY_REPLY_TEXT = "The agent had nothing to say this time."
 APOLOGY_TEXT = "Sorry, I could not answer that message. Please try again later."
 AGENT_TIMEOUT_SECONDS = 0.5
@@ -158,14 +158,11 @@ class Relay:
 
 @pytest.fixture(name="relay")
 def relay_fixture(aws, monkeypatch, fake_telegram, fake_agent) -> Relay:
-    """conftest's moto account + the claim table + the CallAgent/SendReply environment, pointed at the fakes."""
-    dynamodb = boto3.client("dynamodb")
-    dynamodb.create_table(
-        TableName=TABLE_NAME,
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    """conftest's moto account (turns table included) + the claim table + the CallAgent/SendReply
+    environment, pointed at the fakes. A CallAgent or SendReply test holds its conversation's turn
+    first (unit_helpers.hold_turn), as WaitForTurn leaves it."""
+    dynamodb = aws.dynamodb
+    create_table(dynamodb, "UpdatesTable", TABLE_NAME)
     relay = Relay(
         telegram=fake_telegram, agent=fake_agent, secrets=aws.secrets, secret_arn=aws.secret_arn, dynamodb=dynamodb
     )

@@ -18,15 +18,18 @@ from fakes_fixtures import (  # noqa: F401  (pytest fixtures, used by name)
     relay_fixture,
     telegram_server_fixture,
 )
+from unit_helpers import TURNS_TABLE_NAME, global_variable, hold_turn
 
 from tgrelay import call_agent
-from tgrelay.errors import AgentBadResponse, AgentRejected, AgentTimeout, AgentUnavailable
+from tgrelay.errors import AgentBadResponse, AgentRejected, AgentTimeout, AgentUnavailable, TurnLost
 from tgrelay.replies import MAX_REPLY_CHARS
 
 EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:tgrelay-relay:0f6c2d7e"
 
 
 def invoke(update: dict, context) -> dict:
+    """CallAgent of an execution that holds its conversation's turn (WaitForTurn granted it)."""
+    hold_turn(update, EXECUTION)
     return call_agent.handler({"update": update, "execution": EXECUTION}, context)
 
 
@@ -54,6 +57,14 @@ def test_request_matches_the_contract_and_carries_the_bearer_token(relay, lambda
         "update_id": 918273601,
         "session_key": "telegram:284719365",
         "text": "Hi! Can you summarise this week's release notes? 🚀",
+        "messages": [
+            {
+                "update_id": 918273601,
+                "message_id": 1021,
+                "kind": "message",
+                "text": "Hi! Can you summarise this week's release notes? 🚀",
+            }
+        ],
         "kind": "message",
         "chat": {"id": 284719365, "type": "private", "thread_id": None},
         "user": {"id": 284719365, "username": "alice_nowak", "language_code": "en"},
@@ -62,6 +73,51 @@ def test_request_matches_the_contract_and_carries_the_bearer_token(relay, lambda
     [seen] = relay.agent.seen
     assert seen["path"] == "/agent"
     assert seen["headers"]["authorization"] == f"Bearer {AGENT_TOKEN}"
+
+
+def test_a_merged_turn_sends_every_message_and_their_texts_joined(relay, lambda_context):
+    first = envelope("private_text")
+    second = {**first, "update_id": first["update_id"] + 1, "message_id": 1022, "text": "And the roadmap?"}
+    third = {**first, "update_id": first["update_id"] + 2, "message_id": 1023, "text": "Thanks"}
+
+    result = invoke({**first, "merged": [second, third]}, lambda_context)
+
+    [call] = relay.agent.calls_snapshot()
+    request = call["request"]
+    assert request["text"] == f"{first['text']}\nAnd the roadmap?\nThanks"
+    assert request["messages"] == [
+        {"update_id": m["update_id"], "message_id": m["message_id"], "kind": "message", "text": m["text"]}
+        for m in (first, second, third)
+    ]
+    # The turn is answered as the first message's: its update_id, message_id and session.
+    assert (request["update_id"], request["message_id"], request["session_key"]) == (
+        918273601,
+        1021,
+        "telegram:284719365",
+    )
+    assert result["text"] == f"echo: {request['text']}"
+
+
+def test_without_the_turn_the_agent_is_not_asked(relay, lambda_context):
+    update = envelope()
+    hold_turn(update, "arn:aws:states:us-east-1:123456789012:execution:tgrelay-relay:someone-else")
+
+    with pytest.raises(TurnLost):
+        call_agent.handler({"update": update, "execution": EXECUTION}, lambda_context)
+
+    assert relay.agent.calls_snapshot() == []
+
+
+def test_each_attempt_renews_the_turns_lease(relay, lambda_context):
+    update = envelope()
+    hold_turn(update, EXECUTION, lease_until=int(time.time()) + 5)
+    before = int(time.time())
+
+    call_agent.handler({"update": update, "execution": EXECUTION}, lambda_context)
+
+    [item] = relay.dynamodb.scan(TableName=TURNS_TABLE_NAME)["Items"]
+    assert (item["status"]["S"], item["execution"]["S"]) == ("TURN", EXECUTION)
+    assert int(item["lease_until"]["N"]) >= before + int(global_variable("TURN_LEASE_SECONDS"))
 
 
 def test_forum_topic_gets_its_own_session(relay, lambda_context):

@@ -13,7 +13,8 @@ from fakes_fixtures import (  # noqa: F401  (pytest fixtures, used by name)
     relay_fixture,
     telegram_server_fixture,
 )
-from test_send_reply import EXECUTION, long_reply, reply_event
+from test_send_reply import EXECUTION, deliver, long_reply, reply_event
+from unit_helpers import TURNS_TABLE_NAME, hold_turn
 
 from tgrelay import call_agent, send_reply
 from tgrelay.errors import ConfigurationError, DependencyUnavailable, TelegramUnavailable
@@ -32,6 +33,15 @@ def test_secrets_manager_unavailable_is_retried_not_terminal(relay, lambda_conte
     from aws_lambda_powertools.utilities import parameters
 
     parameters.clear_caches()
+    update = envelope()
+    hold_turn(update, EXECUTION)
+    error = raised(call_agent.handler, {"update": update, "execution": EXECUTION}, lambda_context)
+    assert type(error) is DependencyUnavailable
+    assert relay.agent.calls_snapshot() == []
+
+
+def test_an_unreachable_turns_table_is_retried_not_lost_turn(relay, lambda_context):
+    relay.dynamodb.delete_table(TableName=TURNS_TABLE_NAME)
     error = raised(call_agent.handler, {"update": envelope(), "execution": EXECUTION}, lambda_context)
     assert type(error) is DependencyUnavailable
     assert relay.agent.calls_snapshot() == []
@@ -39,7 +49,7 @@ def test_secrets_manager_unavailable_is_retried_not_terminal(relay, lambda_conte
 
 def test_an_unreadable_claim_is_retried_rather_than_guessed(relay, lambda_context):
     relay.dynamodb.delete_table(TableName=TABLE_NAME)
-    error = raised(send_reply.handler, reply_event(envelope(), "hello"), lambda_context)
+    error = raised(deliver, reply_event(envelope(), "hello"), lambda_context)
     assert type(error) is DependencyUnavailable
     assert relay.telegram.sent_messages() == []  # nothing sent without knowing what was sent before
 
@@ -65,11 +75,11 @@ def test_send_reply_stops_before_its_timeout_and_the_retry_resumes(relay, lambda
     chunks = split_message(text)
     lambda_context.remaining_ms = send_reply.TIME_LEFT_FOR_A_CHUNK_MS - 1  # too little for a second chunk
 
-    error = raised(send_reply.handler, reply_event(update, text), lambda_context)
+    error = raised(deliver, reply_event(update, text), lambda_context)
 
     assert type(error) is TelegramUnavailable
     assert [message["text"] for message in relay.telegram.sent_messages()] == chunks[:1]
     assert relay.claim(update["update_id"])["chunks_sent"] == {"N": "1"}
     lambda_context.remaining_ms = 120_000
-    assert send_reply.handler(reply_event(update, text), lambda_context) == {"chunks": 3, "sent": 2}
+    assert deliver(reply_event(update, text), lambda_context) == {"chunks": 3, "sent": 2}
     assert [message["text"] for message in relay.telegram.sent_messages()] == chunks

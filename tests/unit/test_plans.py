@@ -10,17 +10,35 @@ from tgrelay_local.template import ROOT
 
 def test_the_happy_path_and_the_duplicate_path_fit_the_budget():
     found = {path.name: path for path in plans.paths()}
-    assert found["happy path"].states == ["Parse", "ClaimUpdate", "CallAgent", "SendReply", "MarkDone"]
+    assert found["happy path"].states == ["ClaimUpdate", "WaitForTurn", "CallAgent", "SendReply", "MarkDone"]
     duplicate = found["ClaimUpdate catches DynamoDB.ConditionalCheckFailedException"]
-    assert duplicate.states == ["Parse", "ClaimUpdate", "AlreadyHandled"]
-    assert found["happy path"].transitions <= 5 and duplicate.transitions <= 3
+    assert duplicate.states == ["ClaimUpdate", "AlreadyHandled"]
+    merged = found["WaitForTurn catches MergedIntoTurn"]
+    assert merged.states == ["ClaimUpdate", "WaitForTurn", "MergedIntoTurn"]
+    assert found["happy path"].transitions <= 5 and duplicate.transitions <= 2 and merged.transitions <= 3
+
+
+def test_a_lost_turn_waits_for_it_again():
+    for state in ("CallAgent", "SendReply"):
+        [path] = [path for path in plans.paths() if path.name.startswith(f"{state} catches TurnLost")]
+        assert path.states[path.states.index(state) + 1] == "WaitForTurn", path.states
+        assert path.states[-1] == "MarkDone", path.states
 
 
 def test_every_failure_path_ends_in_the_dead_letter_queue_or_a_deliberate_end():
     for path in plans.paths():
-        assert path.states[-1] in {"MarkDone", "AlreadyHandled", "MarkUndeliverable", "Failed"}, path.name
+        assert path.states[-1] in {"MarkDone", "AlreadyHandled", "MergedIntoTurn", "MarkUndeliverable", "Failed"}, (
+            path.name
+        )
         if path.states[-1] == "Failed":
-            assert path.states[-4:] == ["RecordFailure", "ApologizeToUser", "SendToDeadLetterQueue", "Failed"]
+            # The turn is handed on before the message is dead-lettered.
+            assert path.states[-5:] == [
+                "RecordFailure",
+                "ApologizeToUser",
+                "HandOnTurn",
+                "SendToDeadLetterQueue",
+                "Failed",
+            ], path.name
 
 
 def test_cost_prices_each_path_at_the_standard_rate():

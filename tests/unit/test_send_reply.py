@@ -14,6 +14,7 @@ from fakes_fixtures import (  # noqa: F401  (pytest fixtures, used by name)
     relay_fixture,
     telegram_server_fixture,
 )
+from unit_helpers import hold_turn
 
 from tgrelay import send_reply
 from tgrelay.errors import (
@@ -22,6 +23,7 @@ from tgrelay.errors import (
     TelegramRateLimited,
     TelegramRejected,
     TelegramUnavailable,
+    TurnLost,
 )
 from tgrelay.text import split_message, utf16_len
 
@@ -41,6 +43,14 @@ def reply_event(update: dict, text: str, parse_mode: str | None = None, executio
     return event
 
 
+def deliver(event: dict, context) -> dict:
+    """SendReply as the workflow runs it: a reply's execution holds its conversation's turn (the
+    apology carries no execution and needs none)."""
+    if event.get("execution"):
+        hold_turn(event["update"], event["execution"])
+    return send_reply.handler(event, context)
+
+
 def long_reply() -> str:
     """About 9,000 characters in 100 numbered lines: three Telegram messages."""
     return "\n".join(f"line {n:03d} " + "abcdefghij" * 8 + "." for n in range(100))
@@ -54,7 +64,7 @@ def test_short_reply_is_one_message_and_is_counted_on_the_claim(relay, lambda_co
     update = envelope("private_text")
     relay.put_claim(update["update_id"], EXECUTION)
 
-    result = send_reply.handler(reply_event(update, "Here are the notes."), lambda_context)
+    result = deliver(reply_event(update, "Here are the notes."), lambda_context)
 
     assert result == {"chunks": 1, "sent": 1}
     assert relay.telegram.sent_messages() == [{"chat_id": PRIVATE_CHAT, "text": "Here are the notes."}]
@@ -65,7 +75,7 @@ def test_plain_group_reply_has_no_thread_and_quotes_the_message(relay, lambda_co
     update = envelope("group_text")
     relay.put_claim(update["update_id"], EXECUTION)
 
-    send_reply.handler(reply_event(update, "v2.3 changed the retry policy."), lambda_context)
+    deliver(reply_event(update, "v2.3 changed the retry policy."), lambda_context)
 
     assert relay.telegram.sent_messages() == [
         {
@@ -80,7 +90,7 @@ def test_forum_topic_reply_goes_to_the_topic(relay, lambda_context):
     update = envelope("forum_topic_text")
     relay.put_claim(update["update_id"], EXECUTION)
 
-    send_reply.handler(reply_event(update, "Checking the invoice."), lambda_context)
+    deliver(reply_event(update, "Checking the invoice."), lambda_context)
 
     assert relay.telegram.sent_messages() == [
         {"chat_id": TOPIC_CHAT, "text": "Checking the invoice.", "message_thread_id": 7690, "reply_parameters": QUOTE}
@@ -91,7 +101,7 @@ def test_parse_mode_is_passed_through(relay, lambda_context):
     update = envelope()
     relay.put_claim(update["update_id"], EXECUTION)
 
-    send_reply.handler(reply_event(update, "<b>Done</b>", parse_mode="HTML"), lambda_context)
+    deliver(reply_event(update, "<b>Done</b>", parse_mode="HTML"), lambda_context)
 
     assert relay.telegram.sent_messages() == [{"chat_id": PRIVATE_CHAT, "text": "<b>Done</b>", "parse_mode": "HTML"}]
 
@@ -101,7 +111,7 @@ def test_unparsable_formatting_is_resent_once_as_plain_text(relay, lambda_contex
     relay.put_claim(update["update_id"], EXECUTION)
     relay.telegram.add_fault({"status": 400, "description": CANT_PARSE})
 
-    send_reply.handler(reply_event(update, "*unclosed bold", parse_mode="MarkdownV2"), lambda_context)
+    deliver(reply_event(update, "*unclosed bold", parse_mode="MarkdownV2"), lambda_context)
 
     calls = sendmessage_calls(relay)
     assert [(call["status"], call["payload"].get("parse_mode")) for call in calls] == [(400, "MarkdownV2"), (200, None)]
@@ -115,7 +125,7 @@ def test_unparsable_plain_text_resend_is_not_retried_again(relay, lambda_context
     relay.telegram.add_fault({"status": 400, "description": CANT_PARSE, "count": 2})
 
     with pytest.raises(Exception) as caught:
-        send_reply.handler(reply_event(update, "*unclosed bold", parse_mode="MarkdownV2"), lambda_context)
+        deliver(reply_event(update, "*unclosed bold", parse_mode="MarkdownV2"), lambda_context)
 
     assert type(caught.value) is TelegramRejected
     assert len(sendmessage_calls(relay)) == 2
@@ -127,7 +137,7 @@ def test_cant_parse_without_parse_mode_is_rejected_not_resent(relay, lambda_cont
     relay.telegram.add_fault({"status": 400, "description": CANT_PARSE})
 
     with pytest.raises(Exception) as caught:
-        send_reply.handler(reply_event(update, "plain"), lambda_context)
+        deliver(reply_event(update, "plain"), lambda_context)
 
     assert type(caught.value) is TelegramRejected
     assert len(sendmessage_calls(relay)) == 1
@@ -139,7 +149,7 @@ def test_short_rate_limit_is_waited_out_inline(relay, lambda_context):
     relay.telegram.add_fault({"status": 429, "retry_after": 1})
 
     started = time.monotonic()
-    send_reply.handler(reply_event(update, "after a pause"), lambda_context)
+    deliver(reply_event(update, "after a pause"), lambda_context)
 
     assert time.monotonic() - started >= 0.95
     assert [call["status"] for call in sendmessage_calls(relay)] == [429, 200]
@@ -152,7 +162,7 @@ def test_rate_limited_again_after_the_inline_wait_is_raised(relay, lambda_contex
     relay.telegram.add_fault({"status": 429, "retry_after": 1, "count": 2})
 
     with pytest.raises(Exception) as caught:
-        send_reply.handler(reply_event(update, "still limited"), lambda_context)
+        deliver(reply_event(update, "still limited"), lambda_context)
 
     assert type(caught.value) is TelegramRateLimited
     assert [call["status"] for call in sendmessage_calls(relay)] == [429, 429]
@@ -165,7 +175,7 @@ def test_long_rate_limit_is_left_to_the_workflow(relay, lambda_context):
 
     started = time.monotonic()
     with pytest.raises(Exception) as caught:
-        send_reply.handler(reply_event(update, "later"), lambda_context)
+        deliver(reply_event(update, "later"), lambda_context)
 
     assert time.monotonic() - started < 5  # sanity bound: it did not sleep 30 s
     assert type(caught.value) is TelegramRateLimited
@@ -180,7 +190,7 @@ def test_blocked_user_is_recipient_unavailable(relay, lambda_context):
     relay.telegram.add_fault({"status": 403})
 
     with pytest.raises(Exception) as caught:
-        send_reply.handler(reply_event(update, "hello?"), lambda_context)
+        deliver(reply_event(update, "hello?"), lambda_context)
 
     assert type(caught.value) is RecipientUnavailable
     assert BOT_TOKEN not in str(caught.value)
@@ -193,7 +203,7 @@ def test_long_reply_is_sent_as_ordered_chunks_within_the_limit(relay, lambda_con
     text = long_reply()
     assert 8900 < len(text) < 9100
 
-    result = send_reply.handler(reply_event(update, text), lambda_context)
+    result = deliver(reply_event(update, text), lambda_context)
 
     sent = relay.telegram.sent_messages()
     assert result == {"chunks": 3, "sent": 3}
@@ -213,14 +223,14 @@ def test_retry_of_the_same_execution_resumes_after_the_last_accepted_chunk(relay
     relay.telegram.add_fault({"status": 500, "match": {"text": chunks[1]}})
 
     with pytest.raises(Exception) as caught:
-        send_reply.handler(reply_event(update, text), lambda_context)
+        deliver(reply_event(update, text), lambda_context)
 
     assert type(caught.value) is TelegramUnavailable
     assert [message["text"] for message in relay.telegram.sent_messages()] == chunks[:1]
     assert relay.claim(update["update_id"])["chunks_sent"] == {"N": "1"}
 
     # The Step Functions retry: same event, same execution.
-    result = send_reply.handler(reply_event(update, text), lambda_context)
+    result = deliver(reply_event(update, text), lambda_context)
 
     assert result == {"chunks": 3, "sent": 2}
     assert [message["text"] for message in relay.telegram.sent_messages()] == chunks
@@ -233,7 +243,7 @@ def test_claim_of_another_execution_starts_from_the_first_chunk(relay, lambda_co
     relay.put_claim(update["update_id"], OTHER_EXECUTION, chunks_sent={"N": "2"})
     text = long_reply()
 
-    result = send_reply.handler(reply_event(update, text), lambda_context)
+    result = deliver(reply_event(update, text), lambda_context)
 
     assert result == {"chunks": 3, "sent": 3}
     assert "\n".join(message["text"] for message in relay.telegram.sent_messages()) == text
@@ -244,7 +254,9 @@ def test_claim_of_another_execution_starts_from_the_first_chunk(relay, lambda_co
 
 def test_apology_is_sent_without_touching_dynamodb(relay, lambda_context, monkeypatch):
     update = envelope("forum_topic_text")
-    monkeypatch.delenv("TABLE_NAME")  # any DynamoDB access would now fail with ConfigurationError
+    # Any DynamoDB access (claim or turn) would now fail with ConfigurationError.
+    monkeypatch.delenv("TABLE_NAME")
+    monkeypatch.delenv("TURNS_TABLE_NAME")
 
     result = send_reply.handler({"update": update, "apology": True}, lambda_context)
 
@@ -255,13 +267,25 @@ def test_apology_is_sent_without_touching_dynamodb(relay, lambda_context, monkey
     assert relay.table_items() == []
 
 
+def test_without_the_turn_nothing_is_sent(relay, lambda_context):
+    update = envelope()
+    relay.put_claim(update["update_id"], EXECUTION)
+    hold_turn(update, OTHER_EXECUTION)
+
+    with pytest.raises(TurnLost):
+        send_reply.handler(reply_event(update, "hello"), lambda_context)
+
+    assert relay.telegram.calls_snapshot() == []
+    assert "chunks_sent" not in relay.claim(update["update_id"])
+
+
 def test_missing_bot_token_is_configuration_error(relay, lambda_context):
     relay.set_secret({key: value for key, value in SECRET.items() if key != "bot_token"})
     update = envelope()
     relay.put_claim(update["update_id"], EXECUTION)
 
     with pytest.raises(Exception) as caught:
-        send_reply.handler(reply_event(update, "hello"), lambda_context)
+        deliver(reply_event(update, "hello"), lambda_context)
 
     assert type(caught.value) is ConfigurationError
     assert relay.telegram.calls_snapshot() == []
@@ -277,7 +301,7 @@ def test_buttons_telegram_refuses_are_dropped_and_the_text_delivered(relay, lamb
     relay.telegram.add_fault({"status": 400, "description": "Bad Request: BUTTON_URL_INVALID"})
 
     event = {"update": update, "reply": {"text": "see the docs", "parse_mode": None, "buttons": buttons}}
-    assert send_reply.handler({**event, "execution": EXECUTION}, lambda_context) == {"chunks": 1, "sent": 1}
+    assert deliver({**event, "execution": EXECUTION}, lambda_context) == {"chunks": 1, "sent": 1}
 
     calls = sendmessage_calls(relay)
     assert [(call["status"], "reply_markup" in call["payload"]) for call in calls] == [(400, True), (200, False)]
@@ -291,7 +315,7 @@ def test_other_refusals_of_a_message_with_buttons_are_not_retried_without_them(r
     reply = {"text": "x", "parse_mode": None, "buttons": [[{"text": "b", "callback_data": "c"}]]}
 
     with pytest.raises(Exception) as caught:
-        send_reply.handler({"update": update, "reply": reply, "execution": EXECUTION}, lambda_context)
+        deliver({"update": update, "reply": reply, "execution": EXECUTION}, lambda_context)
 
     assert type(caught.value) is TelegramRejected
     assert len(sendmessage_calls(relay)) == 1
@@ -304,11 +328,11 @@ def test_a_retry_resumes_in_the_flat_list_of_messages_and_chunks(relay, lambda_c
     relay.telegram.add_fault({"status": 500, "match": {"text": "second"}})
 
     with pytest.raises(Exception) as caught:
-        send_reply.handler({"update": update, "reply": reply, "execution": EXECUTION}, lambda_context)
+        deliver({"update": update, "reply": reply, "execution": EXECUTION}, lambda_context)
     assert type(caught.value) is TelegramUnavailable
     assert relay.claim(update["update_id"])["chunks_sent"] == {"N": "3"}  # the long text's three chunks
 
-    result = send_reply.handler({"update": update, "reply": reply, "execution": EXECUTION}, lambda_context)
+    result = deliver({"update": update, "reply": reply, "execution": EXECUTION}, lambda_context)
 
     assert result == {"chunks": 5, "sent": 2}
     sent = relay.telegram.sent_messages()
