@@ -9,6 +9,8 @@ import json
 from pathlib import Path
 
 from tgrelay.envelope import envelope_from_update, message_group_id
+from tgrelay_local.pipe import apply_input_template
+from tgrelay_local.template import load_template
 
 EVENTS = Path(__file__).resolve().parent
 RECEIVED_AT = 1763800000  # the webhook's int(time.time()) for the sample
@@ -88,6 +90,15 @@ def sqs_record(update: dict) -> dict:
     }
 
 
+def execution_input(records: list[dict]) -> list:
+    """What the pipe starts the state machine with for `records`: each under the pipe's
+    InputTemplate from template.yaml (the body parsed into an object), still an array."""
+    pipes = [resource for resource in load_template()["Resources"].values() if resource["Type"] == "AWS::Pipes::Pipe"]
+    (pipe,) = pipes
+    template = pipe["Properties"]["TargetParameters"]["InputTemplate"]
+    return [apply_input_template(template, record) for record in records]
+
+
 def main() -> None:
     update = json.loads((EVENTS / "telegram" / "private_text.json").read_text("utf-8"))
     record = sqs_record(update)
@@ -95,6 +106,7 @@ def main() -> None:
         "http_api_v2_webhook.json": http_api_v2_event(update),
         "sqs_record.json": record,
         "pipe_input.json": [record],
+        "execution_input.json": execution_input([record]),
     }
     for name, content in files.items():
         text = json.dumps(content, ensure_ascii=False, indent=2) + "\n"

@@ -22,10 +22,13 @@ EVENTS = ROOT / "events" / "telegram"
 DEFAULT_AWS_PORT = 8083
 LOG_DIR = ROOT / ".tgrelay"
 
-# The last state of an execution names its outcome.
+# The last state of an execution names its outcome. An execution that ends in MergedIntoTurn did
+# not answer its update itself: the turn of an earlier message of its conversation did
+# (QueuedMessages=merge), and that turn's outcome is the update's.
 OUTCOMES = {
     "MarkDone": "replied",
     "AlreadyHandled": "duplicate skipped",
+    "MergedIntoTurn": "merged into an earlier turn",
     "MarkUndeliverable": "undeliverable",
     "Failed": "dead-lettered",
 }
@@ -86,7 +89,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_demo(args: argparse.Namespace) -> int:
     started = time.monotonic()
-    samples = [(path.name, json.loads(path.read_text())) for path in sorted(EVENTS.glob("*.json"))]
+    # In update_id order, as Telegram delivers them (one chat's updates one after another).
+    samples = [(path.name, json.loads(path.read_text())) for path in EVENTS.glob("*.json")]
+    samples.sort(key=lambda sample: (sample[1]["update_id"], sample[0]))
     by_name = dict(samples)
     log_path = LOG_DIR / "demo.log"
     log_path.unlink(missing_ok=True)
@@ -118,6 +123,13 @@ def run_demo(args: argparse.Namespace) -> int:
         print(f"\nWebhook answers ({len(posted)} POSTs):")
         for name, _, response in posted:
             print(f"  {response.status_code}  {name:<40} {response.text}")
+        for (chat, topic), update_ids in _conversations(posted).items():
+            if len(update_ids) > 1:
+                where = f"chat {chat}" + (f" topic {topic}" if topic is not None else "")
+                print(
+                    f"  {where}: updates {', '.join(map(str, update_ids))} are one conversation: one agent turn at"
+                    " a time, in order; those waiting when a turn begins are answered in it (QueuedMessages=merge)"
+                )
         report = _report_executions(relay)
         print("\nTelegram received:")
         for message in relay.telegram.sent_messages():
@@ -148,41 +160,91 @@ def _inject_demo_faults(relay: LocalRelay, samples: dict[str, dict]) -> list[str
         script.append(f"agent rejects update {update_id} with 400 (dead-lettered, then replayed)")
     if "photo_with_caption.json" in samples:
         update = samples["photo_with_caption.json"]
-        # Matched on the echo reply's text, so only this update meets the "blocked" answer.
-        reply = f"echo: {update['message']['caption']}"
-        relay.telegram.add_fault({"status": 403, "count": None, "match": {"text": reply}})
-        script.append(f"the user has blocked the bot by the time update {update['update_id']} is answered")
+        # Matched on the echo reply's text, so only the turn that answers this update meets the
+        # "blocked" answer. Its chat has earlier messages: waiting when a turn begins, they ride
+        # along (QueuedMessages=merge), so that turn may start at any of them.
+        before = [
+            _text_of(other)
+            for other in sorted(samples.values(), key=lambda other: other["update_id"])
+            if other["update_id"] < update["update_id"] and _chat_of(other) == _chat_of(update) and _text_of(other)
+        ]
+        for start in range(len(before) + 1):
+            reply = "echo: " + "\n".join([*before[start:], update["message"]["caption"]])
+            relay.telegram.add_fault({"status": 403, "count": None, "match": {"text": reply}})
+        script.append(
+            f"the user has blocked the bot by the time update {update['update_id']} is answered"
+            " (alone, or in one turn with messages of its chat before it)"
+        )
     return script
+
+
+def _chat_of(update: dict) -> tuple | None:
+    """The sample's conversation: chat, and forum topic if any."""
+    message = update.get("message") or (update.get("callback_query") or {}).get("message")
+    return None if message is None else (message["chat"]["id"], message.get("message_thread_id"))
+
+
+def _text_of(update: dict) -> str | None:
+    """What the agent is asked for a sample the webhook enqueues (template defaults); else None."""
+    if "callback_query" in update:
+        return update["callback_query"].get("data")
+    message = update.get("message") or {}
+    return message.get("text") or message.get("caption")
+
+
+def _conversations(posted) -> dict[tuple, list[int]]:
+    """The enqueued updates of each conversation, in update_id order."""
+    conversations: dict[tuple, set[int]] = {}
+    for _, update, response in posted:
+        body = response.json() if response.status_code == 200 else {}
+        if body and "skipped" not in body and not _answered_here(body):
+            conversations.setdefault(_chat_of(update), set()).add(update["update_id"])
+    return {chat: sorted(ids) for chat, ids in conversations.items()}
 
 
 def _redeliver_after_dedupe_window(relay: LocalRelay) -> int | None:
     """Put the first executed update's message on the queue again under a fresh dedupe id."""
     if not relay.pipe.started:
         return None
+    # The pipe's InputTemplate handed the execution {update, group_id}: the body it parsed, its group.
     record = json.loads(relay.describe(relay.pipe.started[0])["input"])[0]
+    update_id = record["update"]["update_id"]
     relay.sqs.send_message(
         QueueUrl=relay.pipe.queue_url,
-        MessageBody=record["body"],
-        MessageGroupId=record["attributes"]["MessageGroupId"],
-        MessageDeduplicationId=f"{record['attributes']['MessageDeduplicationId']}-after-window",
+        MessageBody=json.dumps(record["update"]),
+        MessageGroupId=record["group_id"],
+        MessageDeduplicationId=f"{update_id}-after-window",  # the webhook's is the update_id
     )
-    return json.loads(record["body"])["update_id"]
+    return update_id
 
 
-def _report_executions(relay: LocalRelay) -> list[tuple[int, str, dict]]:
-    """Print each execution's path; (update_id, outcome, description) per execution."""
+def _report_executions(relay: LocalRelay) -> list[tuple[int, str, dict, list[int]]]:
+    """Print each execution's path; (update_id, outcome, description, the update_ids its turn answered
+    besides its own) per execution."""
     report = []
     print(f"\nExecutions ({len(relay.pipe.started)}):")
     for arn in relay.pipe.started:
         description = relay.describe(arn)
-        update_id = json.loads(json.loads(description["input"])[0]["body"])["update_id"]
+        update_id = json.loads(description["input"])[0]["update"]["update_id"]
         steps = state_path(relay.history(arn))
         outcome = OUTCOMES.get(steps[-1].state, "lost") if steps else "lost"
+        carried = _carried(description)
         seconds = (description["stopDate"] - description["startDate"]).total_seconds()
-        print(f"\nupdate {update_id}  {description['status']}  {outcome}  {seconds:.2f} s  ...{arn[-12:]}")
+        with_others = f" (with {', '.join(map(str, carried))})" if carried else ""
+        print(f"\nupdate {update_id}  {description['status']}  {outcome}{with_others}  {seconds:.2f} s  ...{arn[-12:]}")
         print(format_path(steps))
-        report.append((update_id, outcome, description))
+        report.append((update_id, outcome, description, carried))
     return report
+
+
+def _carried(description: dict) -> list[int]:
+    """The update_ids answered in this execution's turn besides its own (WaitForTurn's result,
+    $.update.merged), from a succeeded execution's output; [] otherwise."""
+    try:
+        merged = json.loads(description.get("output") or "{}")["update"].get("merged") or []
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return []
+    return [envelope["update_id"] for envelope in merged]
 
 
 def _summary(relay: LocalRelay, posted, report, late: int | None, replayed: int) -> dict[str, int | str]:
@@ -195,10 +257,23 @@ def _summary(relay: LocalRelay, posted, report, late: int | None, replayed: int)
     }
     skipped = [update["update_id"] for update, status, body in answers if status == 200 and "skipped" in body]
     rejected = [update["update_id"] for update, status, _ in answers if status != 200]
-    outcomes = Counter(outcome for _, outcome, _ in report)
-    replies_per_update = Counter(update_id for update_id, outcome, _ in report if outcome == "replied")
-    in_dlq = {json.loads(message["Body"])["update_id"] for message in relay.dead_letters()}
-    settled = {u for u, outcome, _ in report if outcome in ("replied", "undeliverable")} | in_dlq
+    outcomes = Counter(outcome for _, outcome, _, _ in report)
+    # A turn answers its own update and those merged into it; each of them counts as replied once.
+    replies_per_update = Counter(
+        answered_id
+        for update_id, outcome, _, carried in report
+        if outcome == "replied"
+        for answered_id in (update_id, *carried)
+    )
+    undeliverable = {
+        answered_id
+        for update_id, outcome, _, carried in report
+        if outcome == "undeliverable"
+        for answered_id in (update_id, *carried)
+    }
+    # A dead letter carries its turn: its update and those merged into it ("merged").
+    in_dlq = {update_id for message in relay.dead_letters() for update_id in _dead_letter_update_ids(message["Body"])}
+    settled = set(replies_per_update) | undeliverable | in_dlq
     accepted_posts = sum(
         1 for update, status, body in answers if status == 200 and "skipped" not in body and not _answered_here(body)
     )
@@ -212,6 +287,7 @@ def _summary(relay: LocalRelay, posted, report, late: int | None, replayed: int)
         "redelivered after window": 0 if late is None else 1,
         "executions": len(report),
         "replied": outcomes["replied"],
+        "merged into an earlier turn": outcomes["merged into an earlier turn"],
         "duplicates skipped": outcomes["duplicate skipped"],
         "undeliverable": outcomes["undeliverable"],
         "dead-lettered": outcomes["dead-lettered"],
@@ -220,6 +296,12 @@ def _summary(relay: LocalRelay, posted, report, late: int | None, replayed: int)
         "lost": len(enqueued - settled),
         "duplicate replies": sum(1 for count in replies_per_update.values() if count > 1),
     }
+
+
+def _dead_letter_update_ids(body: str) -> list[int]:
+    """The update_ids a dead letter carries: its own, then those merged into its turn."""
+    envelope = json.loads(body)
+    return [envelope["update_id"], *(merged["update_id"] for merged in envelope.get("merged") or [])]
 
 
 def _answered_here(body: dict) -> bool:
@@ -268,6 +350,8 @@ def run_dlq(args: argparse.Namespace) -> int:
     print(f"{len(entries)} message(s) in the dead-letter queue")
     for entry in entries:
         print(f"\nupdate {entry['update_id']}  {entry['error']}")
+        if entry["merged"]:
+            print(f"  merged into its turn: {', '.join(map(str, entry['merged']))}")
         if entry["cause"]:
             print(f"  cause: {_short(entry['cause'], 200)}")
         if entry["execution"]:

@@ -87,19 +87,21 @@ def execution_path(deployment: Deployment, execution_arn: str) -> list[Step]:
 
 
 def dead_letters(deployment: Deployment) -> list[dict]:
-    """The DLQ's messages with their error attributes, left in place."""
+    """The DLQ's messages with their error attributes, left in place.
+
+    A body is an envelope: the webhook's (a message the queue's redrive policy parked) or the one
+    the workflow re-serialised (States.JsonToString), whose "merged" lists the envelopes answered
+    in the same turn; `merged` is their update_ids ([] for the webhook's)."""
     from tgrelay_local.engine import peek_queue
 
     entries = []
     for message in peek_queue(deployment.sqs, deployment.dead_letter_queue_url):
         attributes = {name: value.get("StringValue") for name, value in message.get("MessageAttributes", {}).items()}
-        try:
-            update_id = json.loads(message["Body"]).get("update_id")
-        except ValueError:
-            update_id = None
+        update_id, merged = _parked_update_ids(message["Body"])
         entries.append(
             {
                 "update_id": update_id,
+                "merged": merged,
                 # No error attribute: the queue's redrive policy put it there (executions failed to start).
                 "error": attributes.get("error", "failed to start (queue redrive)"),
                 "cause": attributes.get("cause", ""),
@@ -110,28 +112,44 @@ def dead_letters(deployment: Deployment) -> list[dict]:
     return entries
 
 
+def _parked_update_ids(body: str) -> tuple[int | None, list[int]]:
+    """(update_id, update_ids merged into its turn) of a dead letter's body; None if unreadable."""
+    try:
+        envelope = json.loads(body)
+    except ValueError:
+        return None, []
+    if not isinstance(envelope, dict):
+        return None, []
+    merged = envelope.get("merged") or []
+    merged_ids = [item["update_id"] for item in merged if isinstance(item, dict) and "update_id" in item]
+    return envelope.get("update_id"), merged_ids
+
+
 def release_claims(deployment: Deployment) -> int:
-    """Before a replay: a dead letter whose claim is still IN_PROGRESS under the execution that
-    parked it (its RecordFailure gave up) gets the claim set FAILED, so the replay can take it
-    instead of being skipped as a duplicate. Claims anyone else holds are left alone."""
+    """Before a replay: a dead letter whose claims are still IN_PROGRESS under the execution that
+    parked it (its RecordFailure or HandOnTurn gave up) gets them set FAILED, so the replay can
+    take them instead of being skipped as a duplicate. That is the update's own claim and those
+    of the messages merged into its turn (the grant handed their claims to that execution; the
+    replay adopts only FAILED ones). Claims anyone else holds are left alone."""
     released = 0
     for entry in dead_letters(deployment):
         if not entry["execution"] or entry["update_id"] is None:
             continue
-        try:
-            deployment.dynamodb.update_item(
-                TableName=deployment.table_name,
-                Key={"pk": {"S": f"update#{entry['update_id']}"}},
-                UpdateExpression="SET #status = :failed",
-                ConditionExpression="execution = :execution AND #status = :in_progress",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={
-                    ":failed": {"S": "FAILED"},
-                    ":in_progress": {"S": "IN_PROGRESS"},
-                    ":execution": {"S": entry["execution"]},
-                },
-            )
-            released += 1
-        except deployment.dynamodb.exceptions.ConditionalCheckFailedException:
-            pass
+        for update_id in [entry["update_id"], *entry["merged"]]:
+            try:
+                deployment.dynamodb.update_item(
+                    TableName=deployment.table_name,
+                    Key={"pk": {"S": f"update#{update_id}"}},
+                    UpdateExpression="SET #status = :failed",
+                    ConditionExpression="execution = :execution AND #status = :in_progress",
+                    ExpressionAttributeNames={"#status": "status"},
+                    ExpressionAttributeValues={
+                        ":failed": {"S": "FAILED"},
+                        ":in_progress": {"S": "IN_PROGRESS"},
+                        ":execution": {"S": entry["execution"]},
+                    },
+                )
+                released += 1
+            except deployment.dynamodb.exceptions.ConditionalCheckFailedException:
+                pass
     return released

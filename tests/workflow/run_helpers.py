@@ -75,4 +75,4 @@ def update_id_of(message: dict) -> int:
 
 def update_of(execution: dict) -> int:
     """The update_id an execution ran for."""
-    return json.loads(json.loads(execution["input"])[0]["body"])["update_id"]
+    return json.loads(execution["input"])[0]["update"]["update_id"]

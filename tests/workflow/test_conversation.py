@@ -10,14 +10,13 @@ webhook's environment, which the handler reads on each request.
 import json
 
 import pytest
-from workflow_helpers import chat_of, executions_for, make_update, path_of
+from workflow_helpers import HAPPY_PATH, chat_of, executions_for, make_update, path_of
 
 from tgrelay import call_agent
 from tgrelay.text import FENCE, utf16_len
 from tgrelay_local.clock import RetryClock
 from tgrelay_local.engine import LocalRelay
 
-HAPPY_PATH = ["Parse", "ClaimUpdate", "CallAgent", "SendReply", "MarkDone"]
 START_TEXT = "Hi, I am the release bot."
 HELP_TEXT = "Ask me about releases; in groups, mention me."
 

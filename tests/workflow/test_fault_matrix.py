@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.retries.standard import ExponentialBackoff
 from moto.dynamodb.exceptions import DynamodbException
 from moto.dynamodb.models import DynamoDBBackend
 from run_helpers import executions_of, mark, post, settle, take_dead_letters, update_id_of
-from workflow_helpers import chat_of, deliver_again, make_update, path_of, wait_for
+from workflow_helpers import DUPLICATE_PATH, chat_of, deliver_again, envelope_of, make_update, path_of, wait_for
 
 from tgrelay.text import split_message
 from tgrelay_local.clock import RetryClock
@@ -41,7 +42,6 @@ LONG_REPLY = "\n\n".join(PARAGRAPHS)
 HTML_REPLY = "<b>bold</b> & <i>unclosed"
 CANT_PARSE = "Bad Request: can't parse entities: Can't find end of the entity starting at byte offset 25"
 THROTTLED = "DynamoDB.ProvisionedThroughputExceededException"
-DUPLICATE_PATH = ["Parse", "ClaimUpdate", "AlreadyHandled"]
 UNAVAILABLE = (429, 500, 502, 503, 504)  # the agent answers that mean AgentUnavailable
 CLOSED_PORT = "<a closed port>"
 # The template parameter behind each function setting a row changes.
@@ -280,12 +280,13 @@ FAULTS: list[Fault] = [
         error=THROTTLED,
         retries=(("ClaimUpdate", THROTTLED, 4),),
     ),
+    # MarkDone is TurnsFunction (it also hands the turn on): its DynamoDB client retries a throttled
+    # call itself (3 attempts), and the ASL retries what gets through as DependencyUnavailable.
     Fault(
         "MarkDone throttled, twice",
         "dynamodb",
         throttle=("MarkDone", 2),
         replies=("reply",),
-        retries=(("MarkDone", THROTTLED, 2),),
     ),
     Fault(
         "MarkDone throttled, every attempt",
@@ -294,8 +295,8 @@ FAULTS: list[Fault] = [
         replies=("reply",),
         claim="IN_PROGRESS",
         execution="FAILED",
-        error=THROTTLED,
-        retries=(("MarkDone", THROTTLED, 4),),
+        error="DependencyUnavailable",
+        retries=(("MarkDone", "DependencyUnavailable", 4),),
     ),
     # --- SQS at the webhook ---------------------------------------------------------------------
     Fault(
@@ -456,9 +457,13 @@ def engine():
 def _throttle(monkeypatch, update_id: int, state: str, times: int | None) -> list[str]:
     """Make DynamoDB answer ProvisionedThroughputExceededException to `state`'s call for this update.
 
-    The seam: moto's DynamoDBBackend, below the HTTP layer, so the Step Functions integration's own
-    client gets the error as DynamoDB would send it (moto's interpreter makes one attempt, no SDK retry).
+    The seam: moto's DynamoDBBackend, below the HTTP layer, so the caller gets the error as DynamoDB
+    would send it: ClaimUpdate's Step Functions integration (moto's interpreter makes one attempt, no
+    SDK retry), or MarkDone's function, whose client retries per its config (`_sdk_attempts`). The
+    client's backoff between those attempts is not slept, as the retry clock does not sleep the ASL's.
     """
+    if state != "ClaimUpdate":
+        monkeypatch.setattr(ExponentialBackoff, "delay_amount", lambda self, context: 0.0)
     throttled: list[str] = []
     method = {"ClaimUpdate": "put_item", "MarkDone": "update_item"}[state]
     original = getattr(DynamoDBBackend, method)
@@ -468,7 +473,9 @@ def _throttle(monkeypatch, update_id: int, state: str, times: int | None) -> lis
     def hits(arguments: dict) -> bool:
         if method == "put_item":
             return arguments["item_attrs"].get("pk") == {"S": pk}
-        return arguments["key"].get("pk") == {"S": pk} and ":done" in (arguments["expression_attribute_values"] or {})
+        # MarkDone: TurnsFunction's write of the outcome DONE on the claim.
+        values = arguments["expression_attribute_values"] or {}
+        return arguments["key"].get("pk") == {"S": pk} and values.get(":outcome") == {"S": "DONE"}
 
     def throttling(self, *args, **kwargs):
         if hits(signature.bind(self, *args, **kwargs).arguments) and (times is None or len(throttled) < times):
@@ -478,6 +485,16 @@ def _throttle(monkeypatch, update_id: int, state: str, times: int | None) -> lis
 
     monkeypatch.setattr(DynamoDBBackend, method, throttling)
     return throttled
+
+
+def _sdk_attempts(state: str) -> int:
+    """DynamoDB calls per attempt of `state`: one for a service integration, the function's client's
+    total attempts (standard retry mode) for a Lambda task."""
+    if state == "ClaimUpdate":
+        return 1
+    from tgrelay import clients
+
+    return clients.dynamodb().meta.config.retries["total_max_attempts"]
 
 
 def _matching_retrier(asl: dict, state: str, error: str) -> dict:
@@ -594,7 +611,7 @@ def test_a_claim_written_by_record_failure_expires(engine, monkeypatch):
     (execution,) = settle(engine, since)
     take_dead_letters(engine)
 
-    envelope = json.loads(json.loads(execution["input"])[0]["body"])
+    envelope = envelope_of(execution)
     claim = engine.claim(update["update_id"])
     assert claim["status"] == "FAILED"
     assert claim.get("expires_at") == str(envelope["expires_at"])
@@ -646,9 +663,8 @@ def test_fault(engine, row: Fault, monkeypatch):
     assert engine.clock.take_waits() == expected_waits
     if row.throttle:
         state, times = row.throttle
-        assert len(throttled) == (
-            times if times is not None else 1 + _matching_retrier(asl, state, THROTTLED)["MaxAttempts"]
-        )
+        attempts = 1 + _matching_retrier(asl, state, row.error or THROTTLED)["MaxAttempts"]
+        assert len(throttled) == (times if times is not None else attempts * _sdk_attempts(state))
     # The claim item.
     claim = engine.claim(update_id)
     assert (claim or {}).get("status") == row.claim
@@ -659,12 +675,14 @@ def test_fault(engine, row: Fault, monkeypatch):
     if row.claim == "UNDELIVERABLE":
         caught = [step.failures[-1] for step in steps if step.result.startswith("caught")]
         assert caught == [row.error]
-    # The dead-letter queue: the original body, with the reason.
+    # The dead-letter queue: the envelope the execution ran on, re-serialised, with the reason. Once
+    # it had its turn, the envelope carries the messages merged into it (none: one update per chat).
     dead = take_dead_letters(engine)
     assert {update_id_of(message) for message in dead} <= {update_id}
     assert len(dead) == row.dlq
+    had_turn = "CallAgent" in [step.state for step in steps]
     for message in dead:
-        assert message["Body"] == json.loads(first["input"])[0]["body"]
+        assert json.loads(message["Body"]) == {**envelope_of(first), **({"merged": []} if had_turn else {})}
         assert message["MessageAttributes"]["error"]["StringValue"] == row.error
         assert message["MessageAttributes"]["execution"]["StringValue"] == first["executionArn"]
 

@@ -4,7 +4,16 @@ boto3 calls they make against a deployed stack."""
 import json
 
 import pytest
-from workflow_helpers import chat_of, executions_for, make_update
+from workflow_helpers import (
+    AGENT_FAILURE_PATH,
+    HAPPY_PATH,
+    chat_of,
+    envelope_of,
+    executions_for,
+    make_update,
+    path_of,
+    wait_for,
+)
 
 from tgrelay_local.cli import main
 from tgrelay_local.clock import RetryClock
@@ -28,6 +37,7 @@ def test_dlq_lists_replay_moves_and_history_shows_the_path(relay, capsys):
     listing = capsys.readouterr().out
     assert "1 message(s) in the dead-letter queue" in listing
     assert f"update {update['update_id']}  AgentRejected" in listing
+    assert "merged into its turn" not in listing  # nothing was
     (failed,) = executions_for(relay, update["update_id"])
     assert failed["executionArn"] in listing
 
@@ -35,24 +45,18 @@ def test_dlq_lists_replay_moves_and_history_shows_the_path(relay, capsys):
     history = capsys.readouterr().out
     assert history.startswith("FAILED")
     states = [line.split()[0] for line in history.splitlines()[2:]]
-    assert states == [
-        "Parse",
-        "ClaimUpdate",
-        "CallAgent",
-        "RecordFailure",
-        "ApologizeToUser",
-        "SendToDeadLetterQueue",
-        "Failed",
-    ]
+    assert states == AGENT_FAILURE_PATH
     assert "caught AgentRejected" in history
 
     assert main(["replay", "--local", relay.aws_endpoint]) == 0
     assert "moved 1 message(s)" in capsys.readouterr().out
     relay.wait_idle()
     replayed = executions_for(relay, update["update_id"])[-1]
-    assert replayed["status"] == "SUCCEEDED"
+    assert replayed["status"] == "SUCCEEDED" and path_of(relay, replayed) == HAPPY_PATH
+    # The dead letter's body is the envelope re-serialised by the workflow: the replay runs on it.
+    assert envelope_of(replayed) == {**envelope_of(failed), "merged": []}
     texts = [message["text"] for message in relay.telegram.sent_messages(chat_of(update))]
-    assert texts[-1] == "echo: please fail"
+    assert texts == [relay.template.parameters["ApologyText"], "echo: please fail"]
     assert main(["dlq", "--local", relay.aws_endpoint]) == 0
     assert "0 message(s)" in capsys.readouterr().out
 
@@ -70,7 +74,7 @@ def test_the_local_aws_endpoint_serves_the_engines_resources(relay):
     names = [machine["stateMachineArn"] for machine in sfn.list_state_machines()["stateMachines"]]
     assert relay.state_machine_arn in names
     definition = json.loads(sfn.describe_state_machine(stateMachineArn=relay.state_machine_arn)["definition"])
-    assert definition["StartAt"] == "Parse"
+    assert definition["StartAt"] == "ClaimUpdate"
 
 
 def test_replay_releases_a_claim_its_failed_execution_left_in_progress(relay, capsys):
@@ -94,6 +98,72 @@ def test_replay_releases_a_claim_its_failed_execution_left_in_progress(relay, ca
     relay.wait_idle()
     replayed = executions_for(relay, update["update_id"])[-1]
     assert replayed["executionArn"] != failed["executionArn"]
-    assert replayed["status"] == "SUCCEEDED"
+    assert replayed["status"] == "SUCCEEDED" and path_of(relay, replayed) == HAPPY_PATH
     assert relay.claim(update["update_id"])["status"] == "DONE"
     assert relay.telegram.sent_messages(chat_of(update))[-1]["text"] == "echo: compensation gave up"
+
+
+def turn_statuses(relay, chat: int) -> dict[int, str]:
+    """The chat's items in the turns table: update_id -> status."""
+    items = relay.dynamodb.query(
+        TableName=relay.template.refs["TurnsTable"],
+        KeyConditionExpression="conversation = :conversation",
+        ExpressionAttributeValues={":conversation": {"S": f"telegram:{chat}"}},
+        ConsistentRead=True,
+    )["Items"]
+    return {int(item["update_id"]["N"]): item["status"]["S"] for item in items}
+
+
+def test_replay_of_a_failed_merged_turn_releases_every_claim_and_answers_it_once(relay, capsys):
+    """A turn that carried a message merged into it fails and parks one dead letter for both; its
+    compensation gave up (both claims still IN_PROGRESS under the parked execution). `replay`
+    releases both claims, and the replay answers both messages in one turn, once."""
+    busy = make_update(text="keeps the turn")
+    chat = chat_of(busy)
+    head = make_update(text="rejected question", chat_id=chat)
+    rider = make_update(text="and a follow-up", chat_id=chat)
+    relay.agent.add_fault({"delay": 1.5, "match": {"update_id": busy["update_id"]}})
+    relay.agent.add_fault({"status": 400, "match": {"update_id": head["update_id"]}})
+    relay.post_update(busy)
+    # busy holds the chat's turn, in CallAgent.
+    wait_for(lambda: [c for c in relay.agent.calls_snapshot() if c["request"]["update_id"] == busy["update_id"]])
+    relay.post_update(head)
+    relay.post_update(rider)
+    # Both wait for the turn when busy's ends: head takes it, rider rides along.
+    wait_for(lambda: [turn_statuses(relay, chat).get(u["update_id"]) for u in (head, rider)] == ["WAITING"] * 2)
+    relay.wait_idle()
+
+    (failed,) = executions_for(relay, head["update_id"])
+    assert failed["status"] == "FAILED" and path_of(relay, failed) == AGENT_FAILURE_PATH
+    (merged,) = executions_for(relay, rider["update_id"])
+    assert path_of(relay, merged) == ["ClaimUpdate", "WaitForTurn", "MergedIntoTurn"]
+    (dead,) = relay.dead_letters()
+    assert json.loads(dead["Body"])["merged"] == [envelope_of(merged)]
+    # As if RecordFailure and HandOnTurn had run out of retries: both claims still IN_PROGRESS,
+    # held by the parked execution (the grant handed rider's claim to it).
+    for update in (head, rider):
+        assert relay.claim(update["update_id"])["execution"] == failed["executionArn"]
+        relay.dynamodb.update_item(
+            TableName=relay.table_name,
+            Key={"pk": {"S": f"update#{update['update_id']}"}},
+            UpdateExpression="SET #status = :in_progress",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={":in_progress": {"S": "IN_PROGRESS"}},
+        )
+    capsys.readouterr()
+
+    assert main(["dlq", "--local", relay.aws_endpoint]) == 0
+    assert f"merged into its turn: {rider['update_id']}" in capsys.readouterr().out
+    assert main(["replay", "--local", relay.aws_endpoint]) == 0
+    assert "released 2 claim(s)" in capsys.readouterr().out
+    relay.wait_idle()
+
+    replayed = executions_for(relay, head["update_id"])[-1]
+    assert replayed["status"] == "SUCCEEDED" and path_of(relay, replayed) == HAPPY_PATH
+    # Answered in head's turn, not by an execution of its own.
+    assert [e["executionArn"] for e in executions_for(relay, rider["update_id"])] == [merged["executionArn"]]
+    texts = [message["text"] for message in relay.telegram.sent_messages(chat)]
+    apology = relay.template.parameters["ApologyText"]
+    assert texts == ["echo: keeps the turn", apology, "echo: rejected question\nand a follow-up"]
+    assert [relay.claim(u["update_id"])["status"] for u in (head, rider)] == ["DONE", "DONE"]
+    assert relay.dead_letters() == []

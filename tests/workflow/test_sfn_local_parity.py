@@ -2,7 +2,7 @@
 the same scenario on both engines (tests/sfn_local/test_mock_config.py compares the lists)."""
 
 import pytest
-from workflow_helpers import chat_of, executions_for, make_update, path_of
+from workflow_helpers import HAPPY_PATH, chat_of, executions_for, make_update, path_of
 
 from tgrelay_local.history import state_path
 from tgrelay_local.retry_plan import load_asl, retrier_for, retry_waits
@@ -22,7 +22,7 @@ def test_telegram_rate_limit_is_retried_after_the_asl_interval_and_replied_once(
 
     (execution,) = executions_for(relay, update["update_id"])
     assert execution["status"] == "SUCCEEDED"
-    assert path_of(relay, execution) == ["Parse", "ClaimUpdate", "CallAgent", "SendReply", "MarkDone"]
+    assert path_of(relay, execution) == HAPPY_PATH
     (send,) = [step for step in state_path(relay.history(execution["executionArn"])) if step.state == "SendReply"]
     assert send.retries == ["TelegramRateLimited"]
     # One retry, after the ASL's first TelegramRateLimited wait (recorded, not slept).

@@ -10,6 +10,21 @@ from tgrelay_local.engine import LocalRelay
 from tgrelay_local.history import state_path
 
 EVENTS = Path(__file__).resolve().parents[2] / "events" / "telegram"
+# The paths through statemachine/relay.asl.json (DESIGN.md §4).
+HAPPY_PATH = ["ClaimUpdate", "WaitForTurn", "CallAgent", "SendReply", "MarkDone"]
+DUPLICATE_PATH = ["ClaimUpdate", "AlreadyHandled"]
+UNDELIVERABLE_PATH = ["ClaimUpdate", "WaitForTurn", "CallAgent", "SendReply", "MarkUndeliverable"]
+# A terminal failure once the agent was called: compensation, apology, the turn handed on, parked.
+AGENT_FAILURE_PATH = [
+    "ClaimUpdate",
+    "WaitForTurn",
+    "CallAgent",
+    "RecordFailure",
+    "ApologizeToUser",
+    "HandOnTurn",
+    "SendToDeadLetterQueue",
+    "Failed",
+]
 _ids = count(5_000_000)
 
 
@@ -29,11 +44,16 @@ def chat_of(update: dict) -> int:
     return message["chat"]["id"]
 
 
+def envelope_of(execution: dict) -> dict:
+    """The envelope an execution ran for: the pipe's InputTemplate hands over [{update, group_id}]."""
+    return json.loads(execution["input"])[0]["update"]
+
+
 def executions_for(relay: LocalRelay, update_id: int) -> list[dict]:
     found = []
     for arn in relay.pipe.started:
         description = relay.describe(arn)
-        if json.loads(json.loads(description["input"])[0]["body"])["update_id"] == update_id:
+        if envelope_of(description)["update_id"] == update_id:
             found.append(description)
     return found
 
@@ -43,13 +63,14 @@ def path_of(relay: LocalRelay, execution: dict) -> list[str]:
 
 
 def deliver_again(relay: LocalRelay, execution: dict, suffix: str) -> None:
-    """The same SQS message once more, as after SQS's 5-minute dedupe window."""
+    """The same SQS message once more, as after SQS's 5-minute dedupe window (the webhook's
+    deduplication id is the update_id; the copy gets another)."""
     record = json.loads(execution["input"])[0]
     relay.sqs.send_message(
         QueueUrl=relay.pipe.queue_url,
-        MessageBody=record["body"],
-        MessageGroupId=record["attributes"]["MessageGroupId"],
-        MessageDeduplicationId=f"{record['attributes']['MessageDeduplicationId']}-{suffix}",
+        MessageBody=json.dumps(record["update"]),
+        MessageGroupId=record["group_id"],
+        MessageDeduplicationId=f"{record['update']['update_id']}-{suffix}",
     )
 
 
