@@ -20,9 +20,7 @@ def agent_request(update: dict) -> dict:
         "update_id": update["update_id"],
         "session_key": session_key(update),
         "text": "\n".join(message["text"] for message in turn),
-        "messages": [
-            {key: message[key] for key in ("update_id", "message_id", "kind", "text")} for message in turn
-        ],
+        "messages": [{key: message[key] for key in ("update_id", "message_id", "kind", "text")} for message in turn],
         "kind": update["kind"],
         "chat": {"id": update["chat_id"], "type": update.get("chat_type"), "thread_id": update.get("thread_id")},
         "user": update.get("sender"),

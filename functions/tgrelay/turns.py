@@ -367,11 +367,14 @@ def _grant_writes(head: TurnItem, members: list[TurnItem], now: int) -> list[dic
 
 
 def _turn_messages(head: TurnItem, members: list[TurnItem]) -> list[dict]:
-    """WaitForTurn's result ($.update.merged): the envelopes answered with head's, in order."""
-    envelopes = [*head.get("carried", [])]
+    """WaitForTurn's result ($.update.merged): the envelopes answered with head's, in order, each
+    once (a turn that was lost and granted again carries its merged messages and still finds
+    their MERGED items)."""
+    envelopes = {envelope["update_id"]: envelope for envelope in head.get("carried", [])}
     for member in members:
-        envelopes += [member["envelope"], *member.get("carried", [])]
-    return sorted(envelopes, key=lambda envelope: envelope["update_id"])
+        for envelope in [member["envelope"], *member.get("carried", [])]:
+            envelopes[envelope["update_id"]] = envelope
+    return [envelopes[update_id] for update_id in sorted(envelopes)]
 
 
 def _send_success(token: str, merged: list[dict]) -> None:
@@ -494,9 +497,8 @@ def release_execution(execution: str, execution_input: str | None) -> dict:
     """An execution FAILED, TIMED_OUT or was ABORTED: drop whatever it held or waited for in its
     conversation (found from its input, the pipe's one-record array) and advance."""
     try:
-        record = json.loads(execution_input or "null")[0]
-        envelope = record["update"]
-        conversation = session_key(envelope)
+        envelope = json.loads(execution_input or "null")[0]["update"]
+        conversation, update_id = session_key(envelope), envelope["update_id"]
     except (ValueError, TypeError, KeyError, IndexError):
         logger.error(
             "execution input has no envelope; its turn is released by its lease", extra={"execution": execution}
@@ -506,7 +508,7 @@ def release_execution(execution: str, execution_input: str | None) -> dict:
         released = 0
         for item in _query(conversation):
             held = item.get("execution") == execution and item["status"] in (WAITING, TURN)
-            carried_along = item["status"] == MERGED and item.get("merged_into") == envelope["update_id"]
+            carried_along = item["status"] == MERGED and item.get("merged_into") == update_id
             if held or carried_along:
                 _delete(item, "execution = :execution", {":execution": item["execution"]})
                 released += 1

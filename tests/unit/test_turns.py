@@ -398,6 +398,22 @@ def test_a_grant_to_a_timed_out_token_is_delivered_when_the_execution_registers_
     assert statuses(aws) == {101: "TURN", 102: "MERGED"}
 
 
+def test_a_lost_merged_turn_granted_again_carries_each_merged_message_once(aws, sfn):
+    first, head, member = message(100), message(101), message(102)
+    register_and_arrive(aws, first, head, member)
+    finish(first)  # 101's turn, with 102 merged into it
+    lease_until = items(aws)[101]["lease_until"]
+    turns.advance(CONVERSATION, now=lease_until + 1)  # its lease ran out: released
+
+    # CallAgent's TurnLost sends it back to WaitForTurn with the merged list of its first grant;
+    # that grant's token times out, and WaitForTurn registers once more.
+    sfn.gone[token(101, 2)] = "TaskTimedOut"
+    turns.wait_for_turn({**head, "merged": [member]}, execution(101), token(101, 2))
+    turns.wait_for_turn({**head, "merged": [member]}, execution(101), token(101, 3))
+
+    assert sfn.granted()[token(101, 3)] == [member]
+
+
 def test_other_step_functions_errors_are_not_swallowed(aws, sfn, lambda_context):
     register_and_arrive(aws, message(100), message(101))
     sfn.gone[token(101)] = "ThrottlingException"
@@ -550,7 +566,9 @@ def test_an_ended_waiting_execution_releases_its_place_only(aws, sfn, lambda_con
 
 
 @pytest.mark.parametrize(
-    "execution_input", [None, "[]", '[{"group_id": "284719365"}]', '{"update": {}}', "not json"], ids=repr
+    "execution_input",
+    [None, "[]", '[{"group_id": "284719365"}]', '{"update": {}}', "not json", '[{"update": {"chat_id": 284719365}}]'],
+    ids=repr,
 )
 def test_an_input_without_an_envelope_releases_nothing_and_is_logged(
     aws, sfn, lambda_context, handler_logs, execution_input
