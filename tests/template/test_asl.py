@@ -277,11 +277,31 @@ def test_the_claim_reads_the_pipes_one_record_and_passes_it_on():
     assert (catch_all["Next"], catch_all["ResultPath"]) == ("ClaimFailed", "$")
     failed = STATES["ClaimFailed"]
     assert failed["Parameters"] == {
-        "update.$": "$$.Execution.Input[0].update",
-        "group_id.$": "$$.Execution.Input[0].group_id",
+        "update.$": "States.ArrayGetItem($$.Execution.Input[*].update, 0)",
+        "group_id.$": "States.ArrayGetItem($$.Execution.Input[*].group_id, 0)",
         "error.$": "$",
     }
     assert failed["Next"] == "RecordFailure"
+
+
+def _paths(node, key: str = ""):
+    """Every JSONPath the ASL evaluates: *Path fields and the values of "*.$" keys."""
+    if isinstance(node, dict):
+        for name, value in node.items():
+            yield from _paths(value, name)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _paths(item, key)
+    elif isinstance(node, str) and (key.endswith(".$") or key.endswith("Path")):
+        yield node
+
+
+def test_no_path_reads_a_field_through_an_array_index():
+    # Step Functions unpacks a path that ENDS in an index ($[0]) to the element; one that goes on
+    # through it ($[0].update) is an array on some engines (moto) and not on others. The pipe's
+    # input is an array, so this matters: [0] only at the end, or [*] with States.ArrayGetItem.
+    through_index = [path for path in _paths(ASL) if re.search(r"\[\d+\]\.", path)]
+    assert through_index == []
 
 
 def is_terminal(state: dict) -> bool:
