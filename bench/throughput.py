@@ -130,7 +130,7 @@ def run(count: int, chats: int, workers: int, timeout: float) -> dict:
             for position, arn in enumerate(relay.pipe.started):
                 description = relay.describe(arn)
                 statuses[description["status"]] += 1
-                update_id = json.loads(json.loads(description["input"])[0]["body"])["update_id"]
+                update_id = json.loads(description["input"])[0]["update"]["update_id"]
                 start_order.setdefault(update_id, position)
 
     return account(updates, answers, replies, statuses, start_order, started, posted, timed_out)
