@@ -1,6 +1,6 @@
 """One cold-start sample for bench/webhook.py, run in a fresh interpreter.
 
-    python bench/_cold_child.py ours|baseline|floor EVENT.json
+    python bench/_cold_child.py ours|baseline|floor|floor+put EVENT.json
 
 Imports the handler, answers one request, prints one line `BENCH {json}` with
 time.monotonic() readings (one clock for every process on Linux, so the parent can
@@ -22,6 +22,8 @@ elif variant == "baseline":
     from baseline_webhook import handler  # bench/ is sys.path[0]
 elif variant == "floor":
     from bare_producer import handler
+elif variant == "floor+put":
+    from bare_producer import handler_registering as handler
 else:
     raise SystemExit(f"unknown variant {variant!r}")
 IMPORTED = time.monotonic()

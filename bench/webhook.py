@@ -6,18 +6,27 @@ Both handlers get the same API Gateway HTTP API (payload 2.0) event
 (events/aws/http_api_v2_webhook.json, a fresh update_id each time) and send to the same
 moto SQS FIFO queue, with the same moto Secrets Manager secret, in the same run:
 
-  ours      tgrelay.webhook.handler (the template's environment for WebhookFunction)
+  ours      tgrelay.webhook.handler (the template's environment for WebhookFunction): registers
+            the message QUEUED in the turns table (one DynamoDB PutItem, turns.register_queued),
+            then the SQS send_message
   baseline  bench/baseline_webhook.py: telegram.Bot(token) + Update.de_json(data, bot),
-            then the same boto3 SQS send_message
+            then the same boto3 SQS send_message; it registers no turn
+
+The turns table is created in moto with the keys template.yaml declares for the table that
+WebhookFunction's TURNS_TABLE_NAME refers to. Ours makes one AWS call more than the baseline,
+so beside the bare SQS send there is a floor with both calls: "bare send + PutItem" (warm) and
+"floor+put" (cold), which show what the registration costs.
 
 (a) cold init: a fresh interpreter per sample, from spawning it to the first request
     answered (interpreter start + imports + first request, which reads the secret and
-    creates the SQS client); the variants alternate. Plus `python -X importtime`.
+    creates the SQS client, and for ours and floor+put the DynamoDB one); the variants
+    alternate. Plus `python -X importtime`.
     moto runs as a loopback server here (127.0.0.1, a free port), since every sample is
     its own process.
-(b) warm latency: both handlers and a bare SQS send_message, in this process against
-    moto in-process (mock_aws), interleaved request by request, p50/p99 over --requests
-    each. "added" = median over rounds of (variant - bare send of the same round).
+(b) warm latency: both handlers, a bare SQS send_message and a bare PutItem + send_message,
+    in this process against moto in-process (mock_aws), interleaved request by request,
+    p50/p99 over --requests each. "added" = median over rounds of (variant - bare send of the
+    same round); "over send+put" the same against the bare PutItem + send.
 (c) deployment bundle: `sam build WebhookFunction` into a temporary directory (needs a
     python3.13: found through pyenv when there is one), its size and zipped size; beside it
     what python-telegram-bot adds to a bundle (pip install --target for the Lambda
@@ -56,18 +65,29 @@ from benchlib import (
     secret_string,
     table,
     webhook_environment,
+    webhook_function_id,
 )
 
 from tgrelay_local.moto_seams import LambdaContext
+from tgrelay_local.template import Template
 from tgrelay_local.toolchain import find_python313
 
 EVENT = ROOT / "events" / "aws" / "http_api_v2_webhook.json"
 CHILD = BENCH / "_cold_child.py"
 TARGET_ADDED_MS = 1.0  # warm handler time over the bare SQS send
 TARGET_COLD_RATIO = 0.5  # cold init at most half the baseline's
-# floor: bench/bare_producer.py, boto3 + secret + send and nothing else (what both pay at least)
-COLD_VARIANTS = ("ours", "baseline", "floor")
-MODULES = {"ours": "tgrelay.webhook", "baseline": "baseline_webhook", "floor": "bare_producer"}
+# floor: bench/bare_producer.py, boto3 + secret + send and nothing else (what both pay at least);
+# floor+put: the same plus a DynamoDB client and the turn's PutItem (what ours pays at least)
+COLD_VARIANTS = ("ours", "baseline", "floor", "floor+put")
+MODULES = {
+    "ours": "tgrelay.webhook",
+    "baseline": "baseline_webhook",
+    "floor": "bare_producer",
+    "floor+put": "bare_producer",
+}
+REGISTERING = ("ours", "floor+put")  # the cold variants that write a turns item
+TURNS_VARIABLE = "TURNS_TABLE_NAME"  # WebhookFunction's environment names the turns table here
+BARE_SEND, BARE_SEND_PUT = "bare SQS send", "bare send + PutItem"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -120,11 +140,12 @@ def measure_cold(samples: int) -> dict[str, list[dict]]:
         os.environ.update(FAKE_AWS_ENV)
         sqs = boto3.client("sqs", region_name=REGION, endpoint_url=endpoint)
         secrets = boto3.client("secretsmanager", region_name=REGION, endpoint_url=endpoint)
-        queue_url, secret_arn = _create_resources(sqs, secrets, "cold")
+        dynamodb = boto3.client("dynamodb", region_name=REGION, endpoint_url=endpoint)
+        queue_url, secret_arn, turns_table = _create_resources(sqs, secrets, dynamodb, "cold")
         env = clean_environ(
             {
                 **FAKE_AWS_ENV,
-                **webhook_environment(queue_url, secret_arn),
+                **_environment(queue_url, secret_arn, turns_table),
                 "AWS_ENDPOINT_URL": endpoint,
             }
         )
@@ -151,6 +172,8 @@ def measure_cold(samples: int) -> dict[str, list[dict]]:
         expected = len(COLD_VARIANTS) * (samples + 1)
         if enqueued != expected:
             raise RuntimeError(f"cold start: {enqueued} messages on the queue, expected {expected}")
+        # Ours logs a failed PutItem and enqueues anyway: make sure every registration happened.
+        _check_registered(dynamodb, turns_table, len(REGISTERING) * (samples + 1), "cold start")
         return results
     finally:
         server.stop()
@@ -197,8 +220,7 @@ def measure_importtimes(runs: int = 5) -> dict[str, dict]:
     env.update({k: v for k, v in webhook_environment("unused", "unused").items() if k.startswith("POWERTOOLS_")})
     best: dict[str, dict] = {}
     for _ in range(runs):
-        for variant in COLD_VARIANTS:
-            module = MODULES[variant]
+        for module in dict.fromkeys(MODULES.values()):  # floor and floor+put share a module
             proc = subprocess.run(
                 [sys.executable, "-X", "importtime", "-c", f"import {module}"],
                 cwd=BENCH,
@@ -216,15 +238,15 @@ def measure_importtimes(runs: int = 5) -> dict[str, dict]:
                 if match:
                     rows.append((int(match.group(2)), match.group(4)))
             total = [cumulative for cumulative, name in rows if name == module][-1]
-            if variant in best and best[variant]["us"] <= total:
+            if module in best and best[module]["us"] <= total:
                 continue
             packages: dict[str, int] = {}
             for cumulative, name in rows:
                 if "." not in name and name != module:
                     packages[name] = max(packages.get(name, 0), cumulative)
             heaviest = sorted(packages.items(), key=lambda item: -item[1])[:3]
-            best[variant] = {"module": module, "us": total, "modules": len(rows), "heaviest": heaviest}
-    return best
+            best[module] = {"module": module, "us": total, "modules": len(rows), "heaviest": heaviest}
+    return {variant: best[module] for variant, module in MODULES.items()}
 
 
 def cold_table(cold: dict[str, list[dict]], imports: dict[str, dict]) -> str:
@@ -248,21 +270,29 @@ def cold_table(cold: dict[str, list[dict]], imports: dict[str, dict]) -> str:
     fastest = {variant: min(s["total"] for s in cold[variant]) for variant in COLD_VARIANTS}
     ratio = total["ours"] / total["baseline"]
     over_floor = (total["ours"] - total["floor"]) / (total["baseline"] - total["floor"])
+    # Each handler above the least its own AWS calls cost: ours over floor+put, the baseline over floor.
+    over_own = (total["ours"] - total["floor+put"]) / (total["baseline"] - total["floor"])
     notes = [
         f"ratio ours/baseline (median total): {ratio:.2f}  (target <= {TARGET_COLD_RATIO:.2f}); "
         f"above the floor, ours/baseline: {over_floor:.2f}",
         f"ratio of the fastest samples: {fastest['ours'] / fastest['baseline']:.2f}; above the floor: "
         f"{(fastest['ours'] - fastest['floor']) / (fastest['baseline'] - fastest['floor']):.2f}",
+        f"registration at cold start (floor+put - floor, medians): {ms(total['floor+put'] - total['floor'], 0)} ms; "
+        f"ours above floor+put / baseline above floor: {over_own:.2f}",
+        "ours registers the turn (DynamoDB client + one PutItem before the send); the baseline and floor do not.",
         "total = spawn of a fresh interpreter -> first request answered (event -> secret read -> SQS send -> 200),",
         "        against moto server on 127.0.0.1; median of the samples, min-max beside it; interp = spawn -> script",
         "        starts, imports = the handler module's import, 1st req = the first call (clients made, secret read).",
         "floor = bench/bare_producer.py: import boto3, two clients, read the secret, send the raw body; nothing else.",
+        "floor+put = the floor plus a DynamoDB client and the conditional PutItem of the QUEUED item, before the send.",
         "importtime = `python -X importtime -c 'import <module>'`: the module's cumulative time, fastest of 5 runs;",
-        "        the baseline makes its boto3 clients at import (the usual way), ours and the floor at the 1st call.",
+        "        the baseline makes its boto3 clients at import (the usual way), ours and the floors at the 1st call.",
     ]
     for variant in COLD_VARIANTS:
+        if variant == "floor+put":
+            continue  # the floor's module
         heaviest = ", ".join(f"{name} {us / 1000:.0f} ms" for name, us in imports[variant]["heaviest"])
-        notes.append(f"heaviest imports ({variant}): {heaviest}")
+        notes.append(f"heaviest imports ({variant if variant != 'floor' else 'floors'}): {heaviest}")
     return table(
         "(a) Cold init: fresh interpreter, import + first request (ms)",
         ["variant", "samples", "median", "min-max", "interp", "imports", "1st req", "importtime", "modules"],
@@ -282,12 +312,13 @@ def measure_warm(requests: int, warmup: int = 100) -> dict[str, list[float]]:
     with mock_aws():
         sqs = boto3.client("sqs", region_name=REGION)
         secrets = boto3.client("secretsmanager", region_name=REGION)
-        queue_url, secret_arn = _create_resources(sqs, secrets, "warm")
-        os.environ.update(webhook_environment(queue_url, secret_arn))
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        queue_url, secret_arn, turns_table = _create_resources(sqs, secrets, dynamodb, "warm")
+        os.environ.update(_environment(queue_url, secret_arn, turns_table))
 
         ours = importlib.import_module("tgrelay.webhook").handler
-        from tgrelay import clients
-        from tgrelay.envelope import envelope_from_update, message_group_id
+        from tgrelay import clients, turns
+        from tgrelay.envelope import envelope_from_update, message_group_id, session_key
 
         for cached in (clients.sqs, clients.dynamodb, clients.http):
             cached.cache_clear()
@@ -295,6 +326,7 @@ def measure_warm(requests: int, warmup: int = 100) -> dict[str, list[float]]:
         sys.path.insert(0, str(BENCH))
         baseline = importlib.import_module("baseline_webhook").handler
         bare_client = clients.sqs()  # the very client ours sends with
+        bare_dynamodb = clients.dynamodb()  # and the one it registers with
 
         base_event = json.loads(EVENT.read_text())
         total = warmup + requests
@@ -302,13 +334,24 @@ def measure_warm(requests: int, warmup: int = 100) -> dict[str, list[float]]:
             "ours": [_event_with_update_id(base_event, 100_000_000 + i) for i in range(total)],
             "baseline": [_event_with_update_id(base_event, 200_000_000 + i) for i in range(total)],
         }
-        # The bare send: the envelope ours would send, built beforehand.
-        bare_messages = []
+        # The bare calls: the envelope ours would send and the item it would register, built beforehand.
+        ttl_seconds = int(os.environ["DEDUPE_TTL_SECONDS"])
+        bare_messages, bare_items = [], []
         for i in range(total):
-            update = json.loads(base_event["body"])
-            update["update_id"] = 300_000_000 + i
-            envelope = envelope_from_update(update, received_at=int(time.time()), ttl_seconds=1_296_000)
-            bare_messages.append((json.dumps(envelope), message_group_id(envelope), str(envelope["update_id"])))
+            for first_id, messages in ((300_000_000, bare_messages), (400_000_000, bare_items)):
+                update = json.loads(base_event["body"])
+                update["update_id"] = first_id + i
+                envelope = envelope_from_update(update, received_at=int(time.time()), ttl_seconds=ttl_seconds)
+                messages.append((json.dumps(envelope), message_group_id(envelope), str(envelope["update_id"])))
+            bare_items[-1] += (
+                {  # what turns.register_queued writes
+                    "conversation": {"S": session_key(envelope)},
+                    "update_id": {"N": str(envelope["update_id"])},
+                    "status": {"S": turns.QUEUED},
+                    "registered_at": {"N": str(envelope["received_at"])},
+                    "expires_at": {"N": str(envelope["expires_at"])},
+                },
+            )
 
         context = LambdaContext(
             "bench-WebhookFunction", "arn:aws:lambda:us-east-1:123456789012:function:bench-WebhookFunction", 256, 10
@@ -329,7 +372,17 @@ def measure_warm(requests: int, warmup: int = 100) -> dict[str, list[float]]:
             )
             return {"statusCode": 200, "body": '{"ok": true}'}
 
-        calls = {"bare SQS send": call_bare, "ours": call_ours, "baseline": call_baseline}
+        def call_bare_put(i: int) -> dict:
+            body, group, dedupe, item = bare_items[i]
+            bare_dynamodb.put_item(
+                TableName=turns_table, Item=item, ConditionExpression="attribute_not_exists(conversation)"
+            )
+            bare_client.send_message(
+                QueueUrl=current["queue_url"], MessageBody=body, MessageGroupId=group, MessageDeduplicationId=dedupe
+            )
+            return {"statusCode": 200, "body": '{"ok": true}'}
+
+        calls = {BARE_SEND: call_bare, BARE_SEND_PUT: call_bare_put, "ours": call_ours, "baseline": call_baseline}
         names = list(calls)
         timings: dict[str, list[float]] = {name: [] for name in names}
         sink = open(os.devnull, "w")  # noqa: SIM115 - closed below
@@ -338,7 +391,8 @@ def measure_warm(requests: int, warmup: int = 100) -> dict[str, list[float]]:
         with contextlib.redirect_stdout(sink):
             for i in range(total):
                 # Rotate the order each round so no variant always runs right after another.
-                for name in names[i % 3 :] + names[: i % 3]:
+                shift = i % len(names)
+                for name in names[shift:] + names[:shift]:
                     started = time.perf_counter_ns()
                     answer = calls[name](i)
                     elapsed = (time.perf_counter_ns() - started) / 1e9
@@ -355,6 +409,8 @@ def measure_warm(requests: int, warmup: int = 100) -> dict[str, list[float]]:
                     )["QueueUrl"]
                     os.environ["QUEUE_URL"] = current["queue_url"]
         sink.close()
+        # Ours logs a failed PutItem and answers 200 anyway: make sure it registered every time.
+        _check_registered(dynamodb, turns_table, 2 * total, "warm")  # ours and the bare PutItem
         return timings
 
 
@@ -368,14 +424,14 @@ def _quiet_handler_logs() -> None:
             handler.setStream(sink)
 
 
-def added(warm: dict[str, list[float]], name: str) -> float:
-    """Median over the rounds of (variant - bare send) in the same round: the three calls of a
-    round run back to back, so a slow moment on the shared machine hits both sides of the pair."""
-    return median([value - bare for value, bare in zip(warm[name], warm["bare SQS send"], strict=True)])
+def added(warm: dict[str, list[float]], name: str, floor: str = BARE_SEND) -> float:
+    """Median over the rounds of (variant - floor) in the same round: the calls of a round run
+    back to back, so a slow moment on the shared machine hits both sides of the pair."""
+    return median([value - bare for value, bare in zip(warm[name], warm[floor], strict=True)])
 
 
 def warm_table(warm: dict[str, list[float]]) -> str:
-    bare = warm["bare SQS send"]
+    bare = warm[BARE_SEND]
     rows = []
     for name, values in warm.items():
         rows.append(
@@ -385,23 +441,30 @@ def warm_table(warm: dict[str, list[float]]) -> str:
                 ms(percentile(values, 50), 3),
                 ms(percentile(values, 99), 3),
                 ms(sum(values) / len(values), 3),
-                "-" if values is bare else ms(added(warm, name), 3),
-                "-" if values is bare else ms(percentile(values, 99) - percentile(bare, 99), 3),
+                "-" if name == BARE_SEND else ms(added(warm, name), 3),
+                "-" if name == BARE_SEND else ms(percentile(values, 99) - percentile(bare, 99), 3),
+                "-" if name in (BARE_SEND, BARE_SEND_PUT) else ms(added(warm, name, BARE_SEND_PUT), 3),
             ]
         )
     ours, base = added(warm, "ours"), added(warm, "baseline")
+    put = added(warm, BARE_SEND_PUT)
+    ours_own = added(warm, "ours", BARE_SEND_PUT)
     notes = [
         f"ratio ours/baseline p50: {percentile(warm['ours'], 50) / percentile(warm['baseline'], 50):.2f}; "
         f"handler time added over the bare send, ours/baseline: {ours / base:.2f}",
         f"target: ours adds < {TARGET_ADDED_MS:.1f} ms over the bare send: {ms(ours, 3)} ms -> "
         + ("met" if ours < TARGET_ADDED_MS / 1000 else "MISSED"),
-        "added = median over rounds of (variant - bare send in the same round); added p99 = p99 - bare p99.",
-        "in-process, moto in-process (mock_aws): the bare send is botocore's client work plus moto's SQS model,",
-        "no network; the secret is read once and cached by both (ours for 300 s).",
+        "ours registers the turn (one DynamoDB PutItem before the send); the baseline does not.",
+        f"        the PutItem alone (bare send + PutItem - bare send): {ms(put, 3)} ms; ours over the same two bare",
+        f"        calls: {ms(ours_own, 3)} ms; the baseline over its one bare call: {ms(base, 3)} ms.",
+        "added = median over rounds of (variant - bare send in the same round); added p99 = p99 - bare p99;",
+        "        over send+put = the same median against the bare PutItem + send.",
+        "in-process, moto in-process (mock_aws): the bare calls are botocore's client work plus moto's SQS and",
+        "        DynamoDB models, no network; the secret is read once and cached by both (ours for 300 s).",
     ]
     return table(
-        "(b) Warm latency per request (ms), interleaved, same moto SQS",
-        ["variant", "requests", "p50", "p99", "mean", "added", "added p99"],
+        "(b) Warm latency per request (ms), interleaved, same moto SQS and DynamoDB",
+        ["variant", "requests", "p50", "p99", "mean", "added", "added p99", "over send+put"],
         rows,
         notes,
     )
@@ -547,12 +610,50 @@ def _mib(size: int) -> str:
 # -- shared ----------------------------------------------------------------------------
 
 
-def _create_resources(sqs, secrets, suffix: str) -> tuple[str, str]:
+def _create_resources(sqs, secrets, dynamodb, suffix: str) -> tuple[str, str, str]:
+    """The queue, the secret and the turns table the webhook uses; returns their URL, ARN, name."""
     queue_url = sqs.create_queue(QueueName=f"bench-{suffix}-UpdatesQueue.fifo", Attributes=queue_attributes())[
         "QueueUrl"
     ]
     secret_arn = secrets.create_secret(Name=f"bench-{suffix}-BotSecret", SecretString=secret_string())["ARN"]
-    return queue_url, secret_arn
+    logical_id, props = turns_table_declaration()
+    turns_table = f"bench-{suffix}-{logical_id}"
+    dynamodb.create_table(
+        TableName=turns_table,
+        AttributeDefinitions=props["AttributeDefinitions"],
+        KeySchema=props["KeySchema"],
+        BillingMode=props["BillingMode"],
+    )
+    if "TimeToLiveSpecification" in props:  # as the local engine does; moto never expires items
+        dynamodb.update_time_to_live(TableName=turns_table, TimeToLiveSpecification=props["TimeToLiveSpecification"])
+    return queue_url, secret_arn, turns_table
+
+
+def turns_table_declaration() -> tuple[str, dict]:
+    """The table WebhookFunction's TURNS_TABLE_NAME refers to, as template.yaml declares it:
+    its logical id and Properties (load_template's document, Globals merged into the function)."""
+    template = Template()
+    variables = template.function_properties(webhook_function_id(template))["Environment"]["Variables"]
+    logical_id = variables[TURNS_VARIABLE]["Ref"]
+    resource = template.doc["Resources"][logical_id]
+    if resource["Type"] != "AWS::DynamoDB::Table":
+        raise ValueError(f"{TURNS_VARIABLE} refers to {logical_id}, a {resource['Type']}")
+    return logical_id, resource["Properties"]
+
+
+def _environment(queue_url: str, secret_arn: str, turns_table: str) -> dict[str, str]:
+    """WebhookFunction's environment (benchlib.webhook_environment), with the turns table bound
+    too: webhook_environment leaves out references to resources it does not know, this one."""
+    return {**webhook_environment(queue_url, secret_arn), TURNS_VARIABLE: turns_table}
+
+
+def _check_registered(dynamodb, table_name: str, expected: int, part: str) -> None:
+    count = sum(
+        page["Count"]
+        for page in dynamodb.get_paginator("scan").paginate(TableName=table_name, Select="COUNT", ConsistentRead=True)
+    )
+    if count != expected:
+        raise RuntimeError(f"{part}: {count} items in the turns table, expected {expected}")
 
 
 def _event_with_update_id(base_event: dict, update_id: int) -> dict:
@@ -588,11 +689,19 @@ def verdict(cold: dict[str, list[dict]], warm: dict[str, list[float]]) -> str:
         "Targets",
         f"  warm: handler adds < {TARGET_ADDED_MS:.1f} ms over the bare SQS send (paired median): "
         f"{ms(ours_added, 3)} ms -> {warm_verdict}",
+        f"        of which the turn's PutItem (bare, in moto): {ms(added(warm, BARE_SEND_PUT), 3)} ms; "
+        f"ours over bare send + PutItem: {ms(added(warm, 'ours', BARE_SEND_PUT), 3)} ms",
         f"  cold: at most {TARGET_COLD_RATIO:.2f} x the baseline's: {cold_ratio:.2f} x "
         f"({ms(total['ours'], 0)} ms vs {ms(total['baseline'], 0)} ms) -> {cold_verdict}",
+        f"        the registration's cost at cold start (floor+put - floor): "
+        f"{ms(total['floor+put'] - total['floor'], 0)} ms",
+        "  Ours registers each message's turn (one DynamoDB PutItem more than the baseline, which registers",
+        "  nothing); the targets were set against the bare SQS send and are judged so here, unchanged.",
         "What this measures: Python work on this machine (2 shared cores) against moto, not AWS. Real SQS",
         "  SendMessage takes milliseconds over the network and a Lambda cold start adds the runtime's own init;",
         "  both are the same for every variant, so compare the ratios and the 'added' column, not absolutes.",
+        "  Except: ours also waits for DynamoDB's PutItem, a network round trip on AWS (typically a few ms)",
+        "  that moto does in-process here and the baseline never pays.",
     ]
     return "\n".join(lines)
 
