@@ -255,7 +255,8 @@ def test_load_many_conversations_of_five_messages(relay, capsys):
             if response.status_code != 200:
                 errors.append(f"{update['update_id']}: {response.status_code}")
 
-    with ThreadPoolExecutor(max_workers=16) as pool:
+    # 8 at a time, like tests/workflow/test_load.py (Telegram keeps up to 40 connections per bot).
+    with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(post_conversation, conversations.values()))
     relay.wait_idle(timeout=180)
 
