@@ -24,6 +24,7 @@ local: setup
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/pytest -n auto --dist loadfile
 
 lint: setup

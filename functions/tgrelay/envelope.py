@@ -1,6 +1,6 @@
 """Telegram update -> the small versioned envelope the workflow runs on (DESIGN.md §3)."""
 
-from typing import Any
+from typing import Any, TypeGuard
 
 from tgrelay.text import utf16_len
 
@@ -160,7 +160,7 @@ def _is_unicode(text: str) -> bool:
     return True
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     # Telegram's ids fit in a signed 64-bit integer; anything larger is not from Telegram
     # (and would overflow a DynamoDB number or an SQS deduplication id further on).
     return isinstance(value, int) and not isinstance(value, bool) and -(2**63) < value < 2**63

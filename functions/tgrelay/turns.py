@@ -25,7 +25,8 @@ HandOnTurn ("finish"), and the rule's events.
 import contextlib
 import json
 import time
-from typing import Any, Literal, TypedDict
+from collections.abc import Mapping
+from typing import Any, Literal, TypedDict, cast
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -585,7 +586,7 @@ def _delete(item: TurnItem, condition: str, values: dict[str, Any]) -> None:
 _JSON_FIELDS = ("envelope", "carried")
 
 
-def _serialize(values: dict[str, Any]) -> dict:
+def _serialize(values: Mapping[str, Any]) -> dict:
     out = {}
     for name, value in values.items():
         if name in _JSON_FIELDS:
@@ -607,4 +608,4 @@ def _deserialize(item: dict) -> TurnItem:
             out[name] = json.loads(value)
         else:
             out[name] = int(value) if kind == "N" else value
-    return TurnItem(**out)  # type: ignore[typeddict-item]
+    return cast(TurnItem, out)

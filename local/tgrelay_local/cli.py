@@ -9,6 +9,8 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Mapping
+from typing import Any
 
 import httpx
 
@@ -98,6 +100,7 @@ def run_demo(args: argparse.Namespace) -> int:
     clock = RetryClock("scaled", scale=args.speed)
 
     with LocalRelay(clock=clock, log_path=log_path) as relay:
+        assert relay.telegram is not None and relay.agent is not None  # no URLs given: it runs both fakes
         print(
             f"Local stack up: webhook {relay.webhook_url}, fake Telegram {relay.telegram.url}, agent {relay.agent_url}"
         )
@@ -149,6 +152,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
 def _inject_demo_faults(relay: LocalRelay, samples: dict[str, dict]) -> list[str]:
     """Faults that take some sample updates down the retry, dead-letter and blocked paths."""
+    assert relay.telegram is not None and relay.agent is not None  # the demo's relay runs both fakes
     script = []
     if "group_text.json" in samples:
         update_id = samples["group_text.json"]["update_id"]
@@ -164,9 +168,11 @@ def _inject_demo_faults(relay: LocalRelay, samples: dict[str, dict]) -> list[str
         # "blocked" answer. Its chat has earlier messages: waiting when a turn begins, they ride
         # along (QueuedMessages=merge), so that turn may start at any of them.
         before = [
-            _text_of(other)
+            text
             for other in sorted(samples.values(), key=lambda other: other["update_id"])
-            if other["update_id"] < update["update_id"] and _chat_of(other) == _chat_of(update) and _text_of(other)
+            if other["update_id"] < update["update_id"]
+            and _chat_of(other) == _chat_of(update)
+            and (text := _text_of(other))
         ]
         for start in range(len(before) + 1):
             reply = "echo: " + "\n".join([*before[start:], update["message"]["caption"]])
@@ -198,7 +204,9 @@ def _conversations(posted) -> dict[tuple, list[int]]:
     for _, update, response in posted:
         body = response.json() if response.status_code == 200 else {}
         if body and "skipped" not in body and not _answered_here(body):
-            conversations.setdefault(_chat_of(update), set()).add(update["update_id"])
+            chat = _chat_of(update)
+            assert chat is not None  # the webhook enqueued it: it has a chat
+            conversations.setdefault(chat, set()).add(update["update_id"])
     return {chat: sorted(ids) for chat, ids in conversations.items()}
 
 
@@ -218,10 +226,10 @@ def _redeliver_after_dedupe_window(relay: LocalRelay) -> int | None:
     return update_id
 
 
-def _report_executions(relay: LocalRelay) -> list[tuple[int, str, dict, list[int]]]:
+def _report_executions(relay: LocalRelay) -> list[tuple[int, str, Mapping[str, Any], list[int]]]:
     """Print each execution's path; (update_id, outcome, description, the update_ids its turn answered
     besides its own) per execution."""
-    report = []
+    report: list[tuple[int, str, Mapping[str, Any], list[int]]] = []
     print(f"\nExecutions ({len(relay.pipe.started)}):")
     for arn in relay.pipe.started:
         description = relay.describe(arn)
@@ -237,7 +245,7 @@ def _report_executions(relay: LocalRelay) -> list[tuple[int, str, dict, list[int
     return report
 
 
-def _carried(description: dict) -> list[int]:
+def _carried(description: Mapping[str, Any]) -> list[int]:
     """The update_ids answered in this execution's turn besides its own (WaitForTurn's result,
     $.update.merged), from a succeeded execution's output; [] otherwise."""
     try:

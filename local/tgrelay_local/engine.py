@@ -16,7 +16,7 @@ import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import httpx
@@ -29,6 +29,10 @@ from tgrelay_local.moto_seams import LocalFunction, Seams
 from tgrelay_local.pipe import PipePoller
 from tgrelay_local.rules import ExecutionStatusRules
 from tgrelay_local.template import ROOT, Template
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs.literals import QueueAttributeNameType
+    from mypy_boto3_stepfunctions.type_defs import DescribeExecutionOutputTypeDef, HistoryEventTypeDef
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -71,10 +75,16 @@ class LocalRelay:
         self.bot_token = bot_token or FAKE_BOT_TOKEN
         self.webhook_secret = webhook_secret
         self.log_path = log_path
-        self.telegram = None if telegram_api_url else FakeTelegram(self.bot_token, telegram_port)
-        self.telegram_api_url = telegram_api_url or self.telegram.url
-        self.agent = None if agent_url else FakeAgent(agent_token, agent_port)
-        self.agent_url = agent_url or f"{self.agent.url}/agent"
+        self.telegram: FakeTelegram | None = None
+        if not telegram_api_url:
+            self.telegram = FakeTelegram(self.bot_token, telegram_port)
+            telegram_api_url = self.telegram.url
+        self.telegram_api_url = telegram_api_url
+        self.agent: FakeAgent | None = None
+        if not agent_url:
+            self.agent = FakeAgent(agent_token, agent_port)
+            agent_url = f"{self.agent.url}/agent"
+        self.agent_url = agent_url
         self.template = Template(parameters={**(parameters or {}), "AgentUrl": self.agent_url})
         self._bot_username_given = "BotUsername" in (parameters or {})
         self.webhook_port = webhook_port
@@ -142,13 +152,13 @@ class LocalRelay:
         self._stack.callback(self.rules.stop)
         self._start_webhook(functions)
         if self.aws_port is not None:
-            self._serve_aws()
+            self._serve_aws(self.aws_port)
 
-    def _serve_aws(self) -> None:
+    def _serve_aws(self, aws_port: int) -> None:
         """Serve the same in-process AWS over HTTP, so operator commands in another shell see it."""
         from moto.server import ThreadedMotoServer
 
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.aws_port, verbose=False)
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=aws_port, verbose=False)
         server.start()
         self._stack.callback(server.stop)
         host, port = server.get_host_and_port()
@@ -189,7 +199,7 @@ class LocalRelay:
         queues = self.template.resources("AWS::SQS::Queue")
         # Dead-letter targets first: a redrive policy names an existing queue.
         for logical_id, props in sorted(queues.items(), key=lambda item: "RedrivePolicy" in item[1]):
-            attributes = {
+            attributes: dict[QueueAttributeNameType, str] = {
                 "FifoQueue": str(props.get("FifoQueue", False)).lower(),
                 "ContentBasedDeduplication": str(props.get("ContentBasedDeduplication", False)).lower(),
             }
@@ -357,7 +367,7 @@ class LocalRelay:
         stream = self._stack.enter_context(self.log_path.open("a", encoding="utf-8"))
         # A Logger logs under the service name the environment had when its module was imported:
         # the template's, or another if something in this process imported the module earlier.
-        services = {os.environ.get("POWERTOOLS_SERVICE_NAME", "service_undefined")}
+        services: set[str | None] = {os.environ.get("POWERTOOLS_SERVICE_NAME", "service_undefined")}
         services |= {getattr(getattr(module, "logger", None), "service", None) for module in handler_modules}
         handlers = {handler for service in services - {None} for handler in logging.getLogger(service).handlers}
         for handler in handlers:
@@ -409,14 +419,14 @@ class LocalRelay:
                     self._finished.add(arn)
         return running
 
-    def describe(self, execution_arn: str) -> dict:
+    def describe(self, execution_arn: str) -> "DescribeExecutionOutputTypeDef":
         return self.sfn.describe_execution(executionArn=execution_arn)
 
-    def executions(self) -> list[dict]:
+    def executions(self) -> "list[DescribeExecutionOutputTypeDef]":
         """describe_execution of every execution the pipe started, in start order."""
         return [self.describe(arn) for arn in self.pipe.started]
 
-    def history(self, execution_arn: str) -> list[dict]:
+    def history(self, execution_arn: str) -> "list[HistoryEventTypeDef]":
         return self.sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
 
     def claim(self, update_id: int) -> dict | None:

@@ -63,8 +63,7 @@ class FakeServer:
 
     @property
     def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://127.0.0.1:{self.server.server_port}"
 
     def start(self) -> "FakeServer":
         self.thread.start()
@@ -347,7 +346,7 @@ def _handler_for(fake: FakeServer) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("content-length") or 0)
             raw = self.rfile.read(length) if length else b""
             try:
-                body = json.loads(raw) if raw else None
+                body: Any = json.loads(raw) if raw else None
             except ValueError:
                 body = None
             if self.path == "/_faults":

@@ -1,8 +1,10 @@
 """An execution's path through the states, read from get_execution_history — the same
 view as the Step Functions console's history: state, result, retries, duration."""
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 
 @dataclass
@@ -24,7 +26,7 @@ class Step:
         return None if self.exited is None else (self.exited - self.entered).total_seconds()
 
 
-def state_path(events: list[dict]) -> list[Step]:
+def state_path(events: Sequence[Mapping[str, Any]]) -> list[Step]:
     """The states an execution went through, in order, from its history events."""
     steps: list[Step] = []
     for event in sorted(events, key=lambda e: e["id"]):
@@ -37,7 +39,7 @@ def state_path(events: list[dict]) -> list[Step]:
         elif kind in ("TaskSucceeded", "LambdaFunctionSucceeded") and steps:
             steps[-1].task_failed_last = False
         elif kind in ("TaskFailed", "LambdaFunctionFailed", "TaskTimedOut", "LambdaFunctionTimedOut") and steps:
-            details = next((value for key, value in event.items() if key.endswith("EventDetails")), {})
+            details: dict[str, Any] = next((value for key, value in event.items() if key.endswith("EventDetails")), {})
             steps[-1].failures.append(details.get("error", kind))
             steps[-1].task_failed_last = True
         elif kind in ("ExecutionFailed", "ExecutionTimedOut", "ExecutionAborted") and steps:

@@ -21,8 +21,7 @@ class HttpApi:
 
     @property
     def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}{self.route_path}"
+        return f"http://127.0.0.1:{self.server.server_port}{self.route_path}"
 
     def start(self) -> None:
         self.thread.start()

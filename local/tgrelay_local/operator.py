@@ -3,7 +3,7 @@ running `tgrelay local` (by its AWS endpoint). The same boto3 calls serve both."
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 import boto3
 
@@ -58,9 +58,16 @@ def deployed(stack_name: str, region: str | None = None) -> Deployment:
     )
 
 
+class _ClientOptions(TypedDict):
+    region_name: str
+    endpoint_url: str
+    aws_access_key_id: str
+    aws_secret_access_key: str
+
+
 def local(endpoint: str) -> Deployment:
     """The resources of a running `tgrelay local`, through its AWS endpoint (moto server)."""
-    options = {
+    options: _ClientOptions = {
         "region_name": REGION,
         "endpoint_url": endpoint,
         "aws_access_key_id": "testing",
