@@ -351,6 +351,9 @@ def _handler_for(fake: FakeServer) -> type[BaseHTTPRequestHandler]:
                 body = None
             if self.path == "/_faults":
                 faults = body if isinstance(body, list) else [body]
+                if not all(isinstance(fault, dict) for fault in faults):
+                    self._send(400, {"ok": False, "error": "a fault is a JSON object, or a list of them"})
+                    return
                 for fault in faults:
                     fake.add_fault(fault)
                 self._send(200, {"ok": True, "queued": len(faults)})

@@ -63,6 +63,14 @@ def test_a_null_count_lasts_until_reset(http, fake_telegram):
     assert send_message(http, fake_telegram, "x").status_code == 200
 
 
+@pytest.mark.parametrize("body", [b"", b"null", b"[1]", b"not json"], ids=repr)
+def test_a_fault_that_is_not_an_object_is_refused_and_nothing_is_queued(http, fake_telegram, body):
+    answer = http.post(f"{fake_telegram.url}/_faults", content=body)
+
+    assert (answer.status_code, answer.json()["ok"]) == (400, False)
+    assert fake_telegram.faults == []
+
+
 def test_faults_match_only_their_chat_and_method(http, fake_telegram):
     http.post(f"{fake_telegram.url}/_faults", json={"status": 403, "match": {"chat_id": 7}})
 
