@@ -17,7 +17,7 @@ from workflow_helpers import (
 
 from tgrelay_local.cli import main
 from tgrelay_local.clock import RetryClock
-from tgrelay_local.engine import LocalRelay
+from tgrelay_local.engine import LocalRelay, take_messages
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,9 @@ def test_dlq_lists_replay_moves_and_history_shows_the_path(relay, capsys):
     assert main(["dlq", "--local", relay.aws_endpoint]) == 0
     listing = capsys.readouterr().out
     assert "1 message(s) in the dead-letter queue" in listing
-    assert f"update {update['update_id']}  AgentRejected" in listing
+    # The entry's heading line shows the error attribute, and only it (the cause starts with the
+    # same word, so a substring match would pass showing the cause too).
+    assert f"update {update['update_id']}  AgentRejected" in listing.splitlines()
     assert "merged into its turn" not in listing  # nothing was
     (failed,) = executions_for(relay, update["update_id"])
     assert failed["executionArn"] in listing
@@ -167,3 +169,31 @@ def test_replay_of_a_failed_merged_turn_releases_every_claim_and_answers_it_once
     assert texts == ["echo: keeps the turn", apology, "echo: rejected question\nand a follow-up"]
     assert [relay.claim(u["update_id"])["status"] for u in (head, rider)] == ["DONE", "DONE"]
     assert relay.dead_letters() == []
+
+
+def test_dlq_shows_the_error_attribute_not_the_cause(relay, capsys):
+    """An entry whose cause does not start with its error's name: `dlq` heads it with the error
+    attribute exactly, and shows the cause on its own line."""
+    update_id = make_update()["update_id"]
+    cause = "the agent server answered 400: the request named no user"
+    relay.sqs.send_message(
+        QueueUrl=relay.dead_letter_queue_url,
+        MessageBody=json.dumps({"update_id": update_id, "merged": []}),
+        MessageGroupId="dlq-error-column",
+        MessageDeduplicationId=f"dlq-error-column-{update_id}",
+        MessageAttributes={
+            "error": {"DataType": "String", "StringValue": "AgentRejected"},
+            "cause": {"DataType": "String", "StringValue": cause},
+            "execution": {"DataType": "String", "StringValue": "arn:aws:states:us-east-1:123456789012:execution:x:y"},
+        },
+    )
+    capsys.readouterr()
+    try:
+        assert main(["dlq", "--local", relay.aws_endpoint]) == 0
+        lines = capsys.readouterr().out.splitlines()
+    finally:
+        list(take_messages(relay.sqs, relay.dead_letter_queue_url))
+
+    assert f"update {update_id}  AgentRejected" in lines
+    heading = lines.index(f"update {update_id}  AgentRejected")
+    assert lines[heading + 1] == f"  cause: {cause}"
