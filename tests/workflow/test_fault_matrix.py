@@ -4,6 +4,8 @@ FAULTS below is the matrix as data; one test runs each row on the local engine (
 handlers, moto) and asserts every expected field: what Telegram accepted in the chat (the apology
 told apart from a reply), the dead-letter entries of the update, the claim's status, the execution's
 status and error, and the retries the ASL made (with the waits of its schedule, jitter pinned).
+A "conversation" row runs several messages of one chat through a script of steps (a turn held by
+the agent, a stop, a redelivery, a replay) and asserts the same per message.
 README.md's "Reliability: the fault matrix" table is rendered from the same rows, and
 test_readme_table_is_rendered_from_the_matrix fails when the two differ. To refresh the README after
 changing a row, run `.venv/bin/python tests/workflow/test_fault_matrix.py` and paste its output.
@@ -14,6 +16,8 @@ import json
 import re
 import socket
 import sys
+import threading
+import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +30,7 @@ from moto.dynamodb.models import DynamoDBBackend
 from run_helpers import executions_of, mark, post, settle, take_dead_letters, update_id_of
 from workflow_helpers import DUPLICATE_PATH, chat_of, deliver_again, envelope_of, make_update, path_of, wait_for
 
+from tgrelay.envelope import session_key
 from tgrelay.text import split_message
 from tgrelay_local.clock import RetryClock
 from tgrelay_local.engine import LocalRelay
@@ -74,6 +79,13 @@ class Fault:
     webhook: tuple[int, ...] = (200,)  # the webhook's answers to the POSTs of this update
     duplicates: int = 0  # further executions of the update, each ending in AlreadyHandled
     telegram_requests: int | None = None  # sendMessage requests Telegram got for the chat, where telling
+    # -- a conversation: several messages of one chat (where="conversation") --------------------
+    # `agent` faults apply to message 1; replies name messages ("reply to 2+3": one reply to both);
+    # claims and executions replace claim, execution and duplicates.
+    messages: tuple[str, ...] = ()  # the texts of messages 1, 2, 3
+    steps: tuple[str, ...] = ()  # what the test does, in order (Conversation.STEPS); then all settles
+    claims: tuple[str, ...] = ()  # each message's claim status
+    executions: tuple[tuple[str, ...], ...] = ()  # each message's executions in start order (OUTCOMES)
 
     @property
     def id(self) -> str:
@@ -346,11 +358,68 @@ FAULTS: list[Fault] = [
         execution="FAILED",
         error="TelegramRejected",
     ),
+    # --- a conversation: one turn at a time (README: Conversations) -----------------------------
+    Fault(
+        "turn holder stopped (StopExecution) mid agent call",
+        "conversation",
+        messages=("one", "two"),
+        steps=(
+            "post 1",
+            "agent has 1",
+            "post 2",
+            "2 waits",
+            "StopExecution 1",
+            "agent has 2 within 5 s of the stop",
+            "answer 1",
+        ),
+        replies=("reply to 2",),
+        claims=("IN_PROGRESS", "DONE"),
+        executions=(("ABORTED",), ("SUCCEEDED",)),
+    ),
+    Fault(
+        "duplicate of a message waiting for its turn",
+        "conversation",
+        messages=("one", "two"),
+        steps=("post 1", "agent has 1", "post 2", "2 waits", "post 2 again", "answer 1"),
+        replies=("reply to 1", "reply to 2"),
+        claims=("DONE", "DONE"),
+        executions=(("SUCCEEDED",), ("SUCCEEDED", "AlreadyHandled")),
+    ),
+    Fault(
+        "replay from the DLQ while the conversation is busy",
+        "conversation",
+        agent=({"status": 400},),
+        messages=("one", "two"),
+        steps=("post 1", "settle", "post 2", "agent has 2", "replay the DLQ", "1 waits", "answer 2"),
+        replies=("apology", "reply to 2", "reply to 1"),
+        claims=("DONE", "DONE"),
+        executions=(("FAILED", "SUCCEEDED"), ("SUCCEEDED",)),
+        error="AgentRejected",
+    ),
+    Fault(
+        "agent 400 on message 1 of 3",
+        "conversation",
+        agent=({"status": 400},),
+        messages=("one", "two", "three"),
+        steps=("post 1", "agent has 1", "post 2", "post 3", "2 waits", "3 waits", "answer 1"),
+        replies=("apology", "reply to 2+3"),
+        dlq=1,
+        claims=("FAILED", "DONE", "DONE"),
+        executions=(("FAILED",), ("SUCCEEDED",), ("MergedIntoTurn",)),
+        error="AgentRejected",
+    ),
 ]
 
 # What Telegram can have accepted in a row's chat (texts in _expected_replies): "reply" is the echo
 # agent's answer, "apology" the template's ApologyText, "chunk n" the n-th message of LONG_REPLY.
 REPLY_TOKENS = ("reply", "apology", "EmptyReplyText", "the HTML reply as plain text", "chunk 1", "chunk 2", "chunk 3")
+# In a conversation row: the echo agent's one reply to messages 2 and 3 (their texts joined by "\n").
+CONVERSATION_REPLY = re.compile(r"reply to (\d(?:\+\d)*)")
+# An execution's outcome: its status, or the Succeed state it stopped in short of a reply.
+OUTCOMES = ("SUCCEEDED", "FAILED", "ABORTED", "AlreadyHandled", "MergedIntoTurn")
+# Local bound for a stopped turn holder (README: Conversations): the rule's watcher polls every 20 ms.
+RELEASE_BOUND_SECONDS = 5.0
+WAIT_SECONDS = 30.0  # how long a step waits for what it waits for before the row fails
 
 
 # --- the README table --------------------------------------------------------------------------
@@ -372,7 +441,8 @@ def _injected(row: Fault) -> str:
         for fault in faults:
             if len(statuses) > 2 and set(fault) == {"status"}:
                 continue
-            parts.append(f"{target} `{json.dumps(_shown(fault), ensure_ascii=False)}`".replace("|", "\\|"))
+            on = " on 1" if row.messages else ""
+            parts.append(f"{target} `{json.dumps(_shown(fault), ensure_ascii=False)}`{on}".replace("|", "\\|"))
     for name, value in reversed(row.env):
         parts.insert(0, f"`{PARAMETER_OF[name]}` {'is a closed port' if value == CLOSED_PORT else value}")
     if row.throttle:
@@ -383,6 +453,8 @@ def _injected(row: Fault) -> str:
     if row.copies:
         how = "as SQS copies while the first is in CallAgent" if row.while_running else "over HTTP, each after the last"
         parts.append(f"{row.copies} more deliveries {how}")
+    if row.steps:
+        parts.append(" → ".join(row.steps))
     return "; ".join(parts)
 
 
@@ -399,6 +471,10 @@ def render_table(rows: list[Fault] = FAULTS) -> str:
         execution = row.execution + (f" (+{row.duplicates} AlreadyHandled)" if row.duplicates else "")
         if row.webhook != (200,):
             execution = f"webhook {', '.join(map(str, row.webhook))}; {execution}"
+        claim = row.claim or "none"
+        if row.messages:  # per message: "1 FAILED; 2 DONE"
+            claim = "; ".join(f"{n} {status}" for n, status in enumerate(row.claims, 1))
+            execution = "; ".join(f"{n} {' then '.join(runs)}" for n, runs in enumerate(row.executions, 1))
         cells = [
             row.name,
             row.where,
@@ -406,7 +482,7 @@ def render_table(rows: list[Fault] = FAULTS) -> str:
             _retries(row),
             ", ".join(row.replies) or "nothing",
             str(row.dlq),
-            row.claim or "none",
+            claim,
             execution,
             f"`{row.error}`" if row.error else "—",
         ]
@@ -431,8 +507,18 @@ def test_the_matrix_rows_are_distinct_and_complete():
         "sqs-webhook",
         "duplicate",
         "partial-reply",
+        "conversation",
     }
-    assert all(token in REPLY_TOKENS for row in FAULTS for token in row.replies)
+    for row in FAULTS:
+        numbers = range(1, len(row.messages) + 1)
+        for token in row.replies:
+            named = CONVERSATION_REPLY.fullmatch(token) if row.messages else None
+            assert token in REPLY_TOKENS or (named and all(int(n) in numbers for n in named[1].split("+")))
+        assert (row.where == "conversation") == bool(row.messages) == bool(row.steps)
+        if row.messages:
+            assert len(row.claims) == len(row.executions) == len(row.messages)
+            assert all(outcome in OUTCOMES for runs in row.executions for outcome in runs)
+            assert all(number in (None, *numbers) for _, number in map(Conversation.step, row.steps))
     # The long reply really is three chunks, split where the partial-reply rows inject their fault.
     assert tuple(split_message(LONG_REPLY)) == PARAGRAPHS
 
@@ -617,7 +703,7 @@ def test_a_claim_written_by_record_failure_expires(engine, monkeypatch):
     assert claim.get("expires_at") == str(envelope["expires_at"])
 
 
-@pytest.mark.parametrize("row", [pytest.param(row, id=row.id) for row in FAULTS])
+@pytest.mark.parametrize("row", [pytest.param(row, id=row.id) for row in FAULTS if not row.messages])
 def test_fault(engine, row: Fault, monkeypatch):
     for fake in (engine.telegram, engine.agent):
         if fake is not None:
@@ -685,6 +771,203 @@ def test_fault(engine, row: Fault, monkeypatch):
         assert json.loads(message["Body"]) == {**envelope_of(first), **({"merged": []} if had_turn else {})}
         assert message["MessageAttributes"]["error"]["StringValue"] == row.error
         assert message["MessageAttributes"]["execution"]["StringValue"] == first["executionArn"]
+
+
+# --- a conversation row ----------------------------------------------------------------------------
+
+
+class Conversation:
+    """A conversation row's messages (one chat) and its STEPS, run on the engine.
+
+    The agent holds its answer to a message whose steps say "answer N" until that step: the turn
+    stays open for exactly as long as the row needs (other messages posted and waiting), however
+    slow the machine is. Every wait is for a state the engine reports, never for time to pass."""
+
+    # (pattern, method): N is a message number.
+    STEPS = (
+        (r"post (\d)", "post"),  # POST it to the webhook
+        (r"post (\d) again", "post_again"),  # Telegram delivers it again; until the copy's execution ends
+        (r"agent has (\d)", "agent_has"),  # until the agent has its request: its turn has begun
+        (r"(\d) waits", "waits"),  # until its execution waits in WaitForTurn (token parked, WAITING)
+        (r"settle", "settle"),  # until nothing of the row runs
+        (r"StopExecution (\d)", "stop"),  # StopExecution on its execution
+        (r"agent has (\d) within 5 s of the stop", "agent_has_after_stop"),
+        (r"replay the DLQ", "replay"),  # the DLQ's messages back to the queue (StartMessageMoveTask)
+        (r"answer (\d)", "answer"),  # the agent answers its request, held so far
+    )
+
+    @classmethod
+    def step(cls, text: str) -> tuple[str, int | None]:
+        """The method and message number of a step."""
+        for pattern, method in cls.STEPS:
+            if found := re.fullmatch(pattern, text):
+                return method, int(found[1]) if found.groups() else None
+        raise ValueError(f"unknown step {text!r}")
+
+    def __init__(self, engine, row: Fault, since: int, monkeypatch):
+        self.engine, self.row, self.since = engine, row, since
+        first = make_update(text=row.messages[0])
+        self.chat = chat_of(first)
+        self.updates = [first, *(make_update(text=text, chat_id=self.chat) for text in row.messages[1:])]
+        self.webhook: list[int] = []
+        self.stopped: tuple[str, float] | None = None  # (execution, when)
+        held = [number for method, number in map(self.step, row.steps) if method == "answer"]
+        self.gates = {self.update_id(number): threading.Event() for number in held}
+        answer = engine.agent._answer
+
+        def held_answer(request: dict, fault: dict | None):
+            gate = self.gates.get(request.get("update_id"))
+            if gate is not None and not gate.is_set():
+                gate.wait(WAIT_SECONDS)  # far below AgentTimeoutSeconds (120): no retry
+            return answer(request, fault)
+
+        monkeypatch.setattr(engine.agent, "_answer", held_answer)
+
+    def run(self) -> None:
+        try:
+            for text in self.row.steps:
+                method, number = self.step(text)
+                getattr(self, method)(*([] if number is None else [number]))
+            self.settle()
+        finally:
+            for gate in self.gates.values():
+                gate.set()
+
+    def update_id(self, number: int) -> int:
+        return self.updates[number - 1]["update_id"]
+
+    def executions(self, number: int) -> list[dict]:
+        return executions_of(self.engine, self.since, self.update_id(number))
+
+    def agent_call(self, number: int) -> dict | None:
+        calls = self.engine.agent.calls_snapshot()
+        return next((call for call in calls if call["request"].get("update_id") == self.update_id(number)), None)
+
+    def turn_status(self, number: int) -> str | None:
+        item = self.engine.dynamodb.get_item(
+            TableName=self.engine.template.refs["TurnsTable"],
+            Key={
+                "conversation": {"S": session_key({"chat_id": self.chat})},
+                "update_id": {"N": str(self.update_id(number))},
+            },
+            ConsistentRead=True,
+        ).get("Item")
+        return None if item is None else item["status"]["S"]
+
+    # -- the steps ----------------------------------------------------------------------------------
+
+    def post(self, number: int) -> None:
+        self.webhook.append(post(self.engine, self.updates[number - 1]).status_code)
+
+    def post_again(self, number: int) -> None:
+        # moto's FIFO queue drops a copy while the first delivery is still in it (SQS: for 5 minutes).
+        wait_for(lambda: self.queue_is_empty(), timeout=WAIT_SECONDS)
+        before = len(self.executions(number))
+        self.post(number)
+        copy = wait_for(lambda: self.executions(number)[before:], timeout=WAIT_SECONDS)[0]
+        wait_for(lambda: self.engine.describe(copy["executionArn"])["status"] != "RUNNING", timeout=WAIT_SECONDS)
+
+    def agent_has(self, number: int) -> dict:
+        return wait_for(lambda: self.agent_call(number), timeout=WAIT_SECONDS)
+
+    def waits(self, number: int) -> None:
+        wait_for(lambda: self.turn_status(number) == "WAITING", timeout=WAIT_SECONDS)
+
+    def settle(self) -> None:
+        settle(self.engine, self.since)
+
+    def stop(self, number: int) -> None:
+        (execution,) = self.executions(number)
+        self.engine.sfn.stop_execution(executionArn=execution["executionArn"])
+        self.stopped = (execution["executionArn"], time.time())
+
+    def agent_has_after_stop(self, number: int) -> None:
+        assert self.stopped is not None, "no StopExecution before this step"
+        execution, stopped_at = self.stopped
+        call = self.agent_has(number)
+        assert call["at"] - stopped_at < RELEASE_BOUND_SECONDS
+        # It went on because the rule on the stopped execution's status change released the turn.
+        delivered = {
+            event["detail"]["executionArn"]: event["detail"]["status"] for event in self.engine.rules.delivered
+        }
+        assert delivered.get(execution) == "ABORTED"
+
+    def replay(self) -> None:
+        assert self.engine.replay_dead_letters() > 0
+
+    def answer(self, number: int) -> None:
+        self.gates[self.update_id(number)].set()
+        wait_for(lambda: "ended_at" in (self.agent_call(number) or {}), timeout=WAIT_SECONDS)
+
+    def queue_is_empty(self) -> bool:
+        counts = self.engine.sqs.get_queue_attributes(
+            QueueUrl=self.engine.pipe.queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return not sum(int(value) for value in counts.values()) and not self.engine.pipe.busy
+
+    # -- the end state -----------------------------------------------------------------------------
+
+    def reply_text(self, token: str) -> str:
+        if token == "apology":
+            return self.engine.template.parameters["ApologyText"]
+        numbers = CONVERSATION_REPLY.fullmatch(token)[1].split("+")
+        return "echo: " + "\n".join(self.row.messages[int(n) - 1] for n in numbers)
+
+    def outcome(self, execution: dict) -> str:
+        last = path_of(self.engine, execution)[-1]
+        stopped_short = last in ("AlreadyHandled", "MergedIntoTurn")
+        return last if execution["status"] == "SUCCEEDED" and stopped_short else execution["status"]
+
+
+@pytest.mark.parametrize("row", [pytest.param(row, id=row.id) for row in FAULTS if row.messages])
+def test_conversation(engine, row: Fault, monkeypatch):
+    for fake in (engine.telegram, engine.agent):
+        fake.reset()
+    engine.clock.take_waits()
+    take_dead_letters(engine)
+    since = mark(engine)
+    conversation = Conversation(engine, row, since, monkeypatch)
+    for fault in row.agent:
+        engine.agent.add_fault({**fault, "match": {"update_id": conversation.update_id(1)}})
+
+    conversation.run()
+
+    assert conversation.webhook == [200] * len(conversation.webhook)
+    # Telegram: exactly these messages in the chat, in this order, nothing twice.
+    accepted = [
+        (message["text"], message.get("parse_mode")) for message in engine.telegram.sent_messages(conversation.chat)
+    ]
+    assert accepted == [(conversation.reply_text(token), None) for token in row.replies]
+    # Each message's executions, in start order, and what they ended in.
+    executions = [conversation.executions(number) for number in range(1, len(row.messages) + 1)]
+    assert [tuple(map(conversation.outcome, runs)) for runs in executions] == list(row.executions)
+    everything = [execution for runs in executions for execution in runs]
+    assert all(execution.get("error") == row.error for execution in everything if execution["status"] == "FAILED")
+    # No retries unless the row says so.
+    steps = [step for execution in everything for step in state_path(engine.history(execution["executionArn"]))]
+    assert Counter((step.state, error) for step in steps for error in step.retries) == Counter(
+        {(state, error): times for state, error, times in row.retries}
+    )
+    assert engine.clock.take_waits() == [
+        wait
+        for state, error, times in row.retries
+        for wait in retry_waits(_matching_retrier(load_asl(), state, error))[:times]
+    ]
+    # Each message's claim.
+    claims = [engine.claim(update["update_id"]) or {} for update in conversation.updates]
+    assert [claim.get("status") for claim in claims] == list(row.claims)
+    assert all(claim["error"] == row.error for claim in claims if claim.get("status") == "FAILED")
+    # The dead-letter queue: one entry per failed turn, the envelope its execution ran on with the
+    # messages merged into that turn (none here: the others came once the failed turn had begun).
+    dead = take_dead_letters(engine)
+    assert len(dead) == row.dlq
+    by_arn = {execution["executionArn"]: execution for execution in everything}
+    for message in dead:
+        failed = by_arn[message["MessageAttributes"]["execution"]["StringValue"]]
+        assert failed["status"] == "FAILED"
+        assert json.loads(message["Body"]) == {**envelope_of(failed), "merged": []}
+        assert message["MessageAttributes"]["error"]["StringValue"] == row.error
 
 
 if __name__ == "__main__":
