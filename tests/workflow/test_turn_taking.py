@@ -246,7 +246,8 @@ def test_load_many_conversations_of_five_messages(relay, capsys):
         first_chat + n: [make_update(text=f"c{n} m{i}", chat_id=first_chat + n) for i in range(PER_CONVERSATION)]
         for n in range(CONVERSATIONS)
     }
-    relay.agent.add_fault({"delay": 0.05, "count": None, "match": {}})
+    # Each agent answer takes 0.3 s, so turns of different conversations overlap visibly.
+    relay.agent.add_fault({"delay": 0.3, "count": None, "match": {}})
     errors: list[str] = []
 
     def post_conversation(updates: list[dict]) -> None:
