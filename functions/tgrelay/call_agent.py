@@ -19,6 +19,7 @@ from tgrelay import telegram
 from tgrelay.agent import agent_request, ask_agent
 from tgrelay.errors import RelayError
 from tgrelay.secrets import secret_field
+from tgrelay.settings import declare
 from tgrelay.turns import renew_lease
 
 # Telegram shows a chat action for 5 s at most (or until the bot's message arrives): renew it before.
@@ -28,6 +29,20 @@ TYPING_TIMEOUT = httpx.Timeout(3.0, connect=2.0)
 # After the agent answered, how long the handler waits for a sendChatAction still in flight, so it
 # lands before the reply and not in a later invocation of this environment.
 TYPING_STOP_WAIT_SECONDS = 1.0
+
+# Every setting this handler reads (tests/unit/test_declared_settings.py); checked at its cold start.
+SETTINGS = declare(
+    __name__,
+    required=(
+        "AGENT_URL",
+        "AGENT_TIMEOUT_SECONDS",
+        "EMPTY_REPLY_TEXT",
+        "TURNS_TABLE_NAME",
+        "TURN_LEASE_SECONDS",
+        "SECRET_ARN",
+    ),
+    optional=("SECRET_MAX_AGE_SECONDS", "TELEGRAM_API_URL"),
+)
 
 logger = Logger()
 metrics = Metrics()

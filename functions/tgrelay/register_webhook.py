@@ -17,8 +17,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from tgrelay import clients, conversation, telegram
 from tgrelay.envelope import handled_update_kinds
 from tgrelay.secrets import secret_field
+from tgrelay.settings import declare
 
 PHYSICAL_ID = "telegram-webhook"
+
+# Every setting this handler reads (tests/unit/test_declared_settings.py); checked at its cold start.
+SETTINGS = declare(
+    __name__, required=("SECRET_ARN",), optional=("EDITED_MESSAGES", "SECRET_MAX_AGE_SECONDS", "TELEGRAM_API_URL")
+)
 
 logger = Logger()
 

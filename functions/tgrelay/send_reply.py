@@ -19,11 +19,25 @@ from tgrelay.claims import chunks_already_sent, record_chunks_sent
 from tgrelay.errors import TelegramRateLimited, TelegramRejected, TelegramUnavailable
 from tgrelay.replies import outgoing_messages
 from tgrelay.secrets import secret_field
-from tgrelay.settings import number_setting, setting
+from tgrelay.settings import declare, number_setting, setting
 from tgrelay.turns import renew_lease
 
 # One chunk can take a 10 s answer, a 5 s inline wait and a plain-text resend.
 TIME_LEFT_FOR_A_CHUNK_MS = 30_000
+
+# Every setting this handler reads (tests/unit/test_declared_settings.py); checked at its cold start.
+SETTINGS = declare(
+    __name__,
+    required=(
+        "TABLE_NAME",
+        "APOLOGY_TEXT",
+        "TELEGRAM_MAX_INLINE_WAIT_SECONDS",
+        "TURNS_TABLE_NAME",
+        "TURN_LEASE_SECONDS",
+        "SECRET_ARN",
+    ),
+    optional=("SECRET_MAX_AGE_SECONDS", "TELEGRAM_API_URL"),
+)
 
 logger = Logger()
 metrics = Metrics()

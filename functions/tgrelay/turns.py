@@ -36,7 +36,7 @@ from tgrelay import clients
 from tgrelay.claims import claim_key
 from tgrelay.envelope import session_key
 from tgrelay.errors import DependencyUnavailable, MergedIntoTurn, TurnLost
-from tgrelay.settings import number_setting, setting
+from tgrelay.settings import declare, number_setting, setting
 
 QUEUED, WAITING, TURN, MERGED = "QUEUED", "WAITING", "TURN", "MERGED"
 # A QUEUED message whose execution has not come to WaitForTurn after this long is passed over,
@@ -52,6 +52,11 @@ MAX_ADVANCE_ROUNDS = 10
 # Task tokens that no longer wait: the execution stopped, or its WaitForTurn timed out (its
 # Retry registers again with a new token and finds the turn granted).
 _GONE_TOKEN_ERRORS = ("TaskTimedOut", "TaskDoesNotExist", "InvalidToken")
+
+# Every setting this handler reads (tests/unit/test_declared_settings.py); checked at its cold start.
+SETTINGS = declare(
+    __name__, required=("TABLE_NAME", "TURNS_TABLE_NAME", "TURN_LEASE_SECONDS"), optional=("QUEUED_MESSAGES",)
+)
 
 logger = Logger()
 

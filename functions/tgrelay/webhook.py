@@ -20,12 +20,19 @@ from tgrelay import clients, conversation, turns
 from tgrelay.envelope import InvalidUpdate, UnhandledUpdate, envelope_from_update, message_group_id
 from tgrelay.errors import ConfigurationError
 from tgrelay.secrets import secret_field
-from tgrelay.settings import number_setting, setting
+from tgrelay.settings import declare, number_setting, setting
 
 SECRET_HEADER = "x-telegram-bot-api-secret-token"
 # Far above any real update (text is at most 4096 characters); below SQS's 256 KiB.
 MAX_BODY_BYTES = 256 * 1024
 MAX_SECRET_HEADER = 256  # Telegram's secret_token is 1-256 characters
+
+# Every setting this handler reads (tests/unit/test_declared_settings.py); checked at its cold start.
+SETTINGS = declare(
+    __name__,
+    required=("QUEUE_URL", "DEDUPE_TTL_SECONDS", "TURNS_TABLE_NAME", "SECRET_ARN", "START_TEXT", "HELP_TEXT"),
+    optional=("ALLOWED_IDS", "BOT_USERNAME", "GROUP_MESSAGES", "EDITED_MESSAGES", "SECRET_MAX_AGE_SECONDS"),
+)
 
 logger = Logger()
 metrics = Metrics()
