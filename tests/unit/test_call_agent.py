@@ -2,8 +2,11 @@
 
 import json
 import socket
+import threading
 import time
+from dataclasses import dataclass, field
 
+import httpx
 import pytest
 from fakes_fixtures import (  # noqa: F401  (pytest fixtures, used by name)
     AGENT_TIMEOUT_SECONDS,
@@ -205,8 +208,11 @@ def test_slower_than_the_timeout_is_agent_timeout(relay, lambda_context):
     assert time.monotonic() - started < AGENT_TIMEOUT_SECONDS + 4.0
 
 
-def test_answer_just_within_the_timeout_is_a_reply(relay, lambda_context):
-    relay.agent.add_fault({"delay": AGENT_TIMEOUT_SECONDS / 5, "reply": "in time"})
+def test_answer_just_within_the_timeout_is_a_reply(relay, lambda_context, monkeypatch):
+    # 1 s of delay against a 5 s timeout: a reply whatever the load on the machine, and a timeout
+    # taken shorter than configured (a tenth, a unit mix-up) still makes it an AgentTimeout.
+    monkeypatch.setenv("AGENT_TIMEOUT_SECONDS", "5")
+    relay.agent.add_fault({"delay": 1.0, "reply": "in time"})
 
     assert invoke(envelope(), lambda_context) == {"text": "in time", "parse_mode": None}
 
@@ -283,22 +289,54 @@ def typing_calls(relay) -> list[dict]:
     return [call for call in relay.telegram.calls_snapshot() if call["method"] == "sendChatAction"]
 
 
+@dataclass
+class HeldAgent:
+    """What the held agent request saw when it went ahead (see hold_the_agent)."""
+
+    met: list[bool] = field(default_factory=list)
+    typing: list[threading.Thread] = field(default_factory=list)
+
+
+def hold_the_agent(monkeypatch, condition) -> HeldAgent:
+    """CallAgent's agent request waits until `condition()` holds, so what happens meanwhile is counted
+    up to an event, not in a slice of time. 10 s is a failure bound only: `met` says whether the
+    condition held; `typing` is the indicator's thread of that invocation."""
+    held = HeldAgent()
+    before = set(threading.enumerate())
+    ask = call_agent.ask_agent
+
+    def held_ask(request):
+        deadline = time.monotonic() + 10.0
+        while not condition() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        held.met.append(condition())
+        held.typing.extend(t for t in threading.enumerate() if t.name == "typing" and t not in before)
+        return ask(request)
+
+    monkeypatch.setattr(call_agent, "ask_agent", held_ask)
+    return held
+
+
 def test_typing_is_shown_while_the_agent_works_and_stops_when_it_fails(relay, lambda_context, monkeypatch):
     monkeypatch.setattr(call_agent, "TYPING_INTERVAL_SECONDS", 0.05)
-    relay.agent.add_fault({"delay": 0.3, "status": 503})
+    relay.agent.add_fault({"status": 503})
+    held = hold_the_agent(monkeypatch, lambda: len(typing_calls(relay)) >= 3)
 
     assert type(raised(envelope("forum_topic_text"), lambda_context)) is AgentUnavailable
 
-    calls = typing_calls(relay)
-    assert len(calls) >= 3
+    assert held.met == [True]  # the action was repeated while the agent request was pending
     assert all(
-        call["payload"] == {"chat_id": -1002233445566, "action": "typing", "message_thread_id": 7690} for call in calls
+        call["payload"] == {"chat_id": -1002233445566, "action": "typing", "message_thread_id": 7690}
+        for call in typing_calls(relay)
     )
-    time.sleep(0.3)
-    assert len(typing_calls(relay)) == len(calls)  # stopped with the request
+    # Stopped with the request: the indicator's thread ends (5 s is a failure bound only).
+    [typing] = held.typing
+    typing.join(5.0)
+    assert not typing.is_alive()
 
 
 def test_a_fast_answer_gets_one_typing_action_at_most(relay, lambda_context):
+    # Fine as it is: a second action needs the echo agent to take TYPING_INTERVAL_SECONDS (4 s).
     invoke(envelope(), lambda_context)
 
     assert len(typing_calls(relay)) <= 1
@@ -307,25 +345,42 @@ def test_a_fast_answer_gets_one_typing_action_at_most(relay, lambda_context):
 def test_typing_failures_do_not_fail_the_agent_call(relay, lambda_context, monkeypatch):
     monkeypatch.setattr(call_agent, "TYPING_INTERVAL_SECONDS", 0.05)
     relay.telegram.add_fault({"method": "sendChatAction", "status": 403, "count": None})
-    relay.agent.add_fault({"delay": 0.2, "reply": "fine"})
+    relay.agent.add_fault({"reply": "fine"})
+    held = hold_the_agent(monkeypatch, lambda: len(typing_calls(relay)) >= 2)
 
     assert invoke(envelope(), lambda_context) == {"text": "fine", "parse_mode": None}
-    assert len(typing_calls(relay)) >= 2  # it kept trying; each failure was only logged
+    assert held.met == [True]  # it kept trying after a failure; each failure was only logged
+    assert {call["status"] for call in typing_calls(relay)} == {403}
 
 
 def test_a_hanging_telegram_does_not_hold_up_the_answer(relay, lambda_context, monkeypatch):
     monkeypatch.setattr(call_agent, "TYPING_STOP_WAIT_SECONDS", 0.2)
+    # The indicator's request would hang for 10 s, far longer than the handler may wait for it.
+    monkeypatch.setattr(call_agent, "TYPING_TIMEOUT", httpx.Timeout(10.0, connect=2.0))
     # Accepts connections and never answers (its own socket: a late answer must not reach later tests).
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen()
+        silent.settimeout(10.0)  # a failure bound only
         monkeypatch.setenv("TELEGRAM_API_URL", f"http://127.0.0.1:{silent.getsockname()[1]}")
+        hanging = []
 
-        started = time.monotonic()
+        def indicator_request_hangs() -> bool:
+            # The agent is asked once the indicator's sendChatAction has connected (never answered).
+            if not hanging:
+                hanging.append(silent.accept()[0])
+            return True
+
+        held = hold_the_agent(monkeypatch, indicator_request_hangs)
+
         assert invoke(envelope(), lambda_context)["text"].startswith("echo: ")
 
-        # The agent answered at once; the handler waited for the indicator at most TYPING_STOP_WAIT_SECONDS.
-        assert time.monotonic() - started < call_agent.TYPING_STOP_WAIT_SECONDS + 1.0
+        # The agent answered while the indicator's request still hung: the handler did not wait it out.
+        [typing] = held.typing
+        assert typing.is_alive()
+        hanging[0].close()
+        typing.join(5.0)
+        assert not typing.is_alive()
 
 
 def test_without_a_bot_token_there_is_no_typing_and_the_agent_is_asked(relay, lambda_context):

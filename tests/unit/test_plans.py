@@ -1,4 +1,10 @@
-"""What the operator reads off the ASL: retry plan, cost per path, the README's picture."""
+"""What the operator reads off the ASL: retry plan, cost per path, the README's picture.
+
+The expected numbers are worked out by hand from statemachine/relay.asl.json (each Retry's
+IntervalSeconds, BackoffRate, MaxAttempts and MaxDelaySeconds; each path's states), not computed
+with the code under test: a mistake in plans.py or retry_plan.py cannot also be in the expectation.
+Changing a Retry in the ASL means working its numbers out again here.
+"""
 
 import re
 
@@ -6,6 +12,98 @@ from tgrelay_local import plans
 from tgrelay_local.cli import main
 from tgrelay_local.retry_plan import load_asl, retrier_for, retry_waits
 from tgrelay_local.template import ROOT
+
+# Step Functions Standard: $0.025 per 1,000 state transitions = $25 per million transitions, so a
+# path of n transitions costs n x $25.00 per million executions.
+HAPPY = ["ClaimUpdate", "WaitForTurn", "CallAgent", "SendReply", "MarkDone"]
+FAILURE_TAIL = ["RecordFailure", "ApologizeToUser", "HandOnTurn", "SendToDeadLetterQueue", "Failed"]
+# Every path `tgrelay cost` lists: (name, states entered, billed transitions, $ per million).
+PATHS = [
+    ("happy path", HAPPY, 5, "125.00"),
+    ("ClaimUpdate catches DynamoDB.ConditionalCheckFailedException", ["ClaimUpdate", "AlreadyHandled"], 2, "50.00"),
+    ("ClaimUpdate catches States.ALL", ["ClaimUpdate", "ClaimFailed", *FAILURE_TAIL], 7, "175.00"),
+    ("WaitForTurn catches MergedIntoTurn", ["ClaimUpdate", "WaitForTurn", "MergedIntoTurn"], 3, "75.00"),
+    ("WaitForTurn catches States.ALL", ["ClaimUpdate", "WaitForTurn", *FAILURE_TAIL], 7, "175.00"),
+    ("CallAgent catches TurnLost (round once)", ["ClaimUpdate", "WaitForTurn", "CallAgent", *HAPPY[1:]], 7, "175.00"),
+    (
+        "CallAgent catches AgentRejected | AgentBadResponse",
+        ["ClaimUpdate", "WaitForTurn", "CallAgent", *FAILURE_TAIL],
+        8,
+        "200.00",
+    ),
+    ("CallAgent catches States.ALL", ["ClaimUpdate", "WaitForTurn", "CallAgent", *FAILURE_TAIL], 8, "200.00"),
+    ("SendReply catches TurnLost (round once)", [*HAPPY[:4], *HAPPY[1:]], 8, "200.00"),
+    ("SendReply catches RecipientUnavailable", [*HAPPY[:4], "MarkUndeliverable"], 5, "125.00"),
+    ("SendReply catches TelegramRejected", [*HAPPY[:4], *FAILURE_TAIL], 9, "225.00"),
+    ("SendReply catches States.ALL", [*HAPPY[:4], *FAILURE_TAIL], 9, "225.00"),
+]
+
+# Each Retry's waits, worked out: IntervalSeconds x BackoffRate^n, capped at MaxDelaySeconds.
+RETRY_WAITS = {
+    # 1 x 2^0..3
+    ("ClaimUpdate", "DynamoDB.ThrottlingException"): [1, 2, 4, 8],
+    # BackoffRate 1.0: 23 waits of 1 s
+    ("WaitForTurn", "States.Timeout"): [1] * 23,
+    ("WaitForTurn", "TurnLost"): [1, 2, 4],
+    # 3 x 2^0..5 = 3, 6, 12, 24, 48, 96 -> the last capped at 60
+    ("CallAgent", "AgentUnavailable"): [3, 6, 12, 24, 48, 60],
+    ("CallAgent", "AgentTimeout"): [5, 10],
+    ("CallAgent", "DependencyUnavailable"): [1, 2, 4],
+    ("SendReply", "TelegramUnavailable"): [1, 2, 4, 8, 16],
+    ("SendReply", "TelegramRateLimited"): [30, 60, 120],
+    ("SendReply", "Lambda.ServiceException"): [1, 2, 4],
+    ("MarkDone", "States.ALL"): [1, 2, 4, 8],
+    ("MarkUndeliverable", "States.ALL"): [1, 2, 4, 8],
+    # MaxAttempts 0: no retry at all
+    ("RecordFailure", "DynamoDB.ConditionalCheckFailedException"): [],
+    # 1 x 2^0..5 = ..., 32 -> capped at 30
+    ("RecordFailure", "States.ALL"): [1, 2, 4, 8, 16, 30],
+    ("HandOnTurn", "States.ALL"): [1, 2, 4, 8],
+    # 2 x 2^0..5 = ..., 64 -> capped at 60
+    ("SendToDeadLetterQueue", "States.ALL"): [2, 4, 8, 16, 32, 60],
+}
+
+# `tgrelay retry-plan`, the lines that carry numbers, per state.
+RETRY_PLAN_LINES = {
+    "ClaimUpdate": [
+        "    4 retries, waits (s): 0-1, 0-2, 0-4, 0-8; at most 15 s of waiting",  # 1+2+4+8
+        "  worst case before giving up: 15 s of waiting",
+    ],
+    "WaitForTurn": [
+        "    23 retries, waits (s): 1 (x23); at most 23 s of waiting;"
+        " each retry follows 300 s without an answer (TimeoutSeconds)",
+        "    3 retries, waits (s): 0-1, 0-2, 0-4; at most 7 s of waiting",
+        # 23 + 7 = 30 s of waiting; 1 + 23 + 3 = 27 attempts of up to 300 s = 8100 s; 8130 s = 2.26 h
+        "  worst case before giving up: 30 s of waiting + 27 attempts x up to 300 s (TimeoutSeconds) = 8130 s (2.3 h)",
+    ],
+    "CallAgent": [
+        "    6 retries, waits (s): 0-3, 0-6, 0-12, 0-24, 0-48, 0-60; at most 153 s of waiting",  # 3+6+12+24+48+60
+        "    2 retries, waits (s): 5, 10; at most 15 s of waiting",
+        "    3 retries, waits (s): 0-1, 0-2, 0-4; at most 7 s of waiting",
+        # 153 + 15 + 7 = 175 s; 1 + 6 + 2 + 3 = 12 attempts x 120 s (AgentTimeoutSeconds' default) = 1440 s
+        "  worst case before giving up: 175 s of waiting + 12 attempts x up to 120 s (AgentTimeoutSeconds) = 1615 s",
+        "  TurnLost is caught: back to WaitForTurn, where every count starts again",
+    ],
+    "SendReply": [
+        "    5 retries, waits (s): 0-1, 0-2, 0-4, 0-8, 0-16; at most 31 s of waiting",
+        "    3 retries, waits (s): 30, 60, 120; at most 210 s of waiting",
+        "    3 retries, waits (s): 0-1, 0-2, 0-4; at most 7 s of waiting",
+        "  worst case before giving up: 248 s of waiting",  # 31 + 210 + 7
+        "  TurnLost is caught: back to WaitForTurn, where every count starts again",
+    ],
+    "MarkDone": ["  worst case before giving up: 15 s of waiting"],
+    "MarkUndeliverable": ["  worst case before giving up: 15 s of waiting"],
+    "RecordFailure": [
+        "    no retries",
+        "    6 retries, waits (s): 0-1, 0-2, 0-4, 0-8, 0-16, 0-30; at most 61 s of waiting",
+        "  worst case before giving up: 61 s of waiting",
+    ],
+    "HandOnTurn": ["  worst case before giving up: 15 s of waiting"],
+    "SendToDeadLetterQueue": [
+        "    6 retries, waits (s): 0-2, 0-4, 0-8, 0-16, 0-32, 0-60; at most 122 s of waiting",  # 2+4+8+16+32+60
+        "  worst case before giving up: 122 s of waiting",
+    ],
+}
 
 
 def test_the_happy_path_and_the_duplicate_path_fit_the_budget():
@@ -15,7 +113,13 @@ def test_the_happy_path_and_the_duplicate_path_fit_the_budget():
     assert duplicate.states == ["ClaimUpdate", "AlreadyHandled"]
     merged = found["WaitForTurn catches MergedIntoTurn"]
     assert merged.states == ["ClaimUpdate", "WaitForTurn", "MergedIntoTurn"]
-    assert found["happy path"].transitions <= 5 and duplicate.transitions <= 2 and merged.transitions <= 3
+    assert (found["happy path"].transitions, duplicate.transitions, merged.transitions) == (5, 2, 3)
+
+
+def test_every_path_is_the_one_worked_out_by_hand():
+    assert [(path.name, path.states, path.transitions) for path in plans.paths()] == [
+        (name, states, transitions) for name, states, transitions, _ in PATHS
+    ]
 
 
 def test_a_lost_turn_waits_for_it_again():
@@ -32,26 +136,36 @@ def test_every_failure_path_ends_in_the_dead_letter_queue_or_a_deliberate_end():
         )
         if path.states[-1] == "Failed":
             # The turn is handed on before the message is dead-lettered.
-            assert path.states[-5:] == [
-                "RecordFailure",
-                "ApologizeToUser",
-                "HandOnTurn",
-                "SendToDeadLetterQueue",
-                "Failed",
-            ], path.name
+            assert path.states[-5:] == FAILURE_TAIL, path.name
 
 
 def test_cost_prices_each_path_at_the_standard_rate():
-    table = plans.cost_table()
-    assert re.search(r"happy path\s+5\s+125\.00", table)  # 5 x $0.025 per 1,000 transitions
+    rows = plans.cost_table().splitlines()
+    assert rows[0].split() == ["path", "transitions", "$", "per", "million"]
+    for (name, _, transitions, dollars), row in zip(PATHS, rows[1 : len(PATHS) + 1], strict=True):
+        assert re.fullmatch(rf"{re.escape(name)}\s+{transitions}\s+{re.escape(dollars)}", row), row
+    assert rows[len(PATHS) + 1] == "each retry adds one transition ($25.00 per million retries);"
+    assert rows[len(PATHS) + 2] == "so does each 300 s (TimeoutSeconds) that WaitForTurn waits in vain."
+
+
+def test_each_retry_waits_what_the_asl_says():
+    asl = load_asl()
+    for (state, error), waits in RETRY_WAITS.items():
+        assert retry_waits(retrier_for(asl, state, error)) == waits, (state, error)
 
 
 def test_retry_plan_shows_the_asl_numbers():
     plan = plans.retry_plan()
-    waits = retry_waits(retrier_for(load_asl(), "CallAgent", "AgentUnavailable"))
-    assert "waits (s): " + ", ".join(f"0-{w:g}" for w in waits) in plan
-    assert f"at most {sum(waits):g} s of waiting" in plan
-    assert "12 attempts x up to 120 s" in plan  # AgentTimeoutSeconds' default from template.yaml
+    sections: dict[str, list[str]] = {}
+    for line in plan.splitlines():
+        if not line.startswith(" "):
+            sections[line] = []
+        else:
+            sections[list(sections)[-1]].append(line)
+    assert list(sections) == list(RETRY_PLAN_LINES)
+    for state, lines in RETRY_PLAN_LINES.items():
+        missing = [line for line in lines if line not in sections[state]]
+        assert not missing, (state, missing, sections[state])
 
 
 def test_the_readme_picture_is_the_asl(capsys):

@@ -351,7 +351,7 @@ def test_only_post_is_accepted(aws, post_webhook, method):
     assert aws.queued() == []
 
 
-def test_an_empty_secret_field_is_a_configuration_error(aws, post_webhook):
+def test_an_empty_secret_field_is_a_configuration_error(aws, post_webhook, handler_logs):
     aws.secrets.put_secret_value(
         SecretId=aws.secret_arn, SecretString=json.dumps({"bot_token": BOT_TOKEN, "webhook_secret": ""})
     )
@@ -359,24 +359,54 @@ def test_an_empty_secret_field_is_a_configuration_error(aws, post_webhook):
     answer = post_webhook.post(update("private_text"))
 
     assert_rejected(answer, 500, "not configured")
+    assert answer.body == {"ok": False, "error": "webhook is not configured"}
     assert aws.queued() == []
+    [failure] = [json.loads(line) for line in handler_logs() if "webhook secret unavailable" in line]
+    assert failure["reason"] == "field 'webhook_secret' of the bot secret is empty"
 
 
-@pytest.mark.parametrize("breakage", ["secret-gone", "secret-not-json"])
-def test_an_unreadable_secret_never_acknowledges_the_update(aws, post_webhook, monkeypatch, breakage):
-    """Secrets Manager failing must not turn into a 2xx (update lost) or a 4xx (Telegram drops it)."""
+@pytest.mark.parametrize(
+    ("breakage", "status", "error", "logged"),
+    [
+        # Secrets Manager cannot give the secret (here: it is gone): a dependency failing, worth a
+        # redelivery, reported as DependencyUnavailable by secrets.py.
+        pytest.param(
+            "secret-gone",
+            503,
+            "webhook secret unavailable, deliver again",
+            {"error_type": "DependencyUnavailable"},
+            id="secret-gone",
+        ),
+        # The secret is there but unusable: a configuration error, named in the log.
+        pytest.param(
+            "secret-not-json",
+            500,
+            "webhook is not configured",
+            {"reason": "the bot secret is not a JSON object"},
+            id="secret-not-json",
+        ),
+    ],
+)
+def test_an_unreadable_secret_never_acknowledges_the_update(
+    aws, post_webhook, monkeypatch, handler_logs, breakage, status, error, logged
+):
+    """Secrets Manager failing must not turn into a 2xx (update lost) or a 4xx (Telegram drops it).
+
+    The handler answers these itself, with its own JSON body; the log says which failure it met, so
+    another crash on the way (a TypeError in a dependency, say) cannot pass for the expected one."""
     if breakage == "secret-gone":
         monkeypatch.setenv("SECRET_ARN", aws.secret_arn.rsplit(":", 1)[0] + ":tgrelay-Gone-AbCdEf")
     else:
         aws.secrets.put_secret_value(SecretId=aws.secret_arn, SecretString="not json")
 
-    try:
-        status = post_webhook.post(update("private_text")).status
-    except Exception:  # the Lambda runtime reports it; the HTTP API answers 500
-        status = 500
+    answer = post_webhook.post(update("private_text"))
 
-    assert status >= 500
+    assert (answer.status, answer.body) == (status, {"ok": False, "error": error})
+    assert answer.headers == {"content-type": "application/json"}
     assert aws.queued() == []
+    [failure] = [json.loads(line) for line in handler_logs() if "webhook secret unavailable" in line]
+    assert failure["level"] == "ERROR"
+    assert {key: failure.get(key) for key in logged} == logged
 
 
 def _nested_objects(depth: int) -> str:
