@@ -321,36 +321,9 @@ def _text_bytes(item: TurnItem) -> int:
 def _grant_writes(head: TurnItem, members: list[TurnItem], now: int) -> list[dict]:
     """head WAITING -> TURN; each member WAITING -> MERGED, its claim handed to head's execution
     (so MarkDone or a failure records it with head's), all or nothing."""
-    table = _turns_table()
-    writes = [
-        {
-            "Update": {
-                "TableName": table,
-                "Key": _key(head["conversation"], head["update_id"]),
-                "UpdateExpression": "SET #status = :turn, lease_until = :lease",
-                "ConditionExpression": "#status = :waiting AND #token = :token",
-                "ExpressionAttributeNames": {"#status": "status", "#token": "token"},
-                "ExpressionAttributeValues": _serialize(
-                    {":turn": TURN, ":waiting": WAITING, ":token": head["token"], ":lease": now + _lease_seconds()}
-                ),
-            }
-        }
-    ]
+    writes = [_waiting_becomes(head, TURN, "lease_until = :lease", {":lease": now + _lease_seconds()})]
     for member in members:
-        writes.append(
-            {
-                "Update": {
-                    "TableName": table,
-                    "Key": _key(member["conversation"], member["update_id"]),
-                    "UpdateExpression": "SET #status = :merged, merged_into = :head",
-                    "ConditionExpression": "#status = :waiting AND #token = :token",
-                    "ExpressionAttributeNames": {"#status": "status", "#token": "token"},
-                    "ExpressionAttributeValues": _serialize(
-                        {":merged": MERGED, ":waiting": WAITING, ":token": member["token"], ":head": head["update_id"]}
-                    ),
-                }
-            }
-        )
+        writes.append(_waiting_becomes(member, MERGED, "merged_into = :head", {":head": head["update_id"]}))
         for envelope in [member["envelope"], *member.get("carried", [])]:
             writes.append(
                 {
@@ -370,6 +343,23 @@ def _grant_writes(head: TurnItem, members: list[TurnItem], now: int) -> list[dic
                 }
             )
     return writes
+
+
+def _waiting_becomes(item: TurnItem, status: str, assignment: str, values: dict[str, Any]) -> dict:
+    """A transaction item: `item`, if still WAITING under the token that was read, gets `status`
+    and `assignment`."""
+    return {
+        "Update": {
+            "TableName": _turns_table(),
+            "Key": _key(item["conversation"], item["update_id"]),
+            "UpdateExpression": f"SET #status = :status, {assignment}",
+            "ConditionExpression": "#status = :waiting AND #token = :token",
+            "ExpressionAttributeNames": {"#status": "status", "#token": "token"},
+            "ExpressionAttributeValues": _serialize(
+                {":status": status, ":waiting": WAITING, ":token": item["token"], **values}
+            ),
+        }
+    }
 
 
 def _turn_messages(head: TurnItem, members: list[TurnItem]) -> list[dict]:
