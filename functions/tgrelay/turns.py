@@ -150,7 +150,14 @@ def register_queued(envelope: dict) -> None:
 def wait_for_turn(envelope: dict, execution: str, token: str, now: int | None = None) -> dict:
     """Park `token` as this message's WAITING item, then let the conversation advance (which may
     grant this very token at once). A WaitForTurn retried after its timeout comes here again
-    with a new token: a turn (or a merge) granted meanwhile is delivered to the new token."""
+    with a new token: a turn (or a merge) granted meanwhile is delivered to the new token.
+
+    `envelope` may carry "merged" (a replayed turn's dead-letter body): those messages' claims
+    are taken over and they ride with this one. `now`: epoch seconds (tests pin it). Returns
+    {"conversation": key, "status": "WAITING" | "TURN" | "MERGED"}. Raises TurnLost when a turn
+    granted to this execution was released meanwhile, DependencyUnavailable when the
+    conversation kept changing (advance), ClientError/BotoCoreError from DynamoDB or Step
+    Functions (the handler names them DependencyUnavailable)."""
     now = int(time.time()) if now is None else now
     conversation = session_key(envelope)
     carried = _adopt_carried(envelope.get("merged") or [], execution)
@@ -244,7 +251,9 @@ def advance(conversation: str, *, now: int | None = None) -> None:
     """Grant the conversation's turn if nobody holds it and its next message waits.
 
     Safe to call from anywhere at any time: every grant is one DynamoDB transaction conditional
-    on what was read, so two callers racing grant once (the loser reads again)."""
+    on what was read, so two callers racing grant once (the loser reads again). `now`: epoch
+    seconds, for leases and stale registrations. Raises DependencyUnavailable after
+    MAX_ADVANCE_ROUNDS lost races, ClientError/BotoCoreError from DynamoDB or Step Functions."""
     dynamodb = _dynamodb()
     for _ in range(MAX_ADVANCE_ROUNDS):
         now = int(time.time()) if now is None else now
@@ -431,7 +440,10 @@ def finish_turn(
     execution holds, so it is also safe on a failure before the turn was granted.
 
     DONE and UNDELIVERABLE are recorded on the turn's own claim too; for FAILED, RecordFailure
-    did that already (with the error), and only the merged messages' claims are set here."""
+    did that already (with the error), and only the merged messages' claims are set here.
+    `chunks`: the reply's chunk count (DONE); `reason`: the cause (UNDELIVERABLE) or error name
+    (FAILED), cut at 1000 characters. Returns {"conversation", "outcome", "messages"}. Raises
+    ClientError/BotoCoreError from DynamoDB or Step Functions (the ASL retries)."""
     now = int(time.time())
     conversation = session_key(envelope)
     update_id = envelope["update_id"]
@@ -491,7 +503,10 @@ def _record_outcome(
 
 def release_execution(execution: str, execution_input: str | None) -> dict:
     """An execution FAILED, TIMED_OUT or was ABORTED: drop whatever it held or waited for in its
-    conversation (found from its input, the pipe's one-record array) and advance."""
+    conversation (found from its input, the pipe's one-record array) and advance. Returns
+    {"released": number of items dropped}; an input without an envelope (EventBridge leaves out
+    an input over 248 KB) is logged and left to the lease. Raises DependencyUnavailable when
+    DynamoDB or Step Functions fail (the rule's target retries for 24 h)."""
     try:
         envelope = json.loads(execution_input or "null")[0]["update"]
         conversation, update_id = session_key(envelope), envelope["update_id"]
