@@ -283,8 +283,12 @@ def advance(conversation: str, *, now: int | None = None) -> None:
             reasons = [reason.get("Code") for reason in error.response.get("CancellationReasons", [])]
             logger.info("grant lost a race; reading the conversation again", extra={"reasons": reasons})
             continue
+        if not _send_success(head["token"], _turn_messages(head, members)):
+            # Its execution stopped (or its WaitForTurn just timed out; its Retry registers anew):
+            # the merged messages must not ride with a turn that may never run.
+            _undo_grant(head, members)
+            continue
         logger.info("turn granted", extra={"turn_update_id": head["update_id"], "merged": len(members)})
-        _send_success(head["token"], _turn_messages(head, members))
         for member in members:
             _send_failure(member["token"], head["update_id"])
         return
@@ -382,13 +386,67 @@ def _turn_messages(head: TurnItem, members: list[TurnItem]) -> list[dict]:
     return [envelopes[update_id] for update_id in sorted(envelopes)]
 
 
-def _send_success(token: str, merged: list[dict]) -> None:
+def _send_success(token: str, merged: list[dict]) -> bool:
+    """Wake the turn's execution; False when its token no longer waits."""
     try:
         clients.stepfunctions().send_task_success(taskToken=token, output=json.dumps(merged))
     except ClientError as error:
         if error.response["Error"]["Code"] not in _GONE_TOKEN_ERRORS:
             raise
         logger.info("granted turn's token no longer waits", extra={"error": error.response["Error"]["Code"]})
+        return False
+    return True
+
+
+def _undo_grant(head: TurnItem, members: list[TurnItem]) -> None:
+    """A turn whose execution did not take it: drop head's item (a living execution registers
+    again) and give the members back their place, their claims and their WAITING status."""
+    table = _turns_table()
+    writes: list[dict] = [
+        {
+            "Delete": {
+                "TableName": table,
+                "Key": _key(head["conversation"], head["update_id"]),
+                "ConditionExpression": "#status = :turn AND #token = :token",
+                "ExpressionAttributeNames": {"#status": "status", "#token": "token"},
+                "ExpressionAttributeValues": _serialize({":turn": TURN, ":token": head["token"]}),
+            }
+        }
+    ]
+    for member in members:
+        writes.append(
+            {
+                "Update": {
+                    "TableName": table,
+                    "Key": _key(member["conversation"], member["update_id"]),
+                    "UpdateExpression": "SET #status = :waiting REMOVE merged_into",
+                    "ConditionExpression": "#status = :merged AND merged_into = :head",
+                    "ExpressionAttributeNames": {"#status": "status"},
+                    "ExpressionAttributeValues": _serialize(
+                        {":waiting": WAITING, ":merged": MERGED, ":head": head["update_id"]}
+                    ),
+                }
+            }
+        )
+        for envelope in [member["envelope"], *member.get("carried", [])]:
+            writes.append(
+                {
+                    "Update": {
+                        "TableName": setting("TABLE_NAME"),
+                        "Key": claim_key(envelope["update_id"]),
+                        "UpdateExpression": "SET execution = :member REMOVE merged_into",
+                        "ConditionExpression": "execution = :head",
+                        "ExpressionAttributeValues": _serialize(
+                            {":member": member["execution"], ":head": head["execution"]}
+                        ),
+                    }
+                }
+            )
+    dynamodb = _dynamodb()
+    # Cancelled: head registered again meanwhile and took its turn (_deliver_again).
+    with contextlib.suppress(dynamodb.exceptions.TransactionCanceledException):
+        dynamodb.transact_write_items(TransactItems=writes)
+    logger.warning("granted turn not taken; undone", extra={"turn_update_id": head["update_id"]})
 
 
 def _send_failure(token: str, carrier_update_id: int) -> None:

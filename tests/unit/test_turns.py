@@ -374,28 +374,51 @@ def test_renew_lease_raises_turn_lost_for_anyone_but_the_holder(aws, sfn):
 # --- tokens that no longer wait --------------------------------------------------------------------
 
 
-def test_a_grant_to_a_timed_out_token_is_delivered_when_the_execution_registers_again(aws, sfn, handler_logs):
+def test_a_grant_nobody_takes_is_undone_and_the_execution_registering_again_gets_it(aws, sfn, handler_logs):
     first, head, member = message(100), message(101), message(102)
     register_and_arrive(aws, first, head, member)
-    sfn.gone[token(101)] = "TaskTimedOut"
-    sfn.gone[token(102)] = "InvalidToken"
+    sfn.gone[token(101)] = "TaskTimedOut"  # 101's WaitForTurn timed out just now
 
-    finish(first)  # does not raise
+    finish(first)  # grants 101 (with 102 merged): nobody takes it, so it is undone
 
-    assert statuses(aws) == {101: "TURN", 102: "MERGED"}
-    logged = [json.loads(line) for line in handler_logs() if "no longer waits" in line]
-    assert [(record["message"], record["error"]) for record in logged] == [
-        ("granted turn's token no longer waits", "TaskTimedOut"),
-        ("merged message's token no longer waits", "InvalidToken"),
-    ]
+    # 102 was not told it was merged; it got its place back, then the turn (101 registers anew).
+    assert token(102) not in sfn.merged()
+    assert sfn.granted()[token(102)] == []
+    assert statuses(aws) == {102: "TURN"}
+    assert claim(aws, 102)["execution"] == execution(102)
+    logged = [json.loads(line)["message"] for line in handler_logs() if "no longer waits" in line or "undone" in line]
+    assert logged == ["granted turn's token no longer waits", "granted turn not taken; undone"]
 
-    # WaitForTurn's Retry after its timeout: the same executions, new tokens.
+    # WaitForTurn's Retry after its timeout: the same execution, a new token; it waits its turn.
+    assert wait_again(head, 2) == {"conversation": CONVERSATION, "status": "WAITING"}
+    finish(member)
+    assert sfn.granted()[token(101, 2)] == []
+
+
+def test_a_grant_to_a_stopped_execution_does_not_take_the_messages_behind_it_along(aws, sfn):
+    first, stopped, behind = message(100), message(101), message(102)
+    register_and_arrive(aws, first, stopped, behind)
+    sfn.gone[token(101)] = "InvalidToken"  # stopped while it waited; its rule event not yet delivered
+
+    finish(first)
+
+    assert token(102) not in sfn.merged()
+    assert sfn.granted()[token(102)] == []
+    assert statuses(aws) == {102: "TURN"}
+    finish(behind)
+    assert claim(aws, 102)["status"] == "DONE"
+
+
+def test_a_turn_granted_while_the_execution_registers_again_is_delivered_to_its_new_token(aws, sfn):
+    first, head, member = message(100), message(101), message(102)
+    register_and_arrive(aws, first, head, member)
+    finish(first)  # 101's turn, 102 merged
+    # 101's WaitForTurn timed out between the grant and the answer, and its Retry registers again.
     assert wait_again(head, 2) == {"conversation": CONVERSATION, "status": "TURN"}
     assert sfn.granted()[token(101, 2)] == [member]
     assert items(aws)[101]["token"] == token(101, 2)
     assert wait_again(member, 2) == {"conversation": CONVERSATION, "status": "MERGED"}
     assert sfn.merged()[token(102, 2)] == "MergedIntoTurn"
-    assert statuses(aws) == {101: "TURN", 102: "MERGED"}
 
 
 def test_a_lost_merged_turn_granted_again_carries_each_merged_message_once(aws, sfn):
