@@ -44,7 +44,7 @@ metrics = Metrics()
 
 
 @metrics.log_metrics
-@logger.inject_lambda_context(clear_state=True)
+@logger.inject_lambda_context(clear_state=True, log_event=False)
 def handler(event: dict, context: LambdaContext) -> dict:
     update = event["update"]
     logger.append_keys(update_id=update["update_id"], chat_id=update["chat_id"])

@@ -82,7 +82,8 @@ class TurnItem(TypedDict, total=False):
 # -- the handler ----------------------------------------------------------------------------
 
 
-@logger.inject_lambda_context(clear_state=True)
+# log_event stays off even if POWERTOOLS_LOGGER_LOG_EVENT is set: the event carries a task token.
+@logger.inject_lambda_context(clear_state=True, log_event=False)
 def handler(event: dict, context: LambdaContext) -> dict:
     """TurnsFunction. Events:
 

@@ -6,6 +6,7 @@ that no longer waits. Each test plays the parts of the webhook (register_queued)
 (a claim item) and the executions (wait_for_turn, finish_turn) by hand.
 """
 
+import importlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from botocore.exceptions import ClientError
 from unit_helpers import CLAIMS_TABLE_NAME, DEDUPE_TTL_SECONDS, TURNS_TABLE_NAME, create_table, global_variable
 from unit_helpers import update as load_update
 
-from tgrelay import clients, turns
+from tgrelay import clients, turns, webhook
 from tgrelay.errors import ConfigurationError, DependencyUnavailable, TurnLost
 
 CHAT = 284719365
@@ -678,3 +679,31 @@ def test_without_a_turns_table_setting_nothing_is_enqueued(aws, post_webhook, mo
         post_webhook.post(load_update("private_text"))
 
     assert aws.queued() == []
+
+
+# --- secrets in logs -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def turns_logging_events(monkeypatch):
+    """tgrelay.turns as a cold start with POWERTOOLS_LOGGER_LOG_EVENT=true imports it (read at decoration)."""
+    original = dict(vars(turns))
+    monkeypatch.setenv("POWERTOOLS_LOGGER_LOG_EVENT", "true")
+    importlib.reload(turns)
+    yield
+    vars(turns).update(original)
+
+
+def test_event_logging_switched_on_does_not_log_the_task_token(
+    aws, sfn, turns_logging_events, lambda_context, handler_logs, monkeypatch
+):
+    # The reloaded module's Logger has a handler of its own: point it where handler_logs reads.
+    monkeypatch.setattr(turns.logger.logger_handler, "stream", webhook.logger.logger_handler.stream)
+    put_claim(aws, 100)
+    event = {"action": "wait", "update": message(100), "execution": execution(100), "token": token(100)}
+
+    assert turns.handler(event, lambda_context)["status"] == "WAITING"
+
+    lines = handler_logs()
+    assert any("waiting for the turn" in line for line in lines)
+    assert not [line for line in lines if token(100) in line]
