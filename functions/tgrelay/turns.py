@@ -338,25 +338,33 @@ def _grant_writes(head: TurnItem, members: list[TurnItem], now: int) -> list[dic
     writes = [_waiting_becomes(head, TURN, "lease_until = :lease", {":lease": now + _lease_seconds()})]
     for member in members:
         writes.append(_waiting_becomes(member, MERGED, "merged_into = :head", {":head": head["update_id"]}))
-        for envelope in [member["envelope"], *member.get("carried", [])]:
-            writes.append(
-                {
-                    "Update": {
-                        "TableName": setting("TABLE_NAME"),
-                        "Key": claim_key(envelope["update_id"]),
-                        "UpdateExpression": "SET execution = :head, merged_into = :head_id",
-                        "ConditionExpression": "execution = :member",
-                        "ExpressionAttributeValues": _serialize(
-                            {
-                                ":head": head["execution"],
-                                ":head_id": head["update_id"],
-                                ":member": member["execution"],
-                            }
-                        ),
-                    }
-                }
-            )
+        writes += _claims_handed(member, member["execution"], head["execution"], merged_into=head["update_id"])
     return writes
+
+
+def _claims_handed(item: TurnItem, holder: str, to: str, *, merged_into: int | None) -> list[dict]:
+    """Transaction items: the claims of `item`'s messages (its own and those it carries) pass
+    from execution `holder` to `to`, and name the turn they ride in (None: their own again)."""
+    assignment = (
+        "SET execution = :to, merged_into = :turn"
+        if merged_into is not None
+        else "SET execution = :to REMOVE merged_into"
+    )
+    values: dict[str, Any] = {":to": to, ":holder": holder}
+    if merged_into is not None:
+        values[":turn"] = merged_into
+    return [
+        {
+            "Update": {
+                "TableName": setting("TABLE_NAME"),
+                "Key": claim_key(envelope["update_id"]),
+                "UpdateExpression": assignment,
+                "ConditionExpression": "execution = :holder",
+                "ExpressionAttributeValues": _serialize(values),
+            }
+        }
+        for envelope in [item["envelope"], *item.get("carried", [])]
+    ]
 
 
 def _waiting_becomes(item: TurnItem, status: str, assignment: str, values: dict[str, Any]) -> dict:
@@ -429,20 +437,7 @@ def _undo_grant(head: TurnItem, members: list[TurnItem]) -> None:
                 }
             }
         )
-        for envelope in [member["envelope"], *member.get("carried", [])]:
-            writes.append(
-                {
-                    "Update": {
-                        "TableName": setting("TABLE_NAME"),
-                        "Key": claim_key(envelope["update_id"]),
-                        "UpdateExpression": "SET execution = :member REMOVE merged_into",
-                        "ConditionExpression": "execution = :head",
-                        "ExpressionAttributeValues": _serialize(
-                            {":member": member["execution"], ":head": head["execution"]}
-                        ),
-                    }
-                }
-            )
+        writes += _claims_handed(member, head["execution"], member["execution"], merged_into=None)
     dynamodb = _dynamodb()
     # Cancelled: head registered again meanwhile and took its turn (_deliver_again).
     with contextlib.suppress(dynamodb.exceptions.TransactionCanceledException):
