@@ -9,6 +9,7 @@ The fake agent records when each request came (`at`) and when its answer left (`
 
 import json
 import os
+import threading
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -78,22 +79,53 @@ def agent_has(relay, update_id: int) -> bool:
     return any(call["request"].get("update_id") == update_id for call in relay.agent.calls_snapshot())
 
 
-def three_messages(relay, chat: int, texts=("one", "two", "three")) -> list[dict]:
-    """Three messages of one chat: the agent takes 2 s over the first; the 2nd and 3rd are posted
-    100 ms apart once the first turn has begun (the agent has the first request)."""
-    updates = [make_update(text=text, chat_id=chat) for text in texts]
-    relay.agent.add_fault({"delay": 2.0, "reply": "answer to one", "match": {"update_id": updates[0]["update_id"]}})
+def hold_answer(relay, monkeypatch, update_id: int) -> threading.Event:
+    """The fake agent holds its answer to `update_id` until the returned event is set (30 s at
+    most): a turn that stays open exactly as long as the test needs, whatever the machine's load."""
+    release = threading.Event()
+    answer = relay.agent._answer
+
+    def held(request: dict, fault):
+        if request.get("update_id") == update_id:
+            release.wait(30)
+        return answer(request, fault)
+
+    monkeypatch.setattr(relay.agent, "_answer", held)
+    return release
+
+
+def statuses(relay, chat: int) -> dict[int, str]:
+    """update_id -> status of the chat's items in the turns table."""
+    items = relay.dynamodb.query(
+        TableName=relay.template.refs["TurnsTable"],
+        KeyConditionExpression="conversation = :c",
+        ExpressionAttributeValues={":c": {"S": f"telegram:{chat}"}},
+        ConsistentRead=True,
+    )["Items"]
+    return {int(item["update_id"]["N"]): item["status"]["S"] for item in items}
+
+
+def three_messages(relay, monkeypatch, chat: int, first_answer: dict) -> list[dict]:
+    """Three messages of one chat: the agent holds its answer to the first (given by
+    `first_answer`, a fake-agent fault) until the 2nd and 3rd, posted 100 ms apart once the
+    first turn has begun, both wait for the turn."""
+    updates = [make_update(text=text, chat_id=chat) for text in ("one", "two", "three")]
+    ids = [update["update_id"] for update in updates]
+    relay.agent.add_fault({**first_answer, "match": {"update_id": ids[0]}})
+    release = hold_answer(relay, monkeypatch, ids[0])
     assert relay.post_update(updates[0]).status_code == 200
-    wait_until(lambda: agent_has(relay, updates[0]["update_id"]))
+    wait_until(lambda: agent_has(relay, ids[0]))
     for update in updates[1:]:
         time.sleep(0.1)
         assert relay.post_update(update).status_code == 200
+    wait_until(lambda: [statuses(relay, chat).get(update_id) for update_id in ids[1:]] == ["WAITING"] * 2)
+    release.set()
     relay.wait_idle(timeout=30)
     return updates
 
 
-def test_merge_one_turn_at_a_time_in_order_and_the_burst_is_one_request(relay):
-    updates = three_messages(relay, chat=7_100_001)
+def test_merge_one_turn_at_a_time_in_order_and_the_burst_is_one_request(relay, monkeypatch):
+    updates = three_messages(relay, monkeypatch, 7_100_001, {"reply": "answer to one"})
     ids = [update["update_id"] for update in updates]
     requests = agent_requests(relay, "telegram:7100001")
 
@@ -124,7 +156,7 @@ def test_merge_one_turn_at_a_time_in_order_and_the_burst_is_one_request(relay):
 def test_each_one_request_per_message_in_order(relay, monkeypatch):
     # TurnsFunction reads QueuedMessages (its QUEUED_MESSAGES) at each grant, as on AWS after a deploy.
     monkeypatch.setenv("QUEUED_MESSAGES", "each")
-    updates = three_messages(relay, chat=7_100_002)
+    updates = three_messages(relay, monkeypatch, 7_100_002, {"reply": "answer to one"})
     ids = [update["update_id"] for update in updates]
     requests = agent_requests(relay, "telegram:7100002")
 
@@ -138,17 +170,20 @@ def test_each_one_request_per_message_in_order(relay, monkeypatch):
     assert paths_by_update(relay, ids) == {update_id: [HAPPY] for update_id in ids}
 
 
-def test_conversations_do_not_wait_for_each_other(relay):
+def test_conversations_do_not_wait_for_each_other(relay, monkeypatch):
     slow = make_update(text="slow", chat_id=7_100_003)
     quick = make_update(text="quick", chat_id=7_100_004)
-    relay.agent.add_fault({"delay": 2.0, "reply": "slow answer", "match": {"update_id": slow["update_id"]}})
+    relay.agent.add_fault({"reply": "slow answer", "match": {"update_id": slow["update_id"]}})
+    release = hold_answer(relay, monkeypatch, slow["update_id"])
     relay.post_update(slow)
     wait_until(lambda: agent_has(relay, slow["update_id"]))
     relay.post_update(quick)
-    wait_until(lambda: relay.telegram.sent_messages(7_100_004), timeout=10)
-    # The quick chat was answered while the slow chat's turn was still open.
+    # The quick chat is answered while the slow chat's turn is still open (its answer held).
+    wait_until(lambda: relay.telegram.sent_messages(7_100_004), timeout=20)
     assert relay.telegram.sent_messages(7_100_003) == []
+    release.set()
     relay.wait_idle(timeout=30)
+    assert [m["text"] for m in relay.telegram.sent_messages(7_100_003)] == ["slow answer"]
 
 
 def test_a_stopped_turn_holder_is_released_and_the_next_message_goes_on(relay):
@@ -190,16 +225,9 @@ def test_a_duplicate_of_a_waiting_update_gets_one_reply(relay):
     assert paths == sorted([HAPPY, ["ClaimUpdate", "AlreadyHandled"]])
 
 
-def test_agent_failure_on_the_first_message_the_others_are_answered_in_order(relay):
+def test_agent_failure_on_the_first_message_the_others_are_answered_in_order(relay, monkeypatch):
     chat = 7_100_007
-    updates = [make_update(text=text, chat_id=chat) for text in ("one", "two", "three")]
-    relay.agent.add_fault({"delay": 1.0, "status": 400, "match": {"update_id": updates[0]["update_id"]}})
-    relay.post_update(updates[0])
-    wait_until(lambda: agent_has(relay, updates[0]["update_id"]))
-    for update in updates[1:]:
-        time.sleep(0.1)
-        relay.post_update(update)
-    relay.wait_idle(timeout=30)
+    updates = three_messages(relay, monkeypatch, chat, {"status": 400})
 
     texts = [m["text"] for m in relay.telegram.sent_messages(chat)]
     assert texts == [relay.template.parameters["ApologyText"], "echo: two\nthree"]
