@@ -436,6 +436,17 @@ class LocalRelay:
         ).get("Item")
         return None if item is None else {key: next(iter(value.values())) for key, value in item.items()}
 
+    def turn_statuses(self, conversation: str) -> dict[int, str]:
+        """The conversation's items in the turns table (session_key, e.g. "telegram:42"):
+        update_id -> status (QUEUED, WAITING, TURN, MERGED)."""
+        items = self.dynamodb.query(
+            TableName=self.template.refs["TurnsTable"],
+            KeyConditionExpression="conversation = :conversation",
+            ExpressionAttributeValues={":conversation": {"S": conversation}},
+            ConsistentRead=True,
+        )["Items"]
+        return {int(item["update_id"]["N"]): item["status"]["S"] for item in items}
+
     @property
     def dead_letter_queue_url(self) -> str:
         redrive = json.loads(

@@ -844,15 +844,7 @@ class Conversation:
         return next((call for call in calls if call["request"].get("update_id") == self.update_id(number)), None)
 
     def turn_status(self, number: int) -> str | None:
-        item = self.engine.dynamodb.get_item(
-            TableName=self.engine.template.refs["TurnsTable"],
-            Key={
-                "conversation": {"S": session_key({"chat_id": self.chat})},
-                "update_id": {"N": str(self.update_id(number))},
-            },
-            ConsistentRead=True,
-        ).get("Item")
-        return None if item is None else item["status"]["S"]
+        return self.engine.turn_statuses(session_key({"chat_id": self.chat})).get(self.update_id(number))
 
     # -- the steps ----------------------------------------------------------------------------------
 

@@ -105,17 +105,6 @@ def test_replay_releases_a_claim_its_failed_execution_left_in_progress(relay, ca
     assert relay.telegram.sent_messages(chat_of(update))[-1]["text"] == "echo: compensation gave up"
 
 
-def turn_statuses(relay, chat: int) -> dict[int, str]:
-    """The chat's items in the turns table: update_id -> status."""
-    items = relay.dynamodb.query(
-        TableName=relay.template.refs["TurnsTable"],
-        KeyConditionExpression="conversation = :conversation",
-        ExpressionAttributeValues={":conversation": {"S": f"telegram:{chat}"}},
-        ConsistentRead=True,
-    )["Items"]
-    return {int(item["update_id"]["N"]): item["status"]["S"] for item in items}
-
-
 def test_replay_of_a_failed_merged_turn_releases_every_claim_and_answers_it_once(relay, capsys):
     """A turn that carried a message merged into it fails and parks one dead letter for both; its
     compensation gave up (both claims still IN_PROGRESS under the parked execution). `replay`
@@ -132,7 +121,9 @@ def test_replay_of_a_failed_merged_turn_releases_every_claim_and_answers_it_once
     relay.post_update(head)
     relay.post_update(rider)
     # Both wait for the turn when busy's ends: head takes it, rider rides along.
-    wait_for(lambda: [turn_statuses(relay, chat).get(u["update_id"]) for u in (head, rider)] == ["WAITING"] * 2)
+    wait_for(
+        lambda: [relay.turn_statuses(f"telegram:{chat}").get(u["update_id"]) for u in (head, rider)] == ["WAITING"] * 2
+    )
     relay.wait_idle()
 
     (failed,) = executions_for(relay, head["update_id"])

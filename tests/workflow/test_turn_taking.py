@@ -94,17 +94,6 @@ def hold_answer(relay, monkeypatch, update_id: int) -> threading.Event:
     return release
 
 
-def statuses(relay, chat: int) -> dict[int, str]:
-    """update_id -> status of the chat's items in the turns table."""
-    items = relay.dynamodb.query(
-        TableName=relay.template.refs["TurnsTable"],
-        KeyConditionExpression="conversation = :c",
-        ExpressionAttributeValues={":c": {"S": f"telegram:{chat}"}},
-        ConsistentRead=True,
-    )["Items"]
-    return {int(item["update_id"]["N"]): item["status"]["S"] for item in items}
-
-
 def three_messages(relay, monkeypatch, chat: int, first_answer: dict) -> list[dict]:
     """Three messages of one chat: the agent holds its answer to the first (given by
     `first_answer`, a fake-agent fault) until the 2nd and 3rd, posted 100 ms apart once the
@@ -118,7 +107,9 @@ def three_messages(relay, monkeypatch, chat: int, first_answer: dict) -> list[di
     for update in updates[1:]:
         time.sleep(0.1)
         assert relay.post_update(update).status_code == 200
-    wait_until(lambda: [statuses(relay, chat).get(update_id) for update_id in ids[1:]] == ["WAITING"] * 2)
+    wait_until(
+        lambda: [relay.turn_statuses(f"telegram:{chat}").get(update_id) for update_id in ids[1:]] == ["WAITING"] * 2
+    )
     release.set()
     relay.wait_idle(timeout=30)
     return updates
@@ -143,14 +134,7 @@ def test_merge_one_turn_at_a_time_in_order_and_the_burst_is_one_request(relay, m
     assert paths == {ids[0]: [HAPPY], ids[1]: [HAPPY], ids[2]: [MERGED]}
     assert [relay.claim(update_id)["status"] for update_id in ids] == ["DONE"] * 3
     # Every item of the conversation is gone once its turns are over.
-    assert (
-        relay.dynamodb.query(
-            TableName=relay.template.refs["TurnsTable"],
-            KeyConditionExpression="conversation = :c",
-            ExpressionAttributeValues={":c": {"S": "telegram:7100001"}},
-        )["Items"]
-        == []
-    )
+    assert relay.turn_statuses("telegram:7100001") == {}
 
 
 def test_each_one_request_per_message_in_order(relay, monkeypatch):
@@ -186,15 +170,14 @@ def test_conversations_do_not_wait_for_each_other(relay, monkeypatch):
     assert [m["text"] for m in relay.telegram.sent_messages(7_100_003)] == ["slow answer"]
 
 
-def test_a_stopped_turn_holder_is_released_and_the_next_message_goes_on(relay):
+def test_a_stopped_turn_holder_is_released_and_the_next_message_goes_on(relay, monkeypatch):
     chat = 7_100_005
     held, following = make_update(text="held", chat_id=chat), make_update(text="next", chat_id=chat)
-    relay.agent.add_fault({"delay": 3.0, "reply": "never delivered", "match": {"update_id": held["update_id"]}})
+    release = hold_answer(relay, monkeypatch, held["update_id"])  # the holder's agent call never ends by itself
     relay.post_update(held)
     wait_until(lambda: agent_has(relay, held["update_id"]))
     relay.post_update(following)
-    time.sleep(0.3)
-    assert not agent_has(relay, following["update_id"])  # it waits for the turn
+    wait_until(lambda: relay.turn_statuses(f"telegram:{chat}").get(following["update_id"]) == "WAITING")
 
     (holder,) = [e for e in relay.executions() if update_id_of(e) == held["update_id"]]
     stopped_at = time.time()
@@ -202,22 +185,32 @@ def test_a_stopped_turn_holder_is_released_and_the_next_message_goes_on(relay):
     wait_until(lambda: agent_has(relay, following["update_id"]), timeout=RELEASE_BOUND_SECONDS)
     (call,) = [c for c in relay.agent.calls_snapshot() if c["request"]["update_id"] == following["update_id"]]
     assert call["at"] - stopped_at < RELEASE_BOUND_SECONDS
+    release.set()  # the stopped execution's request in flight ends; nothing of it is delivered
     relay.wait_idle(timeout=30)
+    # The rule (template.yaml, TurnsFunction's ExecutionEnded) takes FAILED, TIMED_OUT and ABORTED only.
+    assert "SUCCEEDED" not in {event["detail"]["status"] for event in relay.rules.delivered}
     assert [m["text"] for m in relay.telegram.sent_messages(chat)] == ["echo: next"]
-    assert any(event["detail"]["executionArn"] == holder["executionArn"] for event in relay.rules.delivered)
+    assert [
+        event["detail"]["status"]
+        for event in relay.rules.delivered
+        if event["detail"]["executionArn"] == holder["executionArn"]
+    ] == ["ABORTED"]
 
 
-def test_a_duplicate_of_a_waiting_update_gets_one_reply(relay):
+def test_a_duplicate_of_a_waiting_update_gets_one_reply(relay, monkeypatch):
     chat = 7_100_006
     first, second = make_update(text="first", chat_id=chat), make_update(text="second", chat_id=chat)
-    relay.agent.add_fault({"delay": 1.5, "reply": "first answer", "match": {"update_id": first["update_id"]}})
+    relay.agent.add_fault({"reply": "first answer", "match": {"update_id": first["update_id"]}})
+    release = hold_answer(relay, monkeypatch, first["update_id"])
     relay.post_update(first)
     wait_until(lambda: agent_has(relay, first["update_id"]))
     relay.post_update(second)
+    wait_until(lambda: relay.turn_statuses(f"telegram:{chat}").get(second["update_id"]) == "WAITING")
     # Telegram delivers the waiting update again; moto forgets SQS dedupe ids once consumed, so the
     # copy reaches the workflow, as it would on AWS after the 5-minute window.
-    wait_until(lambda: len([e for e in relay.executions() if update_id_of(e) == second["update_id"]]) == 1)
     relay.post_update(second)
+    wait_until(lambda: len([e for e in relay.executions() if update_id_of(e) == second["update_id"]]) == 2)
+    release.set()
     relay.wait_idle(timeout=30)
 
     assert [m["text"] for m in relay.telegram.sent_messages(chat)] == ["first answer", "echo: second"]
