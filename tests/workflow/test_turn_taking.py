@@ -232,7 +232,7 @@ def test_agent_failure_on_the_first_message_the_others_are_answered_in_order(rel
     relay.wait_idle(timeout=30)
 
 
-def test_a_replay_while_the_conversation_is_busy_waits_for_the_turn(relay):
+def test_a_replay_while_the_conversation_is_busy_waits_for_the_turn(relay, monkeypatch):
     chat = 7_100_008
     failed, busy = make_update(text="failed once", chat_id=chat), make_update(text="busy", chat_id=chat)
     relay.agent.add_fault({"status": 400, "match": {"update_id": failed["update_id"]}})
@@ -240,10 +240,16 @@ def test_a_replay_while_the_conversation_is_busy_waits_for_the_turn(relay):
     relay.wait_idle(timeout=30)
     assert [json.loads(m["Body"])["update_id"] for m in relay.dead_letters()] == [failed["update_id"]]
 
-    relay.agent.add_fault({"delay": 1.5, "reply": "busy answer", "match": {"update_id": busy["update_id"]}})
+    relay.agent.add_fault({"reply": "busy answer", "match": {"update_id": busy["update_id"]}})
+    release = hold_answer(relay, monkeypatch, busy["update_id"])
     relay.post_update(busy)
     wait_until(lambda: agent_has(relay, busy["update_id"]))
     relay.replay_dead_letters()
+    # The replayed update waits behind the busy turn: the agent has had it once only (the 400).
+    wait_until(lambda: relay.turn_statuses(f"telegram:{chat}").get(failed["update_id"]) == "WAITING")
+    asked = [c for c in relay.agent.calls_snapshot() if c["request"].get("update_id") == failed["update_id"]]
+    assert len(asked) == 1
+    release.set()
     relay.wait_idle(timeout=30)
 
     texts = [m["text"] for m in relay.telegram.sent_messages(chat)]
