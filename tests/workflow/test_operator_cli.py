@@ -79,6 +79,17 @@ def test_the_local_aws_endpoint_serves_the_engines_resources(relay):
     assert definition["StartAt"] == "ClaimUpdate"
 
 
+def set_claim_in_progress(relay, update_id: int) -> None:
+    """What a claim looks like when its execution's compensation gave up: still IN_PROGRESS."""
+    relay.dynamodb.update_item(
+        TableName=relay.table_name,
+        Key={"pk": {"S": f"update#{update_id}"}},
+        UpdateExpression="SET #status = :in_progress",
+        ExpressionAttributeNames={"#status": "status"},
+        ExpressionAttributeValues={":in_progress": {"S": "IN_PROGRESS"}},
+    )
+
+
 def test_replay_releases_a_claim_its_failed_execution_left_in_progress(relay, capsys):
     update = make_update(text="compensation gave up")
     relay.agent.add_fault({"status": 400, "match": {"update_id": update["update_id"]}})
@@ -86,13 +97,7 @@ def test_replay_releases_a_claim_its_failed_execution_left_in_progress(relay, ca
     relay.wait_idle()
     (failed,) = executions_for(relay, update["update_id"])
     # As if RecordFailure had run out of retries: the claim still says IN_PROGRESS.
-    relay.dynamodb.update_item(
-        TableName=relay.table_name,
-        Key={"pk": {"S": f"update#{update['update_id']}"}},
-        UpdateExpression="SET #status = :in_progress",
-        ExpressionAttributeNames={"#status": "status"},
-        ExpressionAttributeValues={":in_progress": {"S": "IN_PROGRESS"}},
-    )
+    set_claim_in_progress(relay, update["update_id"])
     capsys.readouterr()
 
     assert main(["replay", "--local", relay.aws_endpoint]) == 0
@@ -136,13 +141,7 @@ def test_replay_of_a_failed_merged_turn_releases_every_claim_and_answers_it_once
     # held by the parked execution (the grant handed rider's claim to it).
     for update in (head, rider):
         assert relay.claim(update["update_id"])["execution"] == failed["executionArn"]
-        relay.dynamodb.update_item(
-            TableName=relay.table_name,
-            Key={"pk": {"S": f"update#{update['update_id']}"}},
-            UpdateExpression="SET #status = :in_progress",
-            ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues={":in_progress": {"S": "IN_PROGRESS"}},
-        )
+        set_claim_in_progress(relay, update["update_id"])
     capsys.readouterr()
 
     assert main(["dlq", "--local", relay.aws_endpoint]) == 0
