@@ -9,7 +9,6 @@ target's retry policy; here the event is delivered once, within the poll interva
 
 import logging
 import threading
-from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -29,6 +28,10 @@ def matches(pattern: Any, event: Any) -> bool:
 
 
 class ExecutionStatusRules:
+    """The template's rules on execution status change: `rules` pairs an event pattern with the
+    LocalFunction it targets; `started` is the pipe's list of execution ARNs. A thread watches
+    them until stop()."""
+
     def __init__(self, sfn, rules: list[tuple[dict, Any]], started: list[str], region: str, account: str):
         self.sfn = sfn
         self.rules = rules
@@ -54,17 +57,18 @@ class ExecutionStatusRules:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.poll_once(self._deliver)
+            self.poll_once()
             self._stop.wait(POLL_SECONDS)
 
-    def poll_once(self, deliver: Callable[[dict], None]) -> None:
+    def poll_once(self) -> None:
+        """Deliver the event of every execution seen to end since the last look."""
         for arn in list(self.started):
             if arn in self._ended:
                 continue
             execution = self.sfn.describe_execution(executionArn=arn)
             if execution["status"] == "RUNNING":
                 continue
-            deliver(self._event(execution))
+            self._deliver(self._event(execution))
             with self._lock:
                 self._ended.add(arn)
 
