@@ -11,8 +11,8 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml functions/requirements.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r functions/requirements.txt -e '.[dev]'
+	$(BIN)/pip install --upgrade pip
+	$(BIN)/pip install -r functions/requirements.txt -e '.[dev]'
 	touch $(STAMP)
 
 demo: setup
@@ -39,7 +39,7 @@ format: setup
 BENCH_STAMP := $(VENV)/.installed-bench
 
 $(BENCH_STAMP): $(STAMP) pyproject.toml
-	$(BIN)/pip install --quiet -r functions/requirements.txt -e '.[dev,bench]'
+	$(BIN)/pip install -r functions/requirements.txt -e '.[dev,bench]'
 	touch $(BENCH_STAMP)
 
 bench: $(BENCH_STAMP)

@@ -2,6 +2,8 @@
 (`retry-plan`, `cost`, `history`, `dlq`, `replay`, `register-webhook`, `diagram`)."""
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import signal
@@ -9,14 +11,17 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
+import boto3
+import botocore.exceptions
 import httpx
 
 from tgrelay_local import operator, plans
 from tgrelay_local.clock import RetryClock
-from tgrelay_local.engine import DEFAULT_WEBHOOK_SECRET, LocalRelay
+from tgrelay_local.engine import DEFAULT_WEBHOOK_SECRET, STACK, LocalRelay, PortInUse
 from tgrelay_local.history import format_path, state_path
 from tgrelay_local.template import ROOT
 
@@ -36,54 +41,194 @@ OUTCOMES = {
 }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="tgrelay", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+# Exit statuses (README: Operating it). argparse itself exits 2 on a usage error.
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_NOTHING_TO_DO = 3  # `dlq`: the queue is empty; `replay`: nothing to move
 
-    demo = commands.add_parser("demo", help="post every sample update through the local stack and account for each")
-    demo.add_argument("--speed", type=float, default=100.0, help="retry waits run this many times faster (100)")
+# Which option sets the port each local server listens on (engine.PortInUse.role).
+PORT_FLAGS = {"webhook": "--webhook-port", "telegram": "--telegram-port", "agent": "--agent-port", "aws": "--aws-port"}
+
+
+class CommandError(Exception):
+    """What went wrong, in one line an operator can act on (printed without a traceback)."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one `tgrelay` command; its exit status (EXIT_*)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except CommandError as error:
+        print(f"tgrelay {args.command}: {error}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Every command and option, each with its help text; option defaults are shown by --help."""
+    parser = argparse.ArgumentParser(prog="tgrelay", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, summary: str, details: str = "") -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name,
+            help=summary,
+            description=f"{summary[0].upper()}{summary[1:]}.{' ' + details if details else ''}",
+            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        )
+
+    demo = command(
+        "demo",
+        "post every sample update through the local stack and account for each",
+        "Exits 0 when every update was answered, skipped or dead-lettered once; 1 otherwise.",
+    )
+    demo.add_argument("--speed", type=float, default=100.0, help="retry waits run this many times faster")
+    _add_parameters(demo)
     demo.set_defaults(run=run_demo)
 
-    local = commands.add_parser("local", help="run the local stack until Ctrl-C")
-    local.add_argument("--webhook-port", type=int, default=8080)
-    local.add_argument("--telegram-port", type=int, default=8081, help="fake Telegram Bot API port")
-    local.add_argument("--agent-port", type=int, default=8082, help="echo agent port")
+    local = command(
+        "local",
+        "run the local stack until Ctrl-C",
+        "The terminal shows each execution as it ends and each webhook answer that did not enqueue"
+        f" the update; handler logs and metrics go to {LOG_DIR.relative_to(ROOT)}/local.log.",
+    )
+    local.add_argument("--webhook-port", type=int, default=8080, help="the webhook's port (0: any free port)")
+    local.add_argument("--telegram-port", type=int, default=8081, help="fake Telegram Bot API port (0: any)")
+    local.add_argument("--agent-port", type=int, default=8082, help="echo agent port (0: any)")
     local.add_argument("--agent-url", help="a real agent server instead of the echo agent")
-    local.add_argument("--agent-token", default=os.environ.get("TGRELAY_AGENT_TOKEN", ""))
+    local.add_argument(
+        "--agent-token",
+        default=os.environ.get("TGRELAY_AGENT_TOKEN", ""),
+        help="bearer token for --agent-url (or TGRELAY_AGENT_TOKEN)",
+    )
     local.add_argument(
         "--bot-token",
         default=os.environ.get("TGRELAY_BOT_TOKEN"),
         help="a real bot token (or TGRELAY_BOT_TOKEN): talk to your bot; updates come by getUpdates long polling",
     )
-    local.add_argument("--webhook-secret", default=DEFAULT_WEBHOOK_SECRET)
-    local.add_argument("--speed", type=float, default=1.0, help="retry waits run this many times faster (1)")
-    local.add_argument("--aws-port", type=int, default=DEFAULT_AWS_PORT, help="the local AWS endpoint (moto)")
+    local.add_argument(
+        "--webhook-secret",
+        default=DEFAULT_WEBHOOK_SECRET,
+        help="the X-Telegram-Bot-Api-Secret-Token the webhook expects",
+    )
+    local.add_argument("--speed", type=float, default=1.0, help="retry waits run this many times faster")
+    local.add_argument(
+        "--aws-port", type=int, default=DEFAULT_AWS_PORT, help="the local AWS endpoint (moto server; 0: any)"
+    )
+    _add_parameters(local)
     local.set_defaults(run=run_local)
 
-    plan = commands.add_parser("retry-plan", help="each Task's retry waits and worst case, read from the ASL")
-    plan.set_defaults(run=lambda args: print(plans.retry_plan()) or 0)
-    cost = commands.add_parser("cost", help="billed state transitions per path and $ per million updates")
-    cost.set_defaults(run=lambda args: print(plans.cost_table()) or 0)
-    diagram = commands.add_parser("diagram", help="the state machine as a Mermaid flowchart (README)")
-    diagram.set_defaults(run=lambda args: print(plans.mermaid()) or 0)
+    plan = command("retry-plan", "each Task's retry waits and worst case, read from the ASL")
+    plan.set_defaults(run=lambda args: print(plans.retry_plan()) or EXIT_OK)
+    cost = command("cost", "billed state transitions per path and $ per million updates, read from the ASL")
+    cost.set_defaults(run=lambda args: print(plans.cost_table()) or EXIT_OK)
+    diagram = command("diagram", "the state machine as a Mermaid flowchart (the README's diagram)")
+    diagram.set_defaults(run=lambda args: print(plans.mermaid()) or EXIT_OK)
 
-    history = commands.add_parser("history", help="an execution's path through the states")
-    history.add_argument("execution_arn")
+    history = command("history", "an execution's path through the states, with retries and durations")
+    history.add_argument("execution_arn", help="the execution's ARN (from the console, `tgrelay dlq` or local)")
     _add_target(history)
     history.set_defaults(run=run_history)
-    dlq = commands.add_parser("dlq", help="the dead-letter queue's entries with their error attributes")
+    dlq = command(
+        "dlq",
+        "the dead-letter queue's entries with their error attributes",
+        f"Exits {EXIT_NOTHING_TO_DO} when the queue is empty.",
+    )
     _add_target(dlq)
     dlq.set_defaults(run=run_dlq)
-    replay = commands.add_parser("replay", help="move every dead-letter queue message back to the updates queue")
+    replay = command(
+        "replay",
+        "move every dead-letter queue message back to the updates queue",
+        f"Exits {EXIT_NOTHING_TO_DO} when there is nothing to move.",
+    )
     _add_target(replay)
     replay.set_defaults(run=run_replay)
-    register = commands.add_parser("register-webhook", help="setWebhook again (after the bot token was set)")
-    register.add_argument("--stack-name", required=True)
-    register.add_argument("--region")
+    register = command(
+        "register-webhook",
+        "setWebhook again (after the bot token was set), through the stack's registration function",
+        "A deployed stack only: `tgrelay local` needs no webhook registration (the fake Bot API has none;"
+        " with a real bot token it fetches updates by getUpdates).",
+    )
+    register.add_argument("--stack-name", required=True, help="the deployed stack's name")
+    register.add_argument("--region", help="its AWS region (default: AWS_REGION or the profile's)")
     register.set_defaults(run=run_register_webhook)
+    return parser
 
-    args = parser.parse_args(argv)
-    return args.run(args)
+
+def _add_parameters(parser: argparse.ArgumentParser) -> None:
+    """Template parameter overrides, read the way `sam deploy` reads them."""
+    parser.add_argument(
+        "--parameter-overrides",
+        nargs="+",
+        metavar="KEY=VALUE",
+        help="template parameters, as for `sam deploy` (Key=Value or ParameterKey=Key,ParameterValue=Value);"
+        " given, they replace the config file's parameter_overrides, as in SAM",
+    )
+    parser.add_argument(
+        "--config-file",
+        type=Path,
+        default=ROOT / "samconfig.toml",
+        help="the SAM config file whose [<config-env>.deploy.parameters] parameter_overrides apply (if it exists)",
+    )
+    parser.add_argument("--config-env", default="default", help="the environment (table) of --config-file to read")
+
+
+def template_parameters(args: argparse.Namespace) -> dict[str, str]:
+    """The template parameter overrides `args` give: --parameter-overrides, else the SAM config
+    file's parameter_overrides (its `deploy` command, `global` merged in), parsed by SAM's own
+    parser. Raises CommandError for a value SAM would refuse."""
+    # SAM CLI's own reader and parser (aws-sam-cli is pinned in the dev extras): the same file
+    # means the same parameters here and in `sam deploy`.
+    from click import ClickException
+    from samcli.cli.types import CfnParameterOverridesType
+    from samcli.lib.config.exceptions import SamConfigFileReadException
+    from samcli.lib.config.samconfig import SamConfig
+
+    values = args.parameter_overrides
+    source = "--parameter-overrides"
+    if values is None:
+        if not args.config_file.is_file():
+            return {}
+        source = f"{args.config_file} [{args.config_env}.deploy.parameters] parameter_overrides"
+        try:
+            config = SamConfig(args.config_file.parent, args.config_file.name)
+            values = config.get_all(["deploy"], "parameters", args.config_env).get("parameter_overrides")
+        except (SamConfigFileReadException, ValueError) as error:
+            # SAM wraps the parser's exception as its argument (and its own str() then fails).
+            detail = error.args[0] if error.args else error
+            raise CommandError(f"cannot read {args.config_file}: {detail}") from None
+    try:
+        return CfnParameterOverridesType().convert(values, None, None)
+    except ClickException as error:
+        raise CommandError(f"{source}: {error.format_message()}") from None
+
+
+@contextlib.contextmanager
+def _local_stack(**options: Any) -> Iterator[LocalRelay]:
+    """A started LocalRelay(**options), stopped on the way out. A parameter the template refuses
+    (name or value) or a port that is taken is a CommandError."""
+    try:
+        relay = LocalRelay(**options)
+    except PortInUse as error:
+        raise _port_error(error) from None
+    except ValueError as error:
+        raise CommandError(str(error)) from None
+    try:
+        relay.start()
+    except PortInUse as error:
+        raise _port_error(error) from None
+    try:
+        yield relay
+    finally:
+        relay.stop()
+
+
+def _port_error(error: PortInUse) -> CommandError:
+    flag = PORT_FLAGS[error.role]
+    return CommandError(
+        f"port {error.port} ({error.role}) is already in use: stop what listens there or pass another {flag}"
+    )
 
 
 # -- demo ------------------------------------------------------------------------------
@@ -99,7 +244,8 @@ def run_demo(args: argparse.Namespace) -> int:
     log_path.unlink(missing_ok=True)
     clock = RetryClock("scaled", scale=args.speed)
 
-    with LocalRelay(clock=clock, log_path=log_path) as relay:
+    parameters = _local_parameters(args)
+    with _local_stack(clock=clock, log_path=log_path, parameters=parameters) as relay:
         assert relay.telegram is not None and relay.agent is not None  # no URLs given: it runs both fakes
         print(
             f"Local stack up: webhook {relay.webhook_url}, fake Telegram {relay.telegram.url}, agent {relay.agent_url}"
@@ -334,9 +480,56 @@ def _add_target(parser: argparse.ArgumentParser) -> None:
         nargs="?",
         const=f"http://127.0.0.1:{DEFAULT_AWS_PORT}",
         metavar="ENDPOINT",
-        help=f"a running `tgrelay local` (default endpoint http://127.0.0.1:{DEFAULT_AWS_PORT})",
+        help=f"a running `tgrelay local`, by its AWS endpoint (alone: http://127.0.0.1:{DEFAULT_AWS_PORT})",
     )
-    parser.add_argument("--region")
+    parser.add_argument("--region", help="the stack's AWS region (default: AWS_REGION or the profile's)")
+
+
+@contextlib.contextmanager
+def _aws_errors(args: argparse.Namespace) -> Iterator[None]:
+    """Turn what boto3 raises for a wrong target into one line saying what to do."""
+    try:
+        yield
+    except botocore.exceptions.NoRegionError:
+        raise CommandError("no AWS region: pass --region or set AWS_REGION") from None
+    except botocore.exceptions.NoCredentialsError:
+        raise CommandError(
+            "no AWS credentials: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (`aws configure`)"
+        ) from None
+    except botocore.exceptions.EndpointConnectionError as error:
+        if args.local:
+            raise CommandError(
+                f"nothing answers at {args.local}: start `tgrelay local` (its AWS endpoint is --aws-port,"
+                f" {DEFAULT_AWS_PORT} by default) or pass --local with its endpoint"
+            ) from None
+        raise CommandError(f"cannot reach AWS at {error.kwargs.get('endpoint_url')}: check the network") from None
+    except botocore.exceptions.ClientError as error:
+        raise CommandError(_client_error(error, args)) from None
+
+
+def _client_error(error: botocore.exceptions.ClientError, args: argparse.Namespace) -> str:
+    code = error.response.get("Error", {}).get("Code", "")
+    message = error.response.get("Error", {}).get("Message", "")
+    if code == "ExecutionDoesNotExist":
+        return f"no execution {getattr(args, 'execution_arn', '')} in {_where(args)}"
+    if code == "InvalidArn":
+        return f"not an execution ARN: {getattr(args, 'execution_arn', '')} ({message})"
+    if code == "ValidationError" and "does not exist" in message:  # CloudFormation's "Stack with id X does not exist"
+        return f"no stack named {args.stack_name!r} in {_region(args)}"
+    if code in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
+        return f"{_where(args)} has no tgrelay queues: is it a `tgrelay local`?"
+    return f"{error.operation_name} failed: {code}: {message}"
+
+
+def _where(args: argparse.Namespace) -> str:
+    """The stack a command reads, in words."""
+    if args.local:
+        return f"the local stack {STACK} at {args.local}"
+    return f"stack {args.stack_name} ({_region(args)})"
+
+
+def _region(args: argparse.Namespace) -> str:
+    return args.region or boto3.session.Session().region_name or "the default region"
 
 
 def _target(args: argparse.Namespace) -> operator.Deployment:
@@ -344,18 +537,21 @@ def _target(args: argparse.Namespace) -> operator.Deployment:
 
 
 def run_history(args: argparse.Namespace) -> int:
-    deployment = _target(args)
-    description = deployment.sfn.describe_execution(executionArn=args.execution_arn)
+    with _aws_errors(args):
+        deployment = _target(args)
+        description = deployment.sfn.describe_execution(executionArn=args.execution_arn)
+        steps = operator.execution_path(deployment, args.execution_arn)
     print(f"{description['status']}  {args.execution_arn}")
     if description.get("error"):
         print(f"error: {description['error']}")
-    print(format_path(operator.execution_path(deployment, args.execution_arn)))
-    return 0
+    print(format_path(steps))
+    return EXIT_OK
 
 
 def run_dlq(args: argparse.Namespace) -> int:
-    entries = operator.dead_letters(_target(args))
-    print(f"{len(entries)} message(s) in the dead-letter queue")
+    with _aws_errors(args):
+        entries = operator.dead_letters(_target(args))
+    print(f"{_where(args)}: {len(entries)} message(s) in the dead-letter queue")
     for entry in entries:
         print(f"\nupdate {entry['update_id']}  {entry['error']}")
         if entry["merged"]:
@@ -364,42 +560,49 @@ def run_dlq(args: argparse.Namespace) -> int:
             print(f"  cause: {_short(entry['cause'], 200)}")
         if entry["execution"]:
             print(f"  execution: {entry['execution']}")
-    return 0
+    return EXIT_OK if entries else EXIT_NOTHING_TO_DO
 
 
 def run_replay(args: argparse.Namespace) -> int:
-    deployment = _target(args)
-    released = operator.release_claims(deployment)
-    if released:
-        print(f"released {released} claim(s) left IN_PROGRESS by the execution that parked them")
-    if args.local:
-        # moto has no StartMessageMoveTask: the engine's move does the same, message by message.
-        from tgrelay_local.engine import move_messages
+    with _aws_errors(args):
+        deployment = _target(args)
+        waiting = operator.dead_letter_count(deployment)
+        if not waiting:
+            print(f"{_where(args)}: the dead-letter queue is empty; nothing to replay")
+            return EXIT_NOTHING_TO_DO
+        released = operator.release_claims(deployment)
+        if released:
+            print(f"released {released} claim(s) left IN_PROGRESS by the execution that parked them")
+        if args.local:
+            # moto has no StartMessageMoveTask: the engine's move does the same, message by message.
+            from tgrelay_local.engine import move_messages
 
-        moved = move_messages(deployment.sqs, deployment.dead_letter_queue_url, deployment.queue_url)
-        print(f"moved {moved} message(s) back to the updates queue")
-        return 0
-    # The workflow sends its dead letters itself, so SQS knows no "original source" for
-    # them: the destination is named explicitly.
-    task = deployment.sqs.start_message_move_task(
-        SourceArn=deployment.queue_arn(deployment.dead_letter_queue_url),
-        DestinationArn=deployment.queue_arn(deployment.queue_url),
-    )
-    print(f"move task started: {task['TaskHandle']}")
+            moved = move_messages(deployment.sqs, deployment.dead_letter_queue_url, deployment.queue_url)
+            print(f"moved {moved} message(s) back to the updates queue")
+            return EXIT_OK
+        # The workflow sends its dead letters itself, so SQS knows no "original source" for
+        # them: the destination is named explicitly.
+        task = deployment.sqs.start_message_move_task(
+            SourceArn=deployment.queue_arn(deployment.dead_letter_queue_url),
+            DestinationArn=deployment.queue_arn(deployment.queue_url),
+        )
+    print(f"move task started for {waiting} message(s): {task['TaskHandle']}")
     print("progress: aws sqs list-message-move-tasks --source-arn <DeadLetterQueue ARN>")
-    return 0
+    return EXIT_OK
 
 
 def run_register_webhook(args: argparse.Namespace) -> int:
-    deployment = operator.deployed(args.stack_name, args.region)
-    if not deployment.registration_function:
-        print("this stack was deployed with RegisterWebhook=false", file=sys.stderr)
-        return 1
-    answer = deployment.lambda_.invoke(
-        FunctionName=deployment.registration_function, Payload=json.dumps({"url": deployment.webhook_url}).encode()
-    )
+    args.local = None  # a deployed stack only
+    with _aws_errors(args):
+        deployment = operator.deployed(args.stack_name, args.region)
+        if not deployment.registration_function:
+            raise CommandError("this stack was deployed with RegisterWebhook=false: it has no registration function")
+        answer = deployment.lambda_.invoke(
+            FunctionName=deployment.registration_function,
+            Payload=json.dumps({"url": deployment.webhook_url}).encode(),
+        )
     print(answer["Payload"].read().decode())
-    return 1 if "FunctionError" in answer else 0
+    return EXIT_FAILED if "FunctionError" in answer else EXIT_OK
 
 
 # -- local -----------------------------------------------------------------------------
@@ -407,7 +610,12 @@ def run_register_webhook(args: argparse.Namespace) -> int:
 
 def run_local(args: argparse.Namespace) -> int:
     real_telegram = bool(args.bot_token)
-    relay = LocalRelay(
+    parameters = _local_parameters(args)
+    stop = threading.Event()
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(line_buffering=True)  # each line as it happens, also into a pipe
+    log_path = LOG_DIR / "local.log"
+    with _local_stack(
         clock=RetryClock("scaled", scale=args.speed) if args.speed != 1 else RetryClock("real"),
         agent_url=args.agent_url,
         agent_token=args.agent_token,
@@ -418,11 +626,9 @@ def run_local(args: argparse.Namespace) -> int:
         telegram_port=args.telegram_port,
         agent_port=args.agent_port,
         aws_port=args.aws_port,
-        log_path=LOG_DIR / "local.log",
-    )
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with relay:
+        log_path=log_path,
+        parameters=parameters,
+    ) as relay:
         print(f"webhook         POST {relay.webhook_url}")
         print(f"  secret header X-Telegram-Bot-Api-Secret-Token: {relay.webhook_secret}")
         if relay.telegram:
@@ -434,24 +640,68 @@ def run_local(args: argparse.Namespace) -> int:
             print(f"echo agent      {relay.agent_url}  ({relay.agent.url}/_calls, /_faults, /_reset)")
         else:
             print(f"agent server    {relay.agent_url}")
-        print(f"AWS (moto)      {relay.aws_endpoint}  (tgrelay history|dlq|replay --local)")
-        print(f"handler logs    {(LOG_DIR / 'local.log').relative_to(ROOT)}\nCtrl-C stops.")
-        shown = 0
+        print(f"AWS (moto)      {relay.aws_endpoint}  (tgrelay history|dlq|replay --local {relay.aws_endpoint})")
+        if parameters:
+            print(f"parameters      {' '.join(f'{key}={value}' for key, value in parameters.items())}")
+        print(f"handler logs    {_shown_path(log_path)}\nCtrl-C stops.")
+        previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
         try:
-            while not stop.wait(0.5):
-                for arn in relay.pipe.started[shown:]:
-                    _print_when_done(relay, arn)
-                    shown += 1
-        except KeyboardInterrupt:
-            pass
-    return 0
+            with contextlib.suppress(KeyboardInterrupt):
+                _follow(relay, stop)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+    return EXIT_OK
 
 
-def _print_when_done(relay: LocalRelay, arn: str) -> None:
-    while relay.describe(arn)["status"] == "RUNNING":
-        time.sleep(0.1)
-    steps = state_path(relay.history(arn))
-    print(f"execution ...{arn[-12:]}: {' > '.join(step.state for step in steps)}")
+def _local_parameters(args: argparse.Namespace) -> dict[str, str]:
+    """template_parameters(args) for the local stack: AgentUrl is the echo agent's or --agent-url's."""
+    parameters = template_parameters(args)
+    if parameters.pop("AgentUrl", None) is not None:
+        print("note: AgentUrl from the parameter overrides is not used locally (the echo agent, or --agent-url)")
+    return parameters
+
+
+def _shown_path(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def _follow(relay: LocalRelay, stop: threading.Event) -> None:
+    """Until `stop`: one line per execution when it ends, and one per webhook answer that did not
+    enqueue the update (a skip, a refusal, an answer given at the webhook)."""
+    started = answered = 0
+    running: list[str] = []
+    while not stop.wait(0.2):
+        for status, body in relay.webhook_answers[answered:]:
+            answered += 1
+            if line := _webhook_line(status, body):
+                print(line)
+        running += relay.pipe.started[started:]
+        started = len(relay.pipe.started)
+        for arn in list(running):
+            description = relay.describe(arn)
+            if description["status"] != "RUNNING":
+                running.remove(arn)
+                steps = state_path(relay.history(arn))
+                update_id = json.loads(description["input"])[0].get("update", {}).get("update_id")
+                print(
+                    f"execution ...{arn[-12:]} update {update_id} {description['status']}:"
+                    f" {' > '.join(step.state for step in steps)}"
+                )
+
+
+def _webhook_line(status: int, body: str) -> str | None:
+    """The terminal line for a webhook answer; None for a plain enqueue ({"ok": true})."""
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        answer = None
+    if status == 200 and isinstance(answer, dict):
+        if "skipped" in answer:
+            return f"webhook 200 skipped: {answer['skipped']}"
+        if _answered_here(answer):
+            return f"webhook 200 answered at the webhook: {answer['method']}"
+        return None
+    return f"webhook {status}: {_short(body, 120)}"
 
 
 def _long_poll(relay: LocalRelay, stop: threading.Event) -> None:

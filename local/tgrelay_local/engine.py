@@ -8,18 +8,23 @@ for the real ones unless real URLs or a real bot token are given.
 """
 
 import contextlib
+import errno
 import importlib
 import json
 import logging
 import os
 import secrets
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
+from unittest import mock
 
 import boto3
 import httpx
+from aws_lambda_powertools.metrics import base as powertools_metrics_base
+from aws_lambda_powertools.metrics.provider.cloudwatch_emf import cloudwatch as powertools_emf
 from moto import mock_aws
 
 from tgrelay_local.clock import RetryClock
@@ -51,8 +56,55 @@ _AWS_ENV = {
 }
 
 
+# The Powertools modules whose functions print CloudWatch EMF lines: Metrics' flush and single_metric.
+POWERTOOLS_PRINTING_MODULES = (powertools_emf, powertools_metrics_base)
+
+
+def metrics_to(stream: IO[str]) -> contextlib.ExitStack:
+    """While entered, Powertools metrics (CloudWatch EMF JSON lines) go to `stream`, not stdout.
+
+    Powertools' Metrics and single_metric flush with the builtin print() and have no stream
+    setting; a module global named print wins over the builtin (tests/unit/test_moto_seams.py)."""
+    stack = contextlib.ExitStack()
+    for module in POWERTOOLS_PRINTING_MODULES:
+        stack.enter_context(
+            mock.patch.object(module, "print", lambda *values: print(*values, file=stream, flush=True), create=True)
+        )
+    return stack
+
+
+class PortInUse(OSError):
+    """A port the engine was asked to listen on is taken. `role`: "webhook", "telegram",
+    "agent" or "aws" (the server that could not bind)."""
+
+    def __init__(self, port: int, role: str):
+        super().__init__(errno.EADDRINUSE, f"port {port} ({role}) is already in use")
+        self.port, self.role = port, role
+
+
+@contextlib.contextmanager
+def _binding(port: int, role: str) -> Iterator[None]:
+    """Turn "address already in use" while a server binds `port` into PortInUse."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            raise PortInUse(port, role) from None
+        raise
+
+
+def _check_free(port: int, role: str) -> None:
+    """Fail with PortInUse now if `port` is taken: for servers that bind in a thread of their own
+    (moto's), where the error would not reach the caller."""
+    if port:
+        with _binding(port, role), socket.socket() as probe:
+            probe.bind(("127.0.0.1", port))
+
+
 class LocalRelay:
-    """Start with `with LocalRelay() as relay:`; post updates with `relay.post_update`."""
+    """Start with `with LocalRelay() as relay:`; post updates with `relay.post_update`.
+
+    Raises PortInUse when a port it was given is taken."""
 
     def __init__(
         self,
@@ -77,12 +129,19 @@ class LocalRelay:
         self.log_path = log_path
         self.telegram: FakeTelegram | None = None
         if not telegram_api_url:
-            self.telegram = FakeTelegram(self.bot_token, telegram_port)
+            with _binding(telegram_port, "telegram"):
+                self.telegram = FakeTelegram(self.bot_token, telegram_port)
             telegram_api_url = self.telegram.url
         self.telegram_api_url = telegram_api_url
         self.agent: FakeAgent | None = None
         if not agent_url:
-            self.agent = FakeAgent(agent_token, agent_port)
+            try:
+                with _binding(agent_port, "agent"):
+                    self.agent = FakeAgent(agent_token, agent_port)
+            except PortInUse:
+                if self.telegram:  # bound, not serving yet: release its port
+                    self.telegram.server.server_close()
+                raise
             agent_url = f"{self.agent.url}/agent"
         self.agent_url = agent_url
         self.template = Template(parameters={**(parameters or {}), "AgentUrl": self.agent_url})
@@ -92,6 +151,9 @@ class LocalRelay:
         self.aws_endpoint: str | None = None
         self._saved_env: dict[str, str | None] = {}
         self._finished: set[str] = set()
+        # (status, body) of every webhook answer, in order: `tgrelay local` shows the ones that
+        # did not enqueue the update.
+        self.webhook_answers: list[tuple[int, str]] = []
         self._http = httpx.Client()  # one connection pool for every POST to the webhook
         self._stack = contextlib.ExitStack()
 
@@ -112,6 +174,8 @@ class LocalRelay:
             raise
 
     def _start(self) -> None:
+        if self.aws_port:  # moto's server binds in a thread of its own: an error there would hang
+            _check_free(self.aws_port, "aws")
         for fake in (self.telegram, self.agent):
             if fake:
                 fake.start()
@@ -158,6 +222,8 @@ class LocalRelay:
         """Serve the same in-process AWS over HTTP, so operator commands in another shell see it."""
         from moto.server import ThreadedMotoServer
 
+        # werkzeug logs every request at INFO on stderr: an access log nobody asked for.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=aws_port, verbose=False)
         server.start()
         self._stack.callback(server.stop)
@@ -309,12 +375,17 @@ class LocalRelay:
         def invoke(event: dict) -> dict:
             answer = function.invoke(event)
             if "FunctionError" in answer:  # what API Gateway answers when the function fails
-                return {"statusCode": 500, "body": json.dumps({"message": "Internal Server Error"})}
-            self._perform_webhook_method(answer["Payload"])
-            return answer["Payload"]
+                response = {"statusCode": 500, "body": json.dumps({"message": "Internal Server Error"})}
+            else:
+                response = answer["Payload"]
+                self._perform_webhook_method(response)
+            status = response.get("statusCode", 200)
+            self.webhook_answers.append((status if isinstance(status, int) else 200, str(response.get("body") or "")))
+            return response
 
         path, method = self.webhook_route
-        self.http_api = HttpApi(path, method, invoke, port=self.webhook_port)
+        with _binding(self.webhook_port, "webhook"):
+            self.http_api = HttpApi(path, method, invoke, port=self.webhook_port)
         self.http_api.start()
         self._stack.callback(self.http_api.stop)
 
@@ -360,11 +431,13 @@ class LocalRelay:
             client.cache_clear()
 
     def _redirect_function_logs(self, handler_modules) -> None:
-        """Send the handlers' Powertools log lines to `log_path` instead of stdout."""
+        """Send the handlers' Powertools log lines and metrics (CloudWatch EMF JSON, which Powertools
+        prints) to `log_path` instead of stdout: on Lambda both go to the function's log stream."""
         if self.log_path is None:
             return
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        stream = self._stack.enter_context(self.log_path.open("a", encoding="utf-8"))
+        stream = self._stack.enter_context(self.log_path.open("a", encoding="utf-8", buffering=1))
+        self._stack.enter_context(metrics_to(stream))
         # A Logger logs under the service name the environment had when its module was imported:
         # the template's, or another if something in this process imported the module earlier.
         services: set[str | None] = {os.environ.get("POWERTOOLS_SERVICE_NAME", "service_undefined")}

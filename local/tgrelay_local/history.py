@@ -64,6 +64,9 @@ def _close(step: Step, at: datetime) -> None:
 
 
 def format_path(steps: list[Step], indent: str = "  ") -> str:
+    """One line per step: state, result, seconds, retries; columns as wide as their longest entry."""
+    state_width = max((len(step.state) for step in steps), default=0)
+    result_width = max((len(step.result) for step in steps), default=0)
     lines = []
     for step in steps:
         seconds = "" if step.seconds is None else f"{step.seconds:7.3f} s"
@@ -71,5 +74,6 @@ def format_path(steps: list[Step], indent: str = "  ") -> str:
         if step.retries:
             names = sorted(set(step.retries))
             retries = f"  {len(step.retries)} {'retry' if len(step.retries) == 1 else 'retries'} ({', '.join(names)})"
-        lines.append(f"{indent}{step.state:<22} {step.result:<40} {seconds}{retries}")
+        line = f"{indent}{step.state:<{state_width}}  {step.result:<{result_width}}  {seconds}{retries}"
+        lines.append(line.rstrip())
     return "\n".join(lines)

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from typing import Any, TypedDict
 
 import boto3
+import botocore.exceptions
+from botocore.config import Config
 
 from tgrelay_local.engine import ACCOUNT, REGION, STACK
 from tgrelay_local.history import Step, state_path
@@ -42,7 +44,7 @@ def deployed(stack_name: str, region: str | None = None) -> Deployment:
         registration = session.client("cloudformation").describe_stack_resource(
             StackName=stack_name, LogicalResourceId="WebhookRegistrationFunction"
         )["StackResourceDetail"]["PhysicalResourceId"]
-    except Exception:  # RegisterWebhook=false: the function does not exist
+    except botocore.exceptions.ClientError:  # RegisterWebhook=false: the function does not exist
         registration = None
     return Deployment(
         sfn=session.client("stepfunctions"),
@@ -63,6 +65,7 @@ class _ClientOptions(TypedDict):
     endpoint_url: str
     aws_access_key_id: str
     aws_secret_access_key: str
+    config: Config
 
 
 def local(endpoint: str) -> Deployment:
@@ -72,6 +75,9 @@ def local(endpoint: str) -> Deployment:
         "endpoint_url": endpoint,
         "aws_access_key_id": "testing",
         "aws_secret_access_key": "testing",
+        # A local endpoint that refuses a connection is not running: say so at once, not after
+        # the SDK's retries with backoff (about 20 s).
+        "config": Config(connect_timeout=2, retries={"mode": "standard", "total_max_attempts": 1}),
     }
     sqs = boto3.client("sqs", **options)
     return Deployment(
@@ -91,6 +97,15 @@ def execution_path(deployment: Deployment, execution_arn: str) -> list[Step]:
     for page in deployment.sfn.get_paginator("get_execution_history").paginate(executionArn=execution_arn):
         events.extend(page["events"])
     return state_path(events)
+
+
+def dead_letter_count(deployment: Deployment) -> int:
+    """About how many messages the DLQ holds (SQS's approximate counts: visible and in flight)."""
+    counts = deployment.sqs.get_queue_attributes(
+        QueueUrl=deployment.dead_letter_queue_url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return sum(int(value) for value in counts.values())
 
 
 def dead_letters(deployment: Deployment) -> list[dict]:

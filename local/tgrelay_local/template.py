@@ -39,8 +39,34 @@ def load_template(path: Path = TEMPLATE) -> dict:
     return yaml.load(path.read_text(), Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
 
 
+def check_parameter(name: str, spec: dict, value: str) -> None:
+    """Raise ValueError, naming the parameter and the rule, for a value CloudFormation would refuse
+    (its parameter constraints: Type Number, AllowedValues, AllowedPattern, Min/MaxLength,
+    Min/MaxValue; "Parameters" in the CloudFormation User Guide)."""
+    allowed = [str(item) for item in spec.get("AllowedValues", [])]
+    if allowed and value not in allowed:
+        raise ValueError(f"parameter {name}={value!r}: must be one of {', '.join(allowed)}")
+    if "AllowedPattern" in spec and not re.fullmatch(spec["AllowedPattern"], value):
+        raise ValueError(f"parameter {name}={value!r}: must match {spec['AllowedPattern']}")
+    if "MinLength" in spec and len(value) < int(spec["MinLength"]):
+        raise ValueError(f"parameter {name}: at least {spec['MinLength']} characters")
+    if "MaxLength" in spec and len(value) > int(spec["MaxLength"]):
+        raise ValueError(f"parameter {name}: at most {spec['MaxLength']} characters")
+    if spec.get("Type") == "Number":
+        try:
+            number = float(value)
+        except ValueError:
+            raise ValueError(f"parameter {name}={value!r}: must be a number") from None
+        if "MinValue" in spec and number < float(spec["MinValue"]):
+            raise ValueError(f"parameter {name}={value!r}: at least {spec['MinValue']}")
+        if "MaxValue" in spec and number > float(spec["MaxValue"]):
+            raise ValueError(f"parameter {name}={value!r}: at most {spec['MaxValue']}")
+
+
 class Template:
-    """template.yaml with parameters bound and a way to resolve intrinsics."""
+    """template.yaml with parameters bound and a way to resolve intrinsics.
+
+    Raises ValueError for a parameter the template does not have or a value it refuses."""
 
     def __init__(self, path: Path = TEMPLATE, parameters: dict[str, str] | None = None):
         self.path = path
@@ -52,6 +78,8 @@ class Template:
         unknown = set(parameters or {}) - set(self.parameters)
         if unknown:
             raise ValueError(f"template.yaml has no parameters named {sorted(unknown)}")
+        for name, value in (parameters or {}).items():
+            check_parameter(name, self.doc["Parameters"][name], str(value))
         self.refs: dict[str, str] = dict(self.parameters)
         self.attributes: dict[tuple[str, str], str] = {}
 

@@ -2,9 +2,30 @@
 If a moto upgrade moves one, these fail before any workflow test can mislead."""
 
 import inspect
+import json
 from importlib.metadata import version
 
 from tgrelay_local import moto_seams
+
+
+def test_powertools_metrics_go_to_the_stream_the_engine_gives(capsys):
+    import io
+
+    from aws_lambda_powertools import Metrics, single_metric
+    from aws_lambda_powertools.metrics import MetricUnit
+
+    from tgrelay_local.engine import metrics_to
+
+    log = io.StringIO()
+    with metrics_to(log):
+        metrics = Metrics(namespace="seam-test", service="seam")
+        metrics.add_metric(name="Flushed", unit=MetricUnit.Count, value=1)
+        metrics.flush_metrics()
+        with single_metric(name="Single", unit=MetricUnit.Count, value=1, namespace="seam-test"):
+            pass
+    names = [json.loads(line)["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"] for line in log.getvalue().split()]
+    assert names == ["Flushed", "Single"]
+    assert capsys.readouterr().out == ""
 
 
 def test_moto_is_the_pinned_version():

@@ -15,7 +15,7 @@ from workflow_helpers import (
     wait_for,
 )
 
-from tgrelay_local.cli import main
+from tgrelay_local.cli import EXIT_FAILED, EXIT_NOTHING_TO_DO, main
 from tgrelay_local.clock import RetryClock
 from tgrelay_local.engine import LocalRelay, take_messages
 
@@ -59,8 +59,22 @@ def test_dlq_lists_replay_moves_and_history_shows_the_path(relay, capsys):
     assert envelope_of(replayed) == {**envelope_of(failed), "merged": []}
     texts = [message["text"] for message in relay.telegram.sent_messages(chat_of(update))]
     assert texts == [relay.template.parameters["ApologyText"], "echo: please fail"]
-    assert main(["dlq", "--local", relay.aws_endpoint]) == 0
-    assert "0 message(s)" in capsys.readouterr().out
+    # Nothing left: both commands say so and exit EXIT_NOTHING_TO_DO, not success or failure.
+    assert main(["dlq", "--local", relay.aws_endpoint]) == EXIT_NOTHING_TO_DO
+    assert f"the local stack tgrelay-local at {relay.aws_endpoint}: 0 message(s)" in capsys.readouterr().out
+    assert main(["replay", "--local", relay.aws_endpoint]) == EXIT_NOTHING_TO_DO
+    assert "the dead-letter queue is empty; nothing to replay" in capsys.readouterr().out
+
+
+def test_an_execution_that_does_not_exist_is_one_line(relay, capsys):
+    arn = relay.state_machine_arn.replace(":stateMachine:", ":execution:") + ":no-such-execution"
+    assert main(["history", arn, "--local", relay.aws_endpoint]) == EXIT_FAILED
+    captured = capsys.readouterr()
+    assert captured.out == "" and "Traceback" not in captured.err
+    assert (
+        captured.err
+        == f"tgrelay history: no execution {arn} in the local stack tgrelay-local at {relay.aws_endpoint}\n"
+    )
 
 
 def test_the_local_aws_endpoint_serves_the_engines_resources(relay):
