@@ -50,3 +50,30 @@ def record_chunks_sent(update_id: int, execution: str, count: int) -> None:
         logger.warning("claim held by another execution; chunk count not recorded")
     except (BotoCoreError, ClientError) as error:
         logger.warning("chunk count not recorded; a retry may resend this chunk", extra={"error": type(error).__name__})
+
+
+def release_parked_claims(dynamodb, table_name: str, execution: str, update_ids: list[int]) -> int:
+    """Before a replay (`tgrelay replay` or DeadLetterReplayFunction): set FAILED the claims that
+    `execution`, the one that parked the dead letter, still holds IN_PROGRESS (its RecordFailure
+    or HandOnTurn gave up), so the replay can take them instead of stopping as a duplicate.
+    `update_ids`: the dead letter's update and those merged into its turn (the grant handed their
+    claims to that execution). Claims anyone else holds are left alone. Returns how many it set."""
+    released = 0
+    for update_id in update_ids:
+        try:
+            dynamodb.update_item(
+                TableName=table_name,
+                Key=claim_key(update_id),
+                UpdateExpression="SET #status = :failed",
+                ConditionExpression="execution = :execution AND #status = :in_progress",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":failed": {"S": "FAILED"},
+                    ":in_progress": {"S": "IN_PROGRESS"},
+                    ":execution": {"S": execution},
+                },
+            )
+            released += 1
+        except dynamodb.exceptions.ConditionalCheckFailedException:
+            pass
+    return released

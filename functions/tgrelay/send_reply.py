@@ -16,6 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tgrelay import telegram
 from tgrelay.claims import chunks_already_sent, record_chunks_sent
+from tgrelay.dead_letters import will_be_replayed
 from tgrelay.errors import TelegramRateLimited, TelegramRejected, TelegramUnavailable
 from tgrelay.replies import outgoing_messages
 from tgrelay.secrets import secret_field
@@ -31,6 +32,9 @@ SETTINGS = declare(
     required=(
         "TABLE_NAME",
         "APOLOGY_TEXT",
+        "RETRY_APOLOGY_TEXT",
+        "AUTO_REPLAY",
+        "AUTO_REPLAY_DELAYS_SECONDS",
         "TELEGRAM_MAX_INLINE_WAIT_SECONDS",
         "TURNS_TABLE_NAME",
         "TURN_LEASE_SECONDS",
@@ -49,7 +53,11 @@ def handler(event: dict, context: LambdaContext) -> dict:
     update = event["update"]
     logger.append_keys(update_id=update["update_id"], chat_id=update["chat_id"])
     if event.get("apology"):
-        reply, execution = {"text": setting("APOLOGY_TEXT"), "parse_mode": None}, None
+        text = apology_text(update, event.get("error") or "")
+        if text is None:
+            logger.info("no apology: the person was told this will be tried again")
+            return {"chunks": 0, "sent": 0}
+        reply, execution = {"text": text, "parse_mode": None}, None
     else:
         reply, execution = event["reply"], event["execution"]
 
@@ -69,6 +77,16 @@ def handler(event: dict, context: LambdaContext) -> dict:
             record_chunks_sent(update["update_id"], execution, index + 1)
     logger.info("reply sent", extra={"chunks": len(chunks), "resumed_at": first, "apology": execution is None})
     return {"chunks": len(chunks), "sent": len(chunks) - first}
+
+
+def apology_text(update: dict, error: str) -> str | None:
+    """The apology for `update`, failed with the error name `error`: RETRY_APOLOGY_TEXT ("I'll try
+    again") when its dead letter will be replayed automatically and this is its first failure;
+    None (say nothing more) when a replay failed and another will follow; else APOLOGY_TEXT
+    ("I could not answer this")."""
+    if will_be_replayed(update, error):
+        return setting("RETRY_APOLOGY_TEXT") if not update.get("replays") else None
+    return setting("APOLOGY_TEXT")
 
 
 # 400 descriptions about the inline keyboard (BUTTON_URL_INVALID, "can't parse inline keyboard button", ...).

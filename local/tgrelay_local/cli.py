@@ -119,8 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_parameters(local)
     local.set_defaults(run=run_local)
 
-    plan = command("retry-plan", "each Task's retry waits and worst case, read from the ASL")
-    plan.set_defaults(run=lambda args: print(plans.retry_plan()) or EXIT_OK)
+    plan = command(
+        "retry-plan",
+        "each Task's retry waits and worst case, read from the ASL; then the automatic replays of dead letters",
+    )
+    plan.set_defaults(run=lambda args: print(f"{plans.retry_plan()}\n\n{plans.auto_replay_plan()}") or EXIT_OK)
     cost = command("cost", "billed state transitions per path and $ per million updates, read from the ASL")
     cost.set_defaults(run=lambda args: print(plans.cost_table()) or EXIT_OK)
     diagram = command("diagram", "the state machine as a Mermaid flowchart (the README's diagram)")
@@ -266,6 +269,9 @@ def run_demo(args: argparse.Namespace) -> int:
         # The same update after SQS's 5-minute dedupe window: only the DynamoDB claim stops it.
         late = _redeliver_after_dedupe_window(relay)
         relay.wait_idle()
+        # A dead letter whose cause was passing comes back by itself (AutoReplay), on the scaled clock.
+        auto_replayed = _wait_for_auto_replays(relay, expected="group_text.json" in by_name)
+        relay.wait_idle()
         replayed = relay.replay_dead_letters()
         relay.wait_idle()
 
@@ -284,7 +290,7 @@ def run_demo(args: argparse.Namespace) -> int:
         for message in relay.telegram.sent_messages():
             topic = f" topic {message['message_thread_id']}" if "message_thread_id" in message else ""
             print(f"  chat {message['chat_id']}{topic}: {_short(message['text'])}")
-        summary = _summary(relay, posted, report, late, replayed)
+        summary = _summary(relay, posted, report, late, auto_replayed, replayed)
 
     print("\nSummary")
     for label, value in summary.items():
@@ -302,8 +308,12 @@ def _inject_demo_faults(relay: LocalRelay, samples: dict[str, dict]) -> list[str
     script = []
     if "group_text.json" in samples:
         update_id = samples["group_text.json"]["update_id"]
-        relay.agent.add_fault({"status": 503, "count": 2, "match": {"update_id": update_id}})
-        script.append(f"agent answers 503 twice for update {update_id} (retried with backoff)")
+        # The first execution's every attempt: 1 + CallAgent's 6 AgentUnavailable retries.
+        relay.agent.add_fault({"status": 503, "count": 7, "match": {"update_id": update_id}})
+        script.append(
+            f"agent answers 503 to every attempt for update {update_id} (retried with backoff, dead-lettered with"
+            " the 'I will try again' apology, replayed automatically after AutoReplayDelays' first wait)"
+        )
     if "forum_topic_text.json" in samples:
         update_id = samples["forum_topic_text.json"]["update_id"]
         relay.agent.add_fault({"status": 400, "count": 1, "match": {"update_id": update_id}})
@@ -401,7 +411,20 @@ def _carried(description: Mapping[str, Any]) -> list[int]:
     return [envelope["update_id"] for envelope in merged]
 
 
-def _summary(relay: LocalRelay, posted, report, late: int | None, replayed: int) -> dict[str, int | str]:
+def _wait_for_auto_replays(relay: LocalRelay, expected: int, timeout: float = 60) -> int:
+    """Until DeadLetterReplayFunction (on its schedule, on the relay's clock) has replayed `expected`
+    dead letters, or `timeout` s; how many it replayed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        replayed = sum(answer.get("Payload", {}).get("replayed", 0) for answer in relay.schedules.results)
+        if replayed >= expected or time.monotonic() > deadline:
+            return replayed
+        time.sleep(0.2)
+
+
+def _summary(
+    relay: LocalRelay, posted, report, late: int | None, auto_replayed: int, replayed: int
+) -> dict[str, int | str]:
     answers = [(update, response.status_code, response.json()) for _, update, response in posted]
     answered = [update["update_id"] for update, status, body in answers if status == 200 and _answered_here(body)]
     enqueued = {
@@ -437,7 +460,7 @@ def _summary(relay: LocalRelay, posted, report, late: int | None, replayed: int)
         "answered at webhook": len(answered),
         "skipped at webhook": len(skipped),
         "rejected at webhook (4xx)": len(rejected),
-        "dropped by SQS dedupe": accepted_posts + (late is not None) + replayed - len(report),
+        "dropped by SQS dedupe": accepted_posts + (late is not None) + auto_replayed + replayed - len(report),
         "redelivered after window": 0 if late is None else 1,
         "executions": len(report),
         "replied": outcomes["replied"],
@@ -445,6 +468,7 @@ def _summary(relay: LocalRelay, posted, report, late: int | None, replayed: int)
         "duplicates skipped": outcomes["duplicate skipped"],
         "undeliverable": outcomes["undeliverable"],
         "dead-lettered": outcomes["dead-lettered"],
+        "replayed automatically": auto_replayed,
         "replayed from DLQ": replayed,
         "in DLQ now": len(in_dlq),
         "lost": len(enqueued - settled),

@@ -32,7 +32,7 @@ from tgrelay_local.fakes import FakeAgent, FakeTelegram
 from tgrelay_local.http_api import HttpApi
 from tgrelay_local.moto_seams import LocalFunction, Seams
 from tgrelay_local.pipe import PipePoller
-from tgrelay_local.rules import ExecutionStatusRules
+from tgrelay_local.rules import ExecutionStatusRules, Schedules, rate_seconds
 from tgrelay_local.template import ROOT, Template
 
 if TYPE_CHECKING:
@@ -214,6 +214,9 @@ class LocalRelay:
         )
         self.rules.start()
         self._stack.callback(self.rules.stop)
+        self.schedules = Schedules(self._schedules(functions), self.clock, REGION, ACCOUNT)
+        self.schedules.start()
+        self._stack.callback(self.schedules.stop)
         self._start_webhook(functions)
         if self.aws_port is not None:
             self._serve_aws(self.aws_port)
@@ -351,6 +354,18 @@ class LocalRelay:
                     pattern = self.template.resolve(event["Properties"]["Pattern"])
                     rules.append((pattern, functions[self.template.refs[logical_id]]))
         return rules
+
+    def _schedules(self, functions: dict[str, LocalFunction]) -> list[tuple[int, str, LocalFunction]]:
+        """(period in seconds, rule name, target) of every function's Schedule event."""
+        schedules = []
+        for logical_id in self.template.resources("AWS::Serverless::Function"):
+            for event_id, event in self.template.function_properties(logical_id).get("Events", {}).items():
+                if event["Type"] == "Schedule":
+                    period = rate_seconds(event["Properties"]["Schedule"])
+                    schedules.append(
+                        (period, f"{STACK}-{logical_id}{event_id}", functions[self.template.refs[logical_id]])
+                    )
+        return schedules
 
     def _create_state_machine(self) -> None:
         logical_id, props = self.template.resource("AWS::Serverless::StateMachine")

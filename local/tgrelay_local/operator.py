@@ -9,6 +9,7 @@ import boto3
 import botocore.exceptions
 from botocore.config import Config
 
+from tgrelay.claims import release_parked_claims
 from tgrelay_local.engine import ACCOUNT, REGION, STACK
 from tgrelay_local.history import Step, state_path
 
@@ -148,30 +149,11 @@ def _parked_update_ids(body: str) -> tuple[int | None, list[int]]:
 
 
 def release_claims(deployment: Deployment) -> int:
-    """Before a replay: a dead letter whose claims are still IN_PROGRESS under the execution that
-    parked it (its RecordFailure or HandOnTurn gave up) gets them set FAILED, so the replay can
-    take them instead of being skipped as a duplicate. That is the update's own claim and those
-    of the messages merged into its turn (the grant handed their claims to that execution; the
-    replay adopts only FAILED ones). Claims anyone else holds are left alone."""
+    """Before a replay: every dead letter's claims its parking execution still holds IN_PROGRESS
+    are set FAILED (tgrelay.claims.release_parked_claims, which DeadLetterReplayFunction uses too)."""
     released = 0
     for entry in dead_letters(deployment):
-        if not entry["execution"] or entry["update_id"] is None:
-            continue
-        for update_id in [entry["update_id"], *entry["merged"]]:
-            try:
-                deployment.dynamodb.update_item(
-                    TableName=deployment.table_name,
-                    Key={"pk": {"S": f"update#{update_id}"}},
-                    UpdateExpression="SET #status = :failed",
-                    ConditionExpression="execution = :execution AND #status = :in_progress",
-                    ExpressionAttributeNames={"#status": "status"},
-                    ExpressionAttributeValues={
-                        ":failed": {"S": "FAILED"},
-                        ":in_progress": {"S": "IN_PROGRESS"},
-                        ":execution": {"S": entry["execution"]},
-                    },
-                )
-                released += 1
-            except deployment.dynamodb.exceptions.ConditionalCheckFailedException:
-                pass
+        if entry["execution"] and entry["update_id"] is not None:
+            turn = [entry["update_id"], *entry["merged"]]
+            released += release_parked_claims(deployment.dynamodb, deployment.table_name, entry["execution"], turn)
     return released

@@ -54,6 +54,40 @@ def retry_plan(asl: dict | None = None, template: Template | None = None) -> str
     return "\n".join(lines)
 
 
+def auto_replay_plan(template: Template | None = None) -> str:
+    """What DeadLetterReplayFunction does with dead letters, from the template's parameters
+    (AutoReplay, AutoReplayDelays) and its schedule: which errors come back after which delays."""
+    from tgrelay.dead_letters import REPLAYABLE_ERRORS
+
+    template = template or Template(parameters={"AgentUrl": "https://agent.invalid"})
+    logical_id = "DeadLetterReplayFunction"
+    (schedule,) = [
+        event["Properties"]["Schedule"]
+        for event in template.function_properties(logical_id).get("Events", {}).values()
+        if event["Type"] == "Schedule"
+    ]
+    if template.parameters["AutoReplay"] != "true":
+        return "Dead letters (AutoReplay=false): every one waits for a person (tgrelay dlq, tgrelay replay)"
+    delays = [int(delay) for delay in template.parameters["AutoReplayDelays"].split(",")]
+    shown = ", ".join(f"{_s(delay)} s" + (f" ({_duration(delay)})" if delay >= 60 else "") for delay in delays)
+    return "\n".join(
+        [
+            f"Dead letters (AutoReplay=true; {logical_id} looks every {schedule[5:-1]})",
+            f"  {' | '.join(sorted(REPLAYABLE_ERRORS))}",
+            f"    replayed {len(delays)} times at most, each after its dead letter waited: {shown}",
+            "  any other error, and an update whose replays are used up: waits for a person (DeadLetterAlarm)",
+        ]
+    )
+
+
+def _duration(seconds: int) -> str:
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600} h"
+    if seconds % 60 == 0:
+        return f"{seconds // 60} min"
+    return f"{seconds / 60:.1f} min"
+
+
 def _before(asl: dict, name: str) -> list[str]:
     """The states entered before `name` on the way along Next from StartAt."""
     path = _follow(asl["States"], asl["StartAt"])

@@ -1,4 +1,5 @@
-"""EventBridge rules on "Step Functions Execution Status Change", as template.yaml declares them.
+"""EventBridge rules as template.yaml declares them: on "Step Functions Execution Status Change"
+(ExecutionStatusRules) and on a schedule (Schedules).
 
 A watcher thread notices when an execution the pipe started ends, builds the event Step
 Functions would send (detail: executionArn, stateMachineArn, name, status, startDate,
@@ -8,7 +9,11 @@ target's retry policy; here the event is delivered once, within the poll interva
 """
 
 import logging
+import re
 import threading
+import time
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -103,3 +108,81 @@ class ExecutionStatusRules:
                 "inputDetails": {"included": True},
             },
         }
+
+
+_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
+_UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+
+
+def rate_seconds(expression: str) -> int:
+    """The period of an EventBridge `rate(...)` schedule expression, in seconds. ValueError for
+    anything else (cron is not run locally)."""
+    found = _RATE.match(expression)
+    if not found:
+        raise ValueError(f"the local engine runs rate(...) schedules only, not {expression!r}")
+    return int(found.group(1)) * _UNIT_SECONDS[found.group(2).rstrip("s")]
+
+
+class Schedules:
+    """The template's `Schedule` events: each invokes its function with a "Scheduled Event" every
+    period, on the engine's clock. Real clock: every period; scaled: every period / scale, with the
+    event's `time` running `scale` times faster than the wall clock from the start; recorded: never
+    by itself — tests call fire(at=...) with the time they want the function to see."""
+
+    def __init__(self, schedules: list[tuple[int, str, Any]], clock: Any, region: str, account: str):
+        self.schedules = schedules  # (period in seconds, rule name, LocalFunction)
+        self.clock = clock
+        self.region, self.account = region, account
+        self.results: list[dict] = []  # every invocation's answer, in order
+        self._started = time.time()
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._run, args=(schedule,), name=f"schedule-{schedule[1]}", daemon=True)
+            for schedule in schedules
+        ]
+
+    def start(self) -> None:
+        if self.clock.mode != "recorded":
+            for thread in self._threads:
+                thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join(timeout=30)
+
+    def now(self) -> datetime:
+        """The time the schedule's events carry: the wall clock, running `scale` times faster when scaled."""
+        elapsed = time.time() - self._started
+        scale = self.clock.scale if self.clock.mode == "scaled" else 1.0
+        return datetime.fromtimestamp(self._started + elapsed * scale, tz=UTC)
+
+    def fire(self, at: datetime | None = None) -> list[dict]:
+        """Invoke every scheduled function once now, its event's `time` being `at` (default now());
+        their answers (lambda:Invoke results)."""
+        return [self._invoke(name, function, at or self.now()) for _, name, function in self.schedules]
+
+    def _run(self, schedule: tuple[int, str, Any]) -> None:
+        period, name, function = schedule
+        scale = self.clock.scale if self.clock.mode == "scaled" else 1.0
+        while not self._stop.wait(period / scale):
+            self._invoke(name, function, self.now())
+
+    def _invoke(self, name: str, function: Any, at: datetime) -> dict:
+        event = {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "account": self.account,
+            "time": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "region": self.region,
+            "resources": [f"arn:aws:events:{self.region}:{self.account}:rule/{name}"],
+            "detail": {},
+        }
+        answer = function.invoke(event)
+        if "FunctionError" in answer:
+            log.warning("schedule target %s failed: %s", function.name, answer["Payload"].get("errorType"))
+        self.results.append(answer)
+        return answer

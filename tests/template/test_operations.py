@@ -48,8 +48,12 @@ def test_every_alarm_notifies_the_topic(resources):
 
 def test_alarms_watch_the_right_things(resources):
     dlq = resources["DeadLetterAlarm"]["Properties"]
-    assert dlq["MetricName"] == "ApproximateNumberOfMessagesVisible"
-    assert dlq["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]}}]
+    # AutoReplay off: any visible dead letter (tests/template/test_auto_replay.py: on).
+    assert dlq["MetricName"]["Fn::If"][2] == "ApproximateNumberOfMessagesVisible"
+    assert dlq["Dimensions"]["Fn::If"][2] == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]}}
+    ]
+    assert dlq["Dimensions"]["Fn::If"][1] == [{"Name": "service", "Value": "tgrelay"}]
     assert dlq["Threshold"] == 0 and dlq["ComparisonOperator"] == "GreaterThanThreshold"
 
     stalled = resources["StalledPipeAlarm"]["Properties"]

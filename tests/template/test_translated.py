@@ -43,6 +43,7 @@ FUNCTIONS = (
     "CallAgentFunction",
     "SendReplyFunction",
     "TurnsFunction",
+    "DeadLetterReplayFunction",
     "WebhookRegistrationFunction",
 )
 SECRET_LIKE = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|API_?KEY|PRIVATE_?KEY", re.IGNORECASE)
@@ -106,6 +107,7 @@ def test_every_role_is_known(resources):
         "CallAgentFunctionRole",
         "SendReplyFunctionRole",
         "TurnsFunctionRole",
+        "DeadLetterReplayFunctionRole",
         "WebhookRegistrationFunctionRole",
         "RelayStateMachineRole",
         "PipeRole",
@@ -144,6 +146,7 @@ def test_managed_policies_are_pinned(resources):
         "CallAgentFunctionRole": [BASIC_EXECUTION, XRAY_WRITE_ONLY],
         "SendReplyFunctionRole": [BASIC_EXECUTION, XRAY_WRITE_ONLY],
         "TurnsFunctionRole": [BASIC_EXECUTION, XRAY_WRITE_ONLY],
+        "DeadLetterReplayFunctionRole": [BASIC_EXECUTION, XRAY_WRITE_ONLY],
         "WebhookRegistrationFunctionRole": [BASIC_EXECUTION, XRAY_WRITE_ONLY],
         # SAM adds the X-Ray policy because Tracing is enabled.
         "RelayStateMachineRole": [XRAY_WRITE_ONLY],
@@ -157,6 +160,7 @@ def test_each_function_and_the_state_machine_run_as_their_own_role(resources):
         "CallAgentFunction": "CallAgentFunctionRole",
         "SendReplyFunction": "SendReplyFunctionRole",
         "TurnsFunction": "TurnsFunctionRole",
+        "DeadLetterReplayFunction": "DeadLetterReplayFunctionRole",
         "WebhookRegistrationFunction": "WebhookRegistrationFunctionRole",
         "RelayStateMachine": "RelayStateMachineRole",
         "UpdatesPipe": "PipeRole",
@@ -169,6 +173,7 @@ def test_trust_policies(resources):
         "CallAgentFunctionRole": "lambda.amazonaws.com",
         "SendReplyFunctionRole": "lambda.amazonaws.com",
         "TurnsFunctionRole": "lambda.amazonaws.com",
+        "DeadLetterReplayFunctionRole": "lambda.amazonaws.com",
         "WebhookRegistrationFunctionRole": "lambda.amazonaws.com",
         "RelayStateMachineRole": "states.amazonaws.com",
         "PipeRole": "pipes.amazonaws.com",
@@ -211,6 +216,14 @@ LEAST_PRIVILEGE = {
         ("dynamodb:UpdateItem", "GetAtt:UpdatesTable.Arn"),
         ("states:SendTaskSuccess", "*"),
         ("states:SendTaskFailure", "*"),
+    },
+    # Moves due dead letters back to the updates queue and releases their parked claims; no secret.
+    "DeadLetterReplayFunctionRole": {
+        ("sqs:ReceiveMessage", "GetAtt:DeadLetterQueue.Arn"),
+        ("sqs:ChangeMessageVisibility", "GetAtt:DeadLetterQueue.Arn"),
+        ("sqs:DeleteMessage", "GetAtt:DeadLetterQueue.Arn"),
+        ("sqs:SendMessage", "GetAtt:UpdatesQueue.Arn"),
+        ("dynamodb:UpdateItem", "GetAtt:UpdatesTable.Arn"),
     },
     # Reads the bot token and webhook secret to call setWebhook; nothing else.
     "WebhookRegistrationFunctionRole": {

@@ -90,7 +90,7 @@ def test_the_turns_function(resources):
 
 def test_the_rule_releases_the_turn_of_an_execution_that_ended_badly(resources):
     rules = of_type(resources, "AWS::Events::Rule")
-    assert list(rules) == ["TurnsFunctionExecutionEnded"]
+    assert sorted(rules) == ["DeadLetterReplayFunctionAutoReplaySchedule", "TurnsFunctionExecutionEnded"]
     props = rules["TurnsFunctionExecutionEnded"]["Properties"]
     assert props["EventPattern"] == {
         "source": ["aws.states"],
@@ -108,6 +108,6 @@ def test_the_rule_releases_the_turn_of_an_execution_that_ended_badly(resources):
         p["Properties"]
         for p in of_type(resources, "AWS::Lambda::Permission").values()
         if p["Properties"]["Principal"] == "events.amazonaws.com"
+        and p["Properties"]["FunctionName"] == {"Ref": "TurnsFunction"}
     ]
-    assert permission["FunctionName"] == {"Ref": "TurnsFunction"}
     assert permission["SourceArn"] == {"Fn::GetAtt": ["TurnsFunctionExecutionEnded", "Arn"]}

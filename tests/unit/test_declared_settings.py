@@ -243,8 +243,9 @@ def scan() -> Scan:
 # -- the declarations against the scan ------------------------------------------------------------
 
 
-def test_the_scan_finds_the_five_handlers(scan):
+def test_the_scan_finds_the_six_handlers(scan):
     assert scan.handler_modules() == [
+        "tgrelay.auto_replay",
         "tgrelay.call_agent",
         "tgrelay.register_webhook",
         "tgrelay.send_reply",

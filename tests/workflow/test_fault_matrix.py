@@ -105,7 +105,7 @@ FAULTS: list[Fault] = [
         "connection dropped, every attempt",
         "agent",
         agent=({"close": True, "count": None},),
-        replies=("apology",),
+        replies=("retry apology",),
         dlq=1,
         claim="FAILED",
         execution="FAILED",
@@ -116,7 +116,7 @@ FAULTS: list[Fault] = [
         "connection refused, every attempt",
         "agent",
         env=(("AGENT_URL", CLOSED_PORT),),
-        replies=("apology",),
+        replies=("retry apology",),
         dlq=1,
         claim="FAILED",
         execution="FAILED",
@@ -134,7 +134,7 @@ FAULTS: list[Fault] = [
         "429, 500, 502, 503, 504, then 503 on every attempt",
         "agent",
         agent=(*({"status": status} for status in UNAVAILABLE), {"status": 503, "count": None}),
-        replies=("apology",),
+        replies=("retry apology",),
         dlq=1,
         claim="FAILED",
         execution="FAILED",
@@ -154,7 +154,7 @@ FAULTS: list[Fault] = [
         "agent",
         env=(("AGENT_TIMEOUT_SECONDS", "0.5"),),
         agent=({"delay": 1.5, "count": None},),
-        replies=("apology",),
+        replies=("retry apology",),
         dlq=1,
         claim="FAILED",
         execution="FAILED",
@@ -285,7 +285,7 @@ FAULTS: list[Fault] = [
         "claim throttled, every attempt",
         "dynamodb",
         throttle=("ClaimUpdate", None),
-        replies=("apology",),
+        replies=("retry apology",),
         dlq=1,
         claim="FAILED",
         execution="FAILED",
@@ -411,8 +411,18 @@ FAULTS: list[Fault] = [
 ]
 
 # What Telegram can have accepted in a row's chat (texts in _expected_replies): "reply" is the echo
-# agent's answer, "apology" the template's ApologyText, "chunk n" the n-th message of LONG_REPLY.
-REPLY_TOKENS = ("reply", "apology", "EmptyReplyText", "the HTML reply as plain text", "chunk 1", "chunk 2", "chunk 3")
+# agent's answer, "apology" the template's ApologyText, "retry apology" its RetryApologyText (the
+# failure was passing: AutoReplay will try again), "chunk n" the n-th message of LONG_REPLY.
+REPLY_TOKENS = (
+    "reply",
+    "apology",
+    "retry apology",
+    "EmptyReplyText",
+    "the HTML reply as plain text",
+    "chunk 1",
+    "chunk 2",
+    "chunk 3",
+)
 # In a conversation row: the echo agent's one reply to messages 2 and 3 (their texts joined by "\n").
 CONVERSATION_REPLY = re.compile(r"reply to (\d(?:\+\d)*)")
 # An execution's outcome: its status, or the Succeed state it stopped in short of a reply.
@@ -595,6 +605,7 @@ def _expected_replies(engine, row: Fault, update: dict) -> list[tuple[str, Any]]
     texts = {
         "reply": f"echo: {update['message']['text']}",
         "apology": engine.template.parameters["ApologyText"],
+        "retry apology": engine.template.parameters["RetryApologyText"],
         "EmptyReplyText": engine.template.parameters["EmptyReplyText"],
         "the HTML reply as plain text": HTML_REPLY,
         **{f"chunk {n}": paragraph for n, paragraph in enumerate(PARAGRAPHS, 1)},
