@@ -20,6 +20,7 @@ from tgrelay.agent import agent_request, ask_agent
 from tgrelay.errors import RelayError
 from tgrelay.secrets import secret_field
 from tgrelay.settings import declare
+from tgrelay.text import utf16_len
 from tgrelay.turns import renew_lease
 
 # Telegram shows a chat action for 5 s at most (or until the bot's message arrives): renew it before.
@@ -70,7 +71,7 @@ def handler(event: dict, context: LambdaContext) -> dict:
     logger.info(
         "agent answered",
         extra={
-            "reply_chars": len(reply["text"]) + sum(map(len, reply.get("more_messages", []))),
+            "reply_units": sum(utf16_len(message["text"]) for message in [reply, *reply.get("more_messages", [])]),
             "messages": 1 + len(reply.get("more_messages", [])),
             "buttons": sum(map(len, reply.get("buttons", []))),
         },

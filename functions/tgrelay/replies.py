@@ -1,23 +1,33 @@
-"""The agent's answer: checked against the contract (README: Agent server contract), and
-turned into the sendMessage calls that deliver it.
+"""The agent's answer: checked against the contract (README: Agent server contract), rendered
+to what Telegram shows, and turned into the sendMessage calls that deliver it.
 
-CallAgent keeps what it passes on small (it travels in the execution's state):
-    {"text": first message, "parse_mode": ..., "more_messages": [...]?, "buttons": [[...]]?}
-SendReply turns that into one flat list of messages: each message of the reply split into
-Telegram-sized chunks, the user's message quoted by the first one (in groups), the inline
-keyboard on the last one. The list is the same on every attempt, so SendReply's count of
+CallAgent renders each message of the answer (formatting.render: plain text + MessageEntity
+list) and passes on, in the execution's state:
+    {"text": first message, "entities": [...]?, "more_messages": [{"text", "entities"?}]?, "buttons": [[...]]?}
+SendReply turns that into one flat list of messages: each message split into Telegram-sized
+chunks with their own entities, the user's message quoted by the first one (in groups), the
+inline keyboard on the last one. The list is the same on every attempt, so SendReply's count of
 chunks already sent resumes it.
 """
 
 import json
 from typing import Any
 
-from tgrelay.errors import AgentBadResponse
-from tgrelay.text import split_message
+from aws_lambda_powertools import Logger
 
-PARSE_MODES = ("HTML", "MarkdownV2", "Markdown")
-# Keeps the execution's state small (Step Functions caps it at 256 KiB); 8 Telegram messages.
-MAX_REPLY_CHARS = 8 * 4096
+from tgrelay.errors import AgentBadResponse
+from tgrelay.formatting import PARSE_MODE_FORMATS, EntityParseError, render
+from tgrelay.text import cut_entities, split_entities, split_message, utf16_len
+
+logger = Logger(child=True)
+
+# Values of the contract's `format` (matched case-insensitively): standard Markdown, Telegram's
+# HTML and MarkdownV2, plain text. `parse_mode` takes Telegram's own values (PARSE_MODE_FORMATS).
+FORMAT_VALUES = {"markdown": "markdown", "html": "html", "markdownv2": "markdownv2", "text": "text"}
+# The whole answer's visible text (after rendering), in UTF-16 units as Telegram counts: 8
+# Telegram messages. Past it the answer is cut and says so (CUT_NOTE).
+MAX_REPLY_UNITS = 8 * 4096
+CUT_NOTE = "…\n\n[The rest of this answer was cut: it is too long to send.]"
 # Separate messages one answer may ask for (Telegram allows about one message a second per chat).
 MAX_MESSAGES = 10
 # Bot API: callback_data is 1-64 bytes; we keep a keyboard to 100 buttons.
@@ -25,42 +35,95 @@ MAX_BUTTONS = 100
 MAX_CALLBACK_DATA_BYTES = 64
 MAX_URL_CHARS = 2048
 MAX_BUTTON_TEXT_CHARS = 256
-# Step Functions fails an execution whose state passes 256 KiB, and no Catch can take it
-# (States.DataLimitExceeded): a reply bigger than this is refused while it can still be named.
+# Step Functions fails an execution whose state passes 256 KiB of UTF-8 text, and no Catch can
+# take it (States.DataLimitExceeded): the reply as CallAgent returns it stays within this many
+# UTF-8 bytes of JSON (state_bytes), cut further (with CUT_NOTE) if its entities or its
+# characters make it bigger. The rest of the 256 KiB is the envelope's (turns.MAX_TURN_TEXT_BYTES).
 MAX_REPLY_BYTES = 150_000
 URL_SCHEMES = ("https://", "http://", "tg://")
 GROUP_CHATS = ("group", "supergroup")
 
 
 def reply_from_agent(body: Any, empty_text: str) -> dict:
-    """The agent's JSON answer as the reply CallAgent passes on; AgentBadResponse if it breaks the contract.
+    """The agent's JSON answer as the reply CallAgent passes on (shape: module docstring);
+    AgentBadResponse naming the field if it breaks the contract.
 
-    `reply` and each of `messages` are sent in that order; blank ones are left out, and if
-    nothing is left `empty_text` is sent (Telegram refuses empty messages).
+    `reply` and each of `messages` are rendered in the answer's format and sent in that
+    order; blank ones are left out, and if nothing is left `empty_text` is sent (Telegram
+    refuses empty messages). A message whose markup Telegram could not parse either is sent
+    as the agent wrote it, as plain text (what Telegram's own fallback showed). An answer
+    longer than MAX_REPLY_UNITS (or MAX_REPLY_BYTES as state) is cut and ends with CUT_NOTE.
     """
     if not isinstance(body, dict):
         raise AgentBadResponse("agent reply is not a JSON object")
     reply = body.get("reply")
     if reply is not None and not isinstance(reply, str):
         raise AgentBadResponse('agent reply has a "reply" that is not a string')
-    parse_mode = body.get("parse_mode")
-    if parse_mode is not None and parse_mode not in PARSE_MODES:
-        raise AgentBadResponse(f"agent reply has unknown parse_mode {parse_mode!r}")
+    fmt = answer_format(body)
     messages = _messages(body.get("messages"))
     buttons = _buttons(body.get("buttons"))
 
-    texts = _within_budget([text for text in [reply or "", *messages] if text.strip()])
-    if not texts:
+    rendered = [_rendered(text, fmt) for text in [reply or "", *messages] if text.strip()]
+    rendered = [message for message in rendered if message[0].strip()]
+    if not rendered:
         # The user still gets an answer; the agent's formatting does not apply to ours.
-        texts, parse_mode = [empty_text], None
-    result: dict = {"text": texts[0], "parse_mode": parse_mode}
-    if len(texts) > 1:
-        result["more_messages"] = texts[1:]
+        rendered = [(empty_text, [])]
+    budget = MAX_REPLY_UNITS
+    while True:
+        result = _reply_state(_within_budget(rendered, budget), buttons)
+        size = state_bytes(result)
+        if size <= MAX_REPLY_BYTES:
+            return result
+        if budget == 0:
+            raise AgentBadResponse(f'agent reply\'s "buttons" take {size} bytes as JSON; at most {MAX_REPLY_BYTES}')
+        # Cut in proportion to the excess; the loop ends as the budget shrinks every round.
+        budget = max(0, min(budget - 1, budget * MAX_REPLY_BYTES // size))
+
+
+def answer_format(body: dict) -> str:
+    """The answer's format (one of formatting.FORMATS) from `format` or `parse_mode`; plain text
+    without either. `parse_mode` is matched as the Bot API matches it: case-insensitively, with
+    "none" and "" for no formatting (telegram-bot-api Client::get_formatted_text)."""
+    given = {}
+    for field, values in (("format", FORMAT_VALUES), ("parse_mode", PARSE_MODE_FORMATS)):
+        value = body.get(field)
+        if value is None:
+            continue
+        if not isinstance(value, str) or value.lower() not in values:
+            allowed = ", ".join(repr(name) for name in values if name)
+            raise AgentBadResponse(f"agent reply has {field} {value!r}; it is one of {allowed} (any case) or null")
+        given[field] = values[value.lower()]
+    if len(set(given.values())) > 1:
+        raise AgentBadResponse(
+            f"agent reply has format {body['format']!r} and parse_mode {body['parse_mode']!r}: give one of them"
+        )
+    return next(iter(given.values()), "text")
+
+
+def _rendered(text: str, fmt: str) -> tuple[str, list[dict]]:
+    try:
+        return render(text, fmt)
+    except EntityParseError as error:
+        logger.warning("formatting does not parse, sent as plain text", extra={"format": fmt, "reason": str(error)})
+        return text, []
+
+
+def state_bytes(value: Any) -> int:
+    """Size of `value` as Step Functions counts state: UTF-8 bytes of its JSON (non-ASCII
+    characters as themselves, not as 6-byte \\u escapes)."""
+    return len(json.dumps(value, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+
+
+def _reply_state(messages: list[tuple[str, list[dict]]], buttons: list[list[dict]]) -> dict:
+    """The reply as CallAgent returns it (shape: module docstring)."""
+    (text, entities), *more = messages
+    result: dict = {"text": text}
+    if entities:
+        result["entities"] = entities
+    if more:
+        result["more_messages"] = [{"text": t, "entities": e} if e else {"text": t} for t, e in more]
     if buttons:
         result["buttons"] = buttons
-    size = len(json.dumps(result).encode())
-    if size > MAX_REPLY_BYTES:
-        raise AgentBadResponse(f"agent reply is {size} bytes as JSON; at most {MAX_REPLY_BYTES}")
     return result
 
 
@@ -108,31 +171,39 @@ def _button(button: Any, where: str) -> dict:
     return {"text": text, "url": url}
 
 
-def _within_budget(texts: list[str]) -> list[str]:
-    """The texts cut to MAX_REPLY_CHARS in all: the one that crosses it ends with "…", later ones are left out."""
-    kept, left = [], MAX_REPLY_CHARS
-    for text in texts:
-        if len(text) <= left:
-            kept.append(text)
-            left -= len(text)
+def _within_budget(messages: list[tuple[str, list[dict]]], budget: int) -> list[tuple[str, list[dict]]]:
+    """The rendered messages cut to `budget` UTF-16 units in all: the one that crosses it is cut
+    there and ends with CUT_NOTE, later ones are left out (the note then ends the last one kept)."""
+    kept: list[tuple[str, list[dict]]] = []
+    left = budget
+    for text, entities in messages:
+        size = utf16_len(text)
+        if size <= left:
+            kept.append((text, entities))
+            left -= size
             continue
-        if left > 1:
-            kept.append(text[: left - 1] + "…")
+        if left > 0 or not kept:
+            kept.append(cut_entities(text, entities, left))
+        text, entities = kept[-1]
+        kept[-1] = (text + CUT_NOTE, entities)
         break
     return kept
 
 
 def outgoing_messages(update: dict, reply: dict) -> list[dict]:
-    """The sendMessage payloads that deliver `reply` to the chat of `update`, in order."""
-    texts = [reply["text"], *reply.get("more_messages", [])]
-    chunks = [chunk for text in texts for chunk in split_message(text)]
+    """The sendMessage payloads that deliver `reply` (CallAgent's shape) to the chat of `update`, in order."""
+    chunks = [
+        chunk
+        for text, entities in _reply_messages(reply)
+        for chunk in (split_entities(text, entities) if entities else [(c, []) for c in split_message(text)])
+    ]
     payloads = []
-    for chunk in chunks:
-        payload = {"chat_id": update["chat_id"], "text": chunk}
+    for text, entities in chunks:
+        payload: dict = {"chat_id": update["chat_id"], "text": text}
         if update.get("thread_id") is not None:
             payload["message_thread_id"] = update["thread_id"]
-        if reply.get("parse_mode"):
-            payload["parse_mode"] = reply["parse_mode"]
+        if entities:
+            payload["entities"] = entities
         payloads.append(payload)
     if payloads and quotes_the_user(update):
         # Sent even if the user's message is gone by now.
@@ -140,6 +211,19 @@ def outgoing_messages(update: dict, reply: dict) -> list[dict]:
     if payloads and reply.get("buttons"):
         payloads[-1]["reply_markup"] = {"inline_keyboard": reply["buttons"]}
     return payloads
+
+
+def _reply_messages(reply: dict) -> list[tuple[str, list[dict]]]:
+    """Each message of `reply` as (text, entities). A reply of an execution that CallAgent
+    answered before replies were rendered ({"text", "parse_mode", "more_messages": [str]}) is
+    rendered here."""
+    more = [{"text": message} if isinstance(message, str) else message for message in reply.get("more_messages", [])]
+    messages = [{"text": reply["text"], "entities": reply.get("entities", [])}, *more]
+    parse_mode = reply.get("parse_mode")
+    if isinstance(parse_mode, str) and parse_mode.lower() in PARSE_MODE_FORMATS:
+        fmt = PARSE_MODE_FORMATS[parse_mode.lower()]
+        return [_rendered(message["text"], fmt) for message in messages]
+    return [(message["text"], message.get("entities", [])) for message in messages]
 
 
 def quotes_the_user(update: dict) -> bool:

@@ -57,7 +57,7 @@ def handler(event: dict, context: LambdaContext) -> dict:
         if text is None:
             logger.info("no apology: the person was told this will be tried again")
             return {"chunks": 0, "sent": 0}
-        reply, execution = {"text": text, "parse_mode": None}, None
+        reply, execution = {"text": text}, None
     else:
         reply, execution = event["reply"], event["execution"]
 
@@ -89,6 +89,8 @@ def apology_text(update: dict, error: str) -> str | None:
     return setting("APOLOGY_TEXT")
 
 
+# 400 descriptions about the formatting (entities) of a message.
+_FORMATTING_PROBLEMS = ("can't parse entities", "can't parse messageentity")
 # 400 descriptions about the inline keyboard (BUTTON_URL_INVALID, "can't parse inline keyboard button", ...).
 _KEYBOARD_PROBLEMS = ("button", "inline keyboard", "reply markup", "reply_markup")
 
@@ -105,9 +107,10 @@ def send_chunk(token: str, payload: dict) -> None:
             return
         except TelegramRejected as error:
             description = error.description.lower()
-            if "parse_mode" in payload and "can't parse entities" in description:
+            if "entities" in payload and any(words in description for words in _FORMATTING_PROBLEMS):
+                # Rendered locally, so this is not expected; the words matter more than their look.
                 logger.warning("formatting rejected, resending as plain text", extra={"reason": error.description})
-                del payload["parse_mode"]
+                del payload["entities"]
                 continue
             if "reply_markup" in payload and any(problem in description for problem in _KEYBOARD_PROBLEMS):
                 # The answer matters more than its buttons (e.g. a URL Telegram will not link to).

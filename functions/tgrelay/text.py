@@ -1,6 +1,7 @@
 """Text measured the way Telegram measures it, and split into sendable messages."""
 
 import re
+from bisect import bisect_left
 from dataclasses import dataclass
 
 TELEGRAM_MESSAGE_LIMIT = 4096
@@ -151,3 +152,123 @@ def _longest_prefix_within(text: str, limit: int) -> int:
         if units > limit:
             return index
     return len(text)
+
+
+# Entity types whose text is a block of code: a cut inside one is avoided, like a fenced block.
+_BLOCK_TYPES = ("pre",)
+
+
+def split_entities(text: str, entities: list[dict], limit: int = TELEGRAM_MESSAGE_LIMIT) -> list[tuple[str, list[dict]]]:
+    """Split a rendered message (plain `text` + Bot API MessageEntity dicts, offsets and lengths in
+    UTF-16 units) into chunks of at most `limit` UTF-16 units, each with its own entities.
+
+    Cuts where split_message would: the last paragraph break, else line break, else space that
+    fits and is not inside a `pre` block; else at the edge of a `pre` block; a block longer than
+    a message is cut at a line break (else a space) inside it. An entity crossing a cut is closed
+    there and reopened at the start of the next chunk (same type, url, language...), so every
+    chunk is complete. White space dropped at a cut shortens the entities that covered it; a
+    chunk of only white space is left out (Telegram refuses empty messages). Never separates a
+    surrogate pair (cuts fall between code points).
+    """
+    units = _unit_offsets(text)
+    spans = _spans(units, entities)
+    blocks = sorted((start, end) for start, end, entity in spans if entity["type"] in _BLOCK_TYPES and end > start)
+    chunks: list[tuple[str, list[dict]]] = []
+    position = 0
+    while units[-1] - units[position] > limit:
+        at, resume = _entity_cut(text, units, blocks, position, limit)
+        chunks.append(_chunk(text, units, spans, position, at))
+        position = resume
+    chunks.append(_chunk(text, units, spans, position, len(text)))
+    return [(chunk, found) for chunk, found in chunks if chunk.strip()]
+
+
+def _index_at(units: list[int], offset: int) -> int:
+    """The code point index at UTF-16 `offset` (the next one when it falls inside a surrogate pair)."""
+    return bisect_left(units, offset)
+
+
+def _entity_cut(text: str, units: list[int], blocks: list[tuple[int, int]], start: int, limit: int) -> tuple[int, int]:
+    """Where the chunk from `start` ends and where the next one begins (code point indexes)."""
+    fit = _index_at(units, units[start] + limit + 1) - 1  # the last index with units <= limit
+    fit = max(fit, start + 1)
+
+    def inside(position: int) -> tuple[int, int] | None:
+        return next(((s, e) for s, e in blocks if s < position < e), None)
+
+    def outside(position: int) -> bool:
+        return inside(position) is None
+
+    holding = inside(fit)
+    if holding and units[holding[1]] - units[max(holding[0], start)] > limit:
+        # The block needs cutting wherever this chunk ends: fill the chunk up to a line break in it.
+        cut = _cut_in_block(text, max(holding[0], start), fit)
+        if cut is not None:
+            return cut
+    for boundary in _BOUNDARIES:
+        at = _last_boundary(text, boundary, fit, start, outside)
+        if at is not None:
+            return at, _skip_space(text, at + len(boundary), blocks)
+    edges = [edge for block in blocks for edge in block if start < edge <= fit]
+    if edges:
+        at = max(edges)
+        return at, _skip_space(text, at, blocks)
+    if holding:
+        cut = _cut_in_block(text, max(holding[0], start), fit)
+        if cut is not None:
+            return cut
+    return fit, _skip_space(text, fit, blocks)
+
+
+def _cut_in_block(text: str, lowest: int, fit: int) -> tuple[int, int] | None:
+    """A cut inside a code block between `lowest` and `fit`: after its last line break (kept in
+    this chunk, so the next one starts a line with its indentation), else at its last space."""
+    at = text.rfind("\n", lowest + 1, fit)
+    if at != -1:
+        return at + 1, at + 1
+    at = text.rfind(" ", lowest + 1, fit)
+    if at != -1:
+        return at + 1, at + 1
+    return None
+
+
+def _skip_space(text: str, position: int, blocks: list[tuple[int, int]]) -> int:
+    """Past the white space at `position` (Telegram trims a message's leading white space), unless
+    it is a code block's indentation."""
+    if any(start <= position < end for start, end in blocks):
+        return position
+    while position < len(text) and text[position].isspace():
+        position += 1
+    return position
+
+
+def _chunk(text: str, units: list[int], spans: list, start: int, end: int) -> tuple[str, list[dict]]:
+    """text[start:end] with the part of every entity that falls in it, offsets made relative."""
+    base = units[start]
+    found = []
+    for first, last, entity in spans:
+        first, last = max(first, start), min(last, end)
+        if last > first:
+            found.append({**entity, "offset": units[first] - base, "length": units[last] - units[first]})
+    return text[start:end], found
+
+
+def cut_entities(text: str, entities: list[dict], limit: int) -> tuple[str, list[dict]]:
+    """The first `limit` UTF-16 units of a rendered message (at most; a surrogate pair is kept
+    whole or left out), with its entities clipped to them."""
+    units = _unit_offsets(text)
+    end = _index_at(units, limit + 1) - 1
+    return _chunk(text, units, _spans(units, entities), 0, max(end, 0))
+
+
+def _unit_offsets(text: str) -> list[int]:
+    """units[i] is the UTF-16 offset of text[i]; units[len(text)] the length in UTF-16 units."""
+    units = [0]
+    for char in text:
+        units.append(units[-1] + (2 if ord(char) > 0xFFFF else 1))
+    return units
+
+
+def _spans(units: list[int], entities: list[dict]) -> list[tuple[int, int, dict]]:
+    """Each entity as (first code point index, index past its last, the entity)."""
+    return [(_index_at(units, e["offset"]), _index_at(units, e["offset"] + e["length"]), e) for e in entities]

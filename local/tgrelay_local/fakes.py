@@ -14,7 +14,8 @@ A fault applies to the next `count` matching requests (null: until reset). Field
   retry_after   seconds, for a Telegram 429
   delay         seconds to wait before answering (the agent timeout case)
   body          raw body to answer with instead of JSON (malformed answers)
-  reply         the agent's reply text (agent fake), e.g. "" or a long text
+  reply         the agent's reply text (agent fake), e.g. "" or a long text; with it, any of
+                parse_mode, format, messages, buttons are answered too
   close         true: drop the connection without answering (network error)
   method        Telegram method the fault is for (default sendMessage)
   match         {"chat_id": ..., "update_id": ...}: only requests about that chat/update
@@ -27,6 +28,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tgrelay.formatting import ENTITY_TYPES, PARSE_MODE_FORMATS, EntityParseError, render
 from tgrelay.text import utf16_len
 
 JSON = dict[str, Any]
@@ -139,7 +141,15 @@ CHAT_ACTIONS = frozenset(
 
 class FakeTelegram(FakeServer):
     """The Bot API methods tgrelay uses. Checks the token; enforces the text limits and the
-    shape of what tgrelay sends along (chat actions, reply parameters, inline keyboards)."""
+    shape of what tgrelay sends along (chat actions, reply parameters, inline keyboards).
+
+    sendMessage parses `parse_mode` text as Telegram does (tgrelay.formatting's parsers follow
+    TDLib's) and answers "can't parse entities" exactly where Telegram would; it checks
+    `entities` more strictly than Telegram (which drops unknown types and clips ranges past the
+    text silently): such an entity is a tgrelay bug, answered with a 400 that says so. Like
+    Telegram it answers the Message with the text and entities the user's chat shows:
+    received() lists them.
+    """
 
     name = "fake-telegram"
 
@@ -154,6 +164,16 @@ class FakeTelegram(FakeServer):
     def sent_messages(self, chat_id: int | None = None) -> list[JSON]:
         """The sendMessage payloads Telegram accepted, in order."""
         return self.accepted("sendMessage", chat_id)
+
+    def received(self, chat_id: int | None = None) -> list[JSON]:
+        """What the chat shows of each accepted sendMessage, in order: {"text", "entities"}."""
+        return [
+            {"text": call["result"]["text"], "entities": call["result"].get("entities", [])}
+            for call in self.calls_snapshot()
+            if call["method"] == "sendMessage"
+            and call["status"] == 200
+            and (chat_id is None or call["payload"].get("chat_id") == chat_id)
+        ]
 
     def accepted(self, method: str, chat_id: int | None = None) -> list[JSON]:
         """The payloads of `method` calls Telegram accepted (in a chat), in order."""
@@ -177,7 +197,10 @@ class FakeTelegram(FakeServer):
         method, payload = parts[1], body if isinstance(body, dict) else {}
         request = {"method": method, "payload": payload}
         status, answer = self._answer(request)
-        self.record({"method": method, "payload": payload, "status": status})
+        call = {"method": method, "payload": payload, "status": status}
+        if status == 200 and isinstance(answer, dict):
+            call["result"] = answer.get("result")
+        self.record(call)
         return status, answer
 
     def _answer(self, request: JSON) -> tuple[int, Any]:
@@ -190,7 +213,13 @@ class FakeTelegram(FakeServer):
         method, payload = request["method"], request["payload"]
         if method == "sendMessage":
             text = payload.get("text")
-            if not isinstance(text, str) or not text.strip():
+            if not isinstance(text, str):
+                return _telegram_error(400, "Bad Request: message text is empty")
+            shown = _shown(text, payload.get("parse_mode"), payload.get("entities"))
+            if isinstance(shown, str):
+                return _telegram_error(400, f"Bad Request: {shown}")
+            text, entities = shown
+            if not text.strip():
                 return _telegram_error(400, "Bad Request: message text is empty")
             if utf16_len(text) > 4096:
                 return _telegram_error(400, "Bad Request: message is too long")
@@ -202,7 +231,10 @@ class FakeTelegram(FakeServer):
             with self.lock:
                 self.next_message_id += 1
                 message_id = self.next_message_id
-            return 200, {"ok": True, "result": {"message_id": message_id, "chat": {"id": payload.get("chat_id")}}}
+            message = {"message_id": message_id, "chat": {"id": payload.get("chat_id")}, "text": text}
+            if entities:
+                message["entities"] = entities
+            return 200, {"ok": True, "result": message}
         if method == "sendChatAction":
             if payload.get("chat_id") is None:
                 return _telegram_error(400, "Bad Request: chat_id is empty")
@@ -285,8 +317,50 @@ class FakeAgent(FakeServer):
             if "status" in fault:
                 return fault["status"], {"error": f"injected {fault['status']}"}
             if "reply" in fault:
-                return 200, {"reply": fault["reply"], "parse_mode": fault.get("parse_mode")}
+                extra = {key: fault[key] for key in ("format", "messages", "buttons") if key in fault}
+                return 200, {"reply": fault["reply"], "parse_mode": fault.get("parse_mode"), **extra}
         return 200, {"reply": f"echo: {request.get('text', '')}"}
+
+
+def _shown(text: str, parse_mode: Any, entities: Any) -> tuple[str, list[JSON]] | str:
+    """The text and entities a sendMessage shows, or the description of the 400 Telegram answers.
+    parse_mode is matched case-insensitively, "none" or "" is none (telegram-bot-api
+    Client::get_formatted_text); with one, `entities` is ignored, as there."""
+    if parse_mode is not None:
+        fmt = PARSE_MODE_FORMATS.get(parse_mode.lower()) if isinstance(parse_mode, str) else None
+        if fmt is None:
+            return "unsupported parse_mode"
+        if fmt != "text" and text:
+            try:
+                return render(text, fmt)
+            except EntityParseError as error:
+                return f"can't parse entities: {error}"
+    if entities is None:
+        return text, []
+    problem = _entities_problem(text, entities)
+    return problem if problem else (text, entities)
+
+
+def _entities_problem(text: str, entities: Any) -> str | None:
+    """What is wrong with `entities` for `text` (None: nothing). Telegram itself refuses only
+    what it cannot read; the rest is the fake's stricter check (a tgrelay bug either way)."""
+    if not isinstance(entities, list):
+        return "can't parse entities JSON object"
+    size = utf16_len(text)
+    for index, entity in enumerate(entities):
+        if not isinstance(entity, dict) or not isinstance(entity.get("type"), str):
+            return "can't parse MessageEntity: Type is not specified"
+        offset, length = entity.get("offset"), entity.get("length")
+        if not isinstance(offset, int) or not isinstance(length, int):
+            return "can't parse MessageEntity: Field \"offset\" and \"length\" must be of type Number"
+        if entity["type"] not in ENTITY_TYPES:
+            return f"can't parse entities: entity {index} has unknown type {entity['type']!r} (fake Bot API check)"
+        if offset < 0 or length <= 0 or offset + length > size:
+            return (
+                f"can't parse entities: entity {index} ({entity['type']}) covers UTF-16 units "
+                f"{offset}..{offset + length} of a {size}-unit text (fake Bot API check)"
+            )
+    return None
 
 
 def _reply_parameters_problem(value: Any) -> str | None:
