@@ -27,7 +27,13 @@ Entity = dict[str, Any]
 FORMATS = ("markdown", "html", "markdownv2", "markdown_legacy", "text")
 # The Bot API's parse_mode values (matched case-insensitively, as the Bot API server does;
 # "none" and "" mean no parsing) and the format each one is.
-PARSE_MODE_FORMATS = {"html": "html", "markdownv2": "markdownv2", "markdown": "markdown_legacy", "none": "text", "": "text"}
+PARSE_MODE_FORMATS = {
+    "html": "html",
+    "markdownv2": "markdownv2",
+    "markdown": "markdown_legacy",
+    "none": "text",
+    "": "text",
+}
 
 # Entity types the Bot API accepts in `entities` (MessageEntity.type); those Telegram derives
 # from the text itself are accepted too and mean the same there.
@@ -211,8 +217,9 @@ def parse_html(text: str) -> tuple[str, list[Entity]]:
         i += 1
         tag, argument, offset, start = open_tags.pop()
         if end_tag and end_tag != tag:
+            where = _byte_offset(text, begin)
             raise EntityParseError(
-                f'Unmatched end tag at byte offset {_byte_offset(text, begin)}, expected "</{tag}>", found "</{end_tag}>"'
+                f'Unmatched end tag at byte offset {where}, expected "</{tag}>", found "</{end_tag}>"'
             )
         if units > offset:
             _close_html_entity(entities, tag, argument, offset, units - offset, "".join(out[start:]))
@@ -238,7 +245,9 @@ def _html_attributes(text: str, i: int, tag: str, begin: int) -> tuple[str, int]
             i += 1
         name = text[name_start:i]
         if not name:
-            raise EntityParseError(f'Empty attribute name in the tag "{tag}" at byte offset {_byte_offset(text, begin)}')
+            raise EntityParseError(
+                f'Empty attribute name in the tag "{tag}" at byte offset {_byte_offset(text, begin)}'
+            )
         while i < size and text[i] in _SPACES:
             i += 1
         if i >= size or text[i] != "=":
@@ -302,7 +311,12 @@ def _close_html_entity(entities: list[Entity], tag: str, argument: str, offset: 
             entities.append({"type": "text_link", "offset": offset, "length": length, "url": _checked_link(url)})
     elif tag == "pre":
         last = entities[-1] if entities else None
-        if last and last["type"] == "code" and (last["offset"], last["length"]) == (offset, length) and last.get("language"):
+        if (
+            last
+            and last["type"] == "code"
+            and (last["offset"], last["length"]) == (offset, length)
+            and last.get("language")
+        ):
             last["type"] = "pre"
         else:
             entities.append({"type": "pre", "offset": offset, "length": length})
@@ -581,7 +595,9 @@ def parse_markdown(text: str) -> tuple[str, list[Entity]]:
                     close = size if close == -1 else close
                     url, i = text[i + 2 : close], close
                 if _checked_link(url):
-                    entities.append({"type": "text_link", "offset": offset, "length": length, "url": _checked_link(url)})
+                    entities.append(
+                        {"type": "text_link", "offset": offset, "length": length, "url": _checked_link(url)}
+                    )
             elif char == "`":
                 entity: Entity = {"type": "pre" if is_pre else "code", "offset": offset, "length": length}
                 if language:

@@ -158,7 +158,9 @@ def _longest_prefix_within(text: str, limit: int) -> int:
 _BLOCK_TYPES = ("pre",)
 
 
-def split_entities(text: str, entities: list[dict], limit: int = TELEGRAM_MESSAGE_LIMIT) -> list[tuple[str, list[dict]]]:
+def split_entities(
+    text: str, entities: list[dict], limit: int = TELEGRAM_MESSAGE_LIMIT
+) -> list[tuple[str, list[dict]]]:
     """Split a rendered message (plain `text` + Bot API MessageEntity dicts, offsets and lengths in
     UTF-16 units) into chunks of at most `limit` UTF-16 units, each with its own entities.
 

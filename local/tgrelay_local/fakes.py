@@ -352,7 +352,7 @@ def _entities_problem(text: str, entities: Any) -> str | None:
             return "can't parse MessageEntity: Type is not specified"
         offset, length = entity.get("offset"), entity.get("length")
         if not isinstance(offset, int) or not isinstance(length, int):
-            return "can't parse MessageEntity: Field \"offset\" and \"length\" must be of type Number"
+            return 'can\'t parse MessageEntity: Field "offset" and "length" must be of type Number'
         if entity["type"] not in ENTITY_TYPES:
             return f"can't parse entities: entity {index} has unknown type {entity['type']!r} (fake Bot API check)"
         if offset < 0 or length <= 0 or offset + length > size:

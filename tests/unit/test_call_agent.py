@@ -25,7 +25,7 @@ from unit_helpers import TURNS_TABLE_NAME, global_variable, hold_turn
 
 from tgrelay import call_agent
 from tgrelay.errors import AgentBadResponse, AgentRejected, AgentTimeout, AgentUnavailable, TurnLost
-from tgrelay.replies import MAX_REPLY_CHARS
+from tgrelay.replies import CUT_NOTE, MAX_REPLY_UNITS
 
 EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:tgrelay-relay:0f6c2d7e"
 
@@ -46,10 +46,10 @@ def raised(update: dict, context) -> Exception:
     return error
 
 
-def test_success_returns_text_and_parse_mode(relay, lambda_context):
+def test_success_returns_the_rendered_text(relay, lambda_context):
     result = invoke(envelope("private_text"), lambda_context)
 
-    assert result == {"text": "echo: Hi! Can you summarise this week's release notes? 🚀", "parse_mode": None}
+    assert result == {"text": "echo: Hi! Can you summarise this week's release notes? 🚀"}
 
 
 def test_request_matches_the_contract_and_carries_the_bearer_token(relay, lambda_context):
@@ -214,7 +214,7 @@ def test_answer_just_within_the_timeout_is_a_reply(relay, lambda_context, monkey
     monkeypatch.setenv("AGENT_TIMEOUT_SECONDS", "5")
     relay.agent.add_fault({"delay": 1.0, "reply": "in time"})
 
-    assert invoke(envelope(), lambda_context) == {"text": "in time", "parse_mode": None}
+    assert invoke(envelope(), lambda_context) == {"text": "in time"}
 
 
 def test_malformed_answers_are_agent_bad_response(relay, lambda_context):
@@ -224,42 +224,46 @@ def test_malformed_answers_are_agent_bad_response(relay, lambda_context):
         assert type(raised(envelope(), lambda_context)) is AgentBadResponse, body
 
 
-def test_unknown_parse_mode_is_agent_bad_response(relay, lambda_context):
-    for parse_mode in ("markdown", "html", "BBCode", 1):
+def test_a_parse_mode_telegram_does_not_know_is_agent_bad_response(relay, lambda_context):
+    for parse_mode in ("BBCode", "markdown_v2", " HTML", 1):
         relay.agent.add_fault({"reply": "*hi*", "parse_mode": parse_mode})
 
-        assert type(raised(envelope(), lambda_context)) is AgentBadResponse, parse_mode
+        error = raised(envelope(), lambda_context)
+        assert type(error) is AgentBadResponse, parse_mode
+        assert "parse_mode" in str(error)
 
 
-def test_known_parse_modes_pass_through(relay, lambda_context):
-    for parse_mode in ("HTML", "MarkdownV2", "Markdown"):
-        relay.agent.add_fault({"reply": "<b>hi</b>", "parse_mode": parse_mode})
+def test_parse_modes_are_rendered_to_entities_in_any_case(relay, lambda_context):
+    for parse_mode in ("HTML", "html", "MarkdownV2", "markdownv2", "Markdown", "MARKDOWN"):
+        source = "<b>hi</b>" if parse_mode.lower() == "html" else "*hi*"
+        relay.agent.add_fault({"reply": source, "parse_mode": parse_mode})
 
-        assert invoke(envelope(), lambda_context) == {"text": "<b>hi</b>", "parse_mode": parse_mode}
+        assert invoke(envelope(), lambda_context) == {
+            "text": "hi",
+            "entities": [{"type": "bold", "offset": 0, "length": 2}],
+        }, parse_mode
 
 
 def test_empty_reply_becomes_the_empty_reply_text_without_formatting(relay, lambda_context):
-    for reply in ("", "   ", "\n\t \n", None):
+    for reply in ("", "   ", "\n\t \n", None, "<b></b>"):
         relay.agent.add_fault({"reply": reply, "parse_mode": "HTML"})
 
-        assert invoke(envelope(), lambda_context) == {"text": EMPTY_REPLY_TEXT, "parse_mode": None}, reply
+        assert invoke(envelope(), lambda_context) == {"text": EMPTY_REPLY_TEXT}, reply
 
 
-def test_over_long_reply_is_truncated_to_max_reply_chars(relay, lambda_context):
-    numbered = "".join(f"{n:06d} " for n in range(MAX_REPLY_CHARS // 7 + 50))
-    for long_reply in (numbered[: MAX_REPLY_CHARS + 1], numbered):
-        assert len(long_reply) > MAX_REPLY_CHARS
+def test_over_long_reply_is_cut_at_max_reply_units_with_the_note(relay, lambda_context):
+    numbered = "".join(f"{n:06d} " for n in range(MAX_REPLY_UNITS // 7 + 50))
+    for long_reply in (numbered[: MAX_REPLY_UNITS + 1], numbered):
+        assert len(long_reply) > MAX_REPLY_UNITS
         relay.agent.add_fault({"reply": long_reply})
 
         text = invoke(envelope(), lambda_context)["text"]
 
-        assert len(text) == MAX_REPLY_CHARS
-        assert text.endswith("…")
-        assert long_reply.startswith(text[:-1])
+        assert text == long_reply[:MAX_REPLY_UNITS] + CUT_NOTE
 
 
-def test_reply_of_exactly_max_reply_chars_is_kept_whole(relay, lambda_context):
-    reply = "x" * MAX_REPLY_CHARS
+def test_reply_of_exactly_max_reply_units_is_kept_whole(relay, lambda_context):
+    reply = "x" * MAX_REPLY_UNITS
     relay.agent.add_fault({"reply": reply})
 
     assert invoke(envelope(), lambda_context)["text"] == reply
@@ -348,7 +352,7 @@ def test_typing_failures_do_not_fail_the_agent_call(relay, lambda_context, monke
     relay.agent.add_fault({"reply": "fine"})
     held = hold_the_agent(monkeypatch, lambda: len(typing_calls(relay)) >= 2)
 
-    assert invoke(envelope(), lambda_context) == {"text": "fine", "parse_mode": None}
+    assert invoke(envelope(), lambda_context) == {"text": "fine"}
     assert held.met == [True]  # it kept trying after a failure; each failure was only logged
     assert {call["status"] for call in typing_calls(relay)} == {403}
 
@@ -394,12 +398,7 @@ def test_messages_and_buttons_are_passed_on(relay, lambda_context):
     buttons = [[{"text": "More", "callback_data": "more"}]]
     relay.agent.add_fault({"status": 200, "body": json.dumps({"reply": "a", "messages": ["b"], "buttons": buttons})})
 
-    assert invoke(envelope(), lambda_context) == {
-        "text": "a",
-        "parse_mode": None,
-        "more_messages": ["b"],
-        "buttons": buttons,
-    }
+    assert invoke(envelope(), lambda_context) == {"text": "a", "more_messages": [{"text": "b"}], "buttons": buttons}
 
 
 def test_invalid_buttons_are_agent_bad_response(relay, lambda_context):

@@ -5,7 +5,7 @@ from unit_helpers import DEDUPE_TTL_SECONDS, SAMPLE_RECEIVED_AT, update
 
 from tgrelay.envelope import envelope_from_update
 from tgrelay.errors import AgentBadResponse
-from tgrelay.replies import MAX_BUTTONS, MAX_MESSAGES, MAX_REPLY_CHARS, outgoing_messages, reply_from_agent
+from tgrelay.replies import CUT_NOTE, MAX_BUTTONS, MAX_MESSAGES, MAX_REPLY_UNITS, outgoing_messages, reply_from_agent
 
 EMPTY = "(nothing to say)"
 
@@ -28,30 +28,32 @@ def envelope(name: str) -> dict:
 # --- the contract ---------------------------------------------------------------------------------
 
 
-def test_a_plain_reply_is_text_and_parse_mode_only():
-    assert reply({"reply": "hi"}) == {"text": "hi", "parse_mode": None}
-    assert reply({"reply": "<b>hi</b>", "parse_mode": "HTML"}) == {"text": "<b>hi</b>", "parse_mode": "HTML"}
+def test_a_plain_reply_is_its_text_and_a_formatted_one_text_and_entities():
+    assert reply({"reply": "hi"}) == {"text": "hi"}
+    assert reply({"reply": "<b>hi</b>", "parse_mode": "HTML"}) == {
+        "text": "hi",
+        "entities": [{"type": "bold", "offset": 0, "length": 2}],
+    }
 
 
 def test_unknown_fields_are_ignored():
-    assert reply({"reply": "hi", "confidence": 0.9}) == {"text": "hi", "parse_mode": None}
+    assert reply({"reply": "hi", "confidence": 0.9}) == {"text": "hi"}
 
 
 def test_reply_then_messages_in_order_blank_ones_left_out():
-    assert reply({"reply": "one", "messages": ["two", " ", "three"]}) == {
+    assert reply({"reply": "one", "messages": ["two", " ", "three", "<i> </i>"], "format": "html"}) == {
         "text": "one",
-        "parse_mode": None,
-        "more_messages": ["two", "three"],
+        "more_messages": [{"text": "two"}, {"text": "three"}],
     }
 
 
 def test_messages_alone_are_enough():
-    assert reply({"messages": ["one", "two"]}) == {"text": "one", "parse_mode": None, "more_messages": ["two"]}
+    assert reply({"messages": ["one", "two"]}) == {"text": "one", "more_messages": [{"text": "two"}]}
 
 
 @pytest.mark.parametrize("body", [{}, {"reply": ""}, {"reply": None, "messages": []}, {"messages": ["", "\n"]}])
 def test_nothing_to_send_becomes_the_empty_reply_text_without_formatting(body):
-    assert reply({**body, "parse_mode": "HTML"}) == {"text": EMPTY, "parse_mode": None}
+    assert reply({**body, "parse_mode": "HTML"}) == {"text": EMPTY}
 
 
 def test_buttons_pass_through_as_given():
@@ -60,13 +62,13 @@ def test_buttons_pass_through_as_given():
         [{"text": "Docs", "url": "https://example.com/docs"}],
     ]
 
-    assert reply({"reply": "ok?", "buttons": buttons}) == {"text": "ok?", "parse_mode": None, "buttons": buttons}
+    assert reply({"reply": "ok?", "buttons": buttons}) == {"text": "ok?", "buttons": buttons}
 
 
 def test_buttons_without_text_get_the_empty_reply_text_to_hang_on():
     buttons = [[{"text": "Again", "callback_data": "again"}]]
 
-    assert reply({"buttons": buttons}) == {"text": EMPTY, "parse_mode": None, "buttons": buttons}
+    assert reply({"buttons": buttons}) == {"text": EMPTY, "buttons": buttons}
 
 
 def test_exactly_the_limits_are_accepted():
@@ -85,7 +87,11 @@ def test_exactly_the_limits_are_accepted():
     ("body", "names"),
     [
         ({"reply": 5}, '"reply"'),
-        ({"reply": "x", "parse_mode": "markdown"}, "parse_mode"),
+        ({"reply": "x", "parse_mode": "markdown_v2"}, "parse_mode 'markdown_v2'"),
+        ({"reply": "x", "parse_mode": "BBCode"}, "parse_mode 'BBCode'"),
+        ({"reply": "x", "parse_mode": ["HTML"]}, "parse_mode ['HTML']"),
+        ({"reply": "x", "format": "rst"}, "format 'rst'"),
+        ({"reply": "x", "format": "markdown", "parse_mode": "HTML"}, "give one of them"),
         ({"messages": "one"}, '"messages"'),
         ({"messages": ["one", 2]}, '"messages"'),
         ({"messages": ["m"] * (MAX_MESSAGES + 1)}, f"at most {MAX_MESSAGES}"),
@@ -121,24 +127,22 @@ def test_an_answer_that_is_not_an_object_is_a_bad_response(body):
 
 
 def test_the_reply_budget_covers_all_messages():
-    half = "a" * (MAX_REPLY_CHARS // 2)
+    half = "a" * (MAX_REPLY_UNITS // 2)
 
     result = reply({"reply": half, "messages": [half, "b" * 10, "never sent"]})
 
     assert result["text"] == half
-    assert result["more_messages"] == [half]  # the budget is used up exactly; the rest is left out
+    # The budget is used up exactly: the rest is left out, and the last message says so.
+    assert result["more_messages"] == [{"text": half + CUT_NOTE}]
     cut = reply({"reply": half, "messages": [half[:-5], "b" * 10, "never sent"]})
-    assert cut["more_messages"] == [half[:-5], "bbbb…"]
-    assert sum(len(text) for text in [cut["text"], *cut["more_messages"]]) == MAX_REPLY_CHARS
+    assert cut["more_messages"] == [{"text": half[:-5]}, {"text": "bbbbb" + CUT_NOTE}]
 
 
 # --- what SendReply sends ---------------------------------------------------------------------------
 
 
 def test_a_private_reply_is_one_plain_message():
-    assert outgoing_messages(envelope("private_text"), {"text": "hi", "parse_mode": None}) == [
-        {"chat_id": 284719365, "text": "hi"}
-    ]
+    assert outgoing_messages(envelope("private_text"), {"text": "hi"}) == [{"chat_id": 284719365, "text": "hi"}]
 
 
 def test_in_a_group_the_first_chunk_quotes_the_user_and_the_last_carries_the_buttons():
@@ -147,12 +151,12 @@ def test_in_a_group_the_first_chunk_quotes_the_user_and_the_last_carries_the_but
 
     sent = outgoing_messages(
         envelope("forum_topic_text"),
-        {"text": long, "parse_mode": "HTML", "more_messages": ["and one more"], "buttons": buttons},
+        {"text": long, "more_messages": [{"text": "and one more"}], "buttons": buttons},
     )
 
     assert len(sent) == 3
     assert sent[-1]["text"] == "and one more"
-    assert all(message["message_thread_id"] == 7690 and message["parse_mode"] == "HTML" for message in sent)
+    assert all(message["message_thread_id"] == 7690 for message in sent)
     assert sent[0]["reply_parameters"] == {"message_id": 7712, "allow_sending_without_reply": True}
     assert ["reply_parameters" in message for message in sent] == [True, False, False]
     assert ["reply_markup" in message for message in sent] == [False, False, True]
@@ -163,13 +167,13 @@ def test_a_button_press_in_a_group_is_not_quoted():
     pressed = envelope("callback_query")
     pressed["chat_type"] = "supergroup"
 
-    (sent,) = outgoing_messages(pressed, {"text": "ok", "parse_mode": None})
+    (sent,) = outgoing_messages(pressed, {"text": "ok"})
 
     assert "reply_parameters" not in sent
 
 
 def test_the_flat_list_is_the_same_on_every_call():
-    reply_ = {"text": "a " * 3000, "parse_mode": None, "more_messages": ["b " * 2500, "c"]}
+    reply_ = {"text": "a " * 3000, "more_messages": [{"text": "b " * 2500}, {"text": "c"}]}
 
     first = outgoing_messages(envelope("group_text"), reply_)
 
@@ -177,11 +181,11 @@ def test_the_flat_list_is_the_same_on_every_call():
     assert len(first) == 5  # 2 + 2 chunks + 1
 
 
-def test_a_reply_too_big_for_the_workflow_state_is_refused():
+def test_buttons_too_big_for_the_workflow_state_are_refused_naming_them():
     from tgrelay.replies import MAX_REPLY_BYTES
 
     buttons = [[{"text": "b" * 200, "url": "https://example.com/" + "x" * 2000}] for _ in range(100)]
-    with pytest.raises(AgentBadResponse, match="bytes as JSON"):
+    with pytest.raises(AgentBadResponse, match='"buttons" take .* bytes as JSON'):
         reply_from_agent({"reply": "y" * 30000, "buttons": buttons}, "empty")
     assert MAX_REPLY_BYTES < 256 * 1024
 

@@ -36,8 +36,12 @@ CANT_PARSE = "Bad Request: can't parse entities: Can't find end of the entity st
 QUOTE = {"message_id": 7712, "allow_sending_without_reply": True}
 
 
-def reply_event(update: dict, text: str, parse_mode: str | None = None, execution: str | None = EXECUTION) -> dict:
-    event = {"update": update, "reply": {"text": text, "parse_mode": parse_mode}}
+BOLD = [{"type": "bold", "offset": 0, "length": 4}]
+
+
+def reply_event(update: dict, text: str, entities: list | None = None, execution: str | None = EXECUTION) -> dict:
+    """SendReply's event for a one-message reply as CallAgent renders it (replies module docstring)."""
+    event: dict = {"update": update, "reply": {"text": text, **({"entities": entities} if entities else {})}}
     if execution:
         event["execution"] = execution
     return event
@@ -119,25 +123,41 @@ def test_forum_topic_reply_goes_to_the_topic(relay, lambda_context):
     ]
 
 
-def test_parse_mode_is_passed_through(relay, lambda_context):
+def test_entities_are_sent_with_the_text_and_shown(relay, lambda_context):
     update = envelope()
     relay.put_claim(update["update_id"], EXECUTION)
 
-    deliver(reply_event(update, "<b>Done</b>", parse_mode="HTML"), lambda_context)
+    deliver(reply_event(update, "Done", BOLD), lambda_context)
 
-    assert relay.telegram.sent_messages() == [{"chat_id": PRIVATE_CHAT, "text": "<b>Done</b>", "parse_mode": "HTML"}]
+    assert relay.telegram.sent_messages() == [{"chat_id": PRIVATE_CHAT, "text": "Done", "entities": BOLD}]
+    assert relay.telegram.received() == [{"text": "Done", "entities": BOLD}]
 
 
-def test_unparsable_formatting_is_resent_once_as_plain_text(relay, lambda_context):
+def test_a_reply_rendered_before_entities_existed_is_rendered_here(relay, lambda_context):
+    """An execution whose CallAgent ran the previous release carries parse_mode and markup."""
+    update = envelope()
+    relay.put_claim(update["update_id"], EXECUTION)
+    reply = {"text": "<b>Done</b>", "parse_mode": "HTML", "more_messages": ["*next*"]}
+
+    deliver({"update": update, "reply": reply, "execution": EXECUTION}, lambda_context)
+
+    assert relay.telegram.received() == [
+        {"text": "Done", "entities": BOLD},
+        {"text": "*next*", "entities": []},  # not HTML markup: shown as written
+    ]
+    assert all("parse_mode" not in message for message in relay.telegram.sent_messages())
+
+
+def test_refused_formatting_is_resent_once_as_plain_text(relay, lambda_context):
     update = envelope()
     relay.put_claim(update["update_id"], EXECUTION)
     relay.telegram.add_fault({"status": 400, "description": CANT_PARSE})
 
-    deliver(reply_event(update, "*unclosed bold", parse_mode="MarkdownV2"), lambda_context)
+    deliver(reply_event(update, "Done", BOLD), lambda_context)
 
     calls = sendmessage_calls(relay)
-    assert [(call["status"], call["payload"].get("parse_mode")) for call in calls] == [(400, "MarkdownV2"), (200, None)]
-    assert relay.telegram.sent_messages() == [{"chat_id": PRIVATE_CHAT, "text": "*unclosed bold"}]
+    assert [(call["status"], "entities" in call["payload"]) for call in calls] == [(400, True), (200, False)]
+    assert relay.telegram.received() == [{"text": "Done", "entities": []}]
     assert relay.claim(update["update_id"])["chunks_sent"] == {"N": "1"}
 
 
@@ -147,7 +167,7 @@ def test_unparsable_plain_text_resend_is_not_retried_again(relay, lambda_context
     relay.telegram.add_fault({"status": 400, "description": CANT_PARSE, "count": 2})
 
     with pytest.raises(Exception) as caught:
-        deliver(reply_event(update, "*unclosed bold", parse_mode="MarkdownV2"), lambda_context)
+        deliver(reply_event(update, "Done", BOLD), lambda_context)
 
     assert type(caught.value) is TelegramRejected
     assert len(sendmessage_calls(relay)) == 2
@@ -321,7 +341,7 @@ def test_buttons_telegram_refuses_are_dropped_and_the_text_delivered(relay, lamb
     buttons = [[{"text": "Local docs", "url": "http://localhost:8000/docs"}]]
     relay.telegram.add_fault({"status": 400, "description": "Bad Request: BUTTON_URL_INVALID"})
 
-    event = {"update": update, "reply": {"text": "see the docs", "parse_mode": None, "buttons": buttons}}
+    event = {"update": update, "reply": {"text": "see the docs", "buttons": buttons}}
     assert deliver({**event, "execution": EXECUTION}, lambda_context) == {"chunks": 1, "sent": 1}
 
     calls = sendmessage_calls(relay)
@@ -333,7 +353,7 @@ def test_other_refusals_of_a_message_with_buttons_are_not_retried_without_them(r
     update = envelope()
     relay.put_claim(update["update_id"], EXECUTION)
     relay.telegram.add_fault({"status": 400, "description": "Bad Request: message is too long"})
-    reply = {"text": "x", "parse_mode": None, "buttons": [[{"text": "b", "callback_data": "c"}]]}
+    reply = {"text": "x", "buttons": [[{"text": "b", "callback_data": "c"}]]}
 
     with pytest.raises(Exception) as caught:
         deliver({"update": update, "reply": reply, "execution": EXECUTION}, lambda_context)
@@ -345,7 +365,7 @@ def test_other_refusals_of_a_message_with_buttons_are_not_retried_without_them(r
 def test_a_retry_resumes_in_the_flat_list_of_messages_and_chunks(relay, lambda_context):
     update = envelope("group_text")
     relay.put_claim(update["update_id"], EXECUTION)
-    reply = {"text": long_reply(), "parse_mode": None, "more_messages": ["second", "third"]}
+    reply = {"text": long_reply(), "more_messages": [{"text": "second"}, {"text": "third"}]}
     relay.telegram.add_fault({"status": 500, "match": {"text": "second"}})
 
     with pytest.raises(Exception) as caught:
