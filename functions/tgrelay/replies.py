@@ -218,7 +218,7 @@ def _reply_messages(reply: dict) -> list[tuple[str, list[dict]]]:
     answered before replies were rendered ({"text", "parse_mode", "more_messages": [str]}) is
     rendered here."""
     more = [{"text": message} if isinstance(message, str) else message for message in reply.get("more_messages", [])]
-    messages = [{"text": reply["text"], "entities": reply.get("entities", [])}, *more]
+    messages: list[dict[str, Any]] = [{"text": reply["text"], "entities": reply.get("entities", [])}, *more]
     parse_mode = reply.get("parse_mode")
     if isinstance(parse_mode, str) and parse_mode.lower() in PARSE_MODE_FORMATS:
         fmt = PARSE_MODE_FORMATS[parse_mode.lower()]

@@ -46,6 +46,11 @@ PARAGRAPHS = tuple(f"Part {n}: " + " ".join(f"w{n}.{i}" for i in range(520)) for
 LONG_REPLY = "\n\n".join(PARAGRAPHS)
 HTML_REPLY = "<b>bold</b> & <i>unclosed"
 CANT_PARSE = "Bad Request: can't parse entities: Can't find end of the entity starting at byte offset 25"
+# Issue 13's inputs: a <pre> block of 5,411 characters of HTML (3,600 once rendered), a long
+# Chinese answer (25,100 characters: 75,300 bytes of UTF-8, 150,632 as ASCII-escaped JSON).
+PRE_REPLY = "<pre>" + "a &lt; b\n" * 600 + "</pre>"
+CHINESE = ("这是一个很长的中文回答，用来检查长度的单位。" * 1200)[:25_100]
+BOLD_REPLY = "<b>bold</b> reply"
 THROTTLED = "DynamoDB.ProvisionedThroughputExceededException"
 UNAVAILABLE = (429, 500, 502, 503, 504)  # the agent answers that mean AgentUnavailable
 CLOSED_PORT = "<a closed port>"
@@ -58,7 +63,7 @@ class Fault:
     """One row of the matrix: a fault, how it is injected, and the end state it must leave."""
 
     name: str
-    where: str  # agent / telegram / dynamodb / sqs-webhook / duplicate / partial-reply
+    where: str  # agent / telegram / formatting / dynamodb / sqs-webhook / duplicate / partial-reply
     # -- injection -------------------------------------------------------------------------------
     agent: tuple[dict, ...] = ()  # FakeAgent faults (README "Local HTTP interface"); match update_id added
     telegram: tuple[dict, ...] = ()  # FakeTelegram faults; match chat_id added
@@ -242,11 +247,11 @@ FAULTS: list[Fault] = [
         retries=(("SendReply", "TelegramUnavailable", 5),),
     ),
     Fault(
-        "400 can't parse entities (agent sent HTML)",
+        "400 can't parse entities",
         "telegram",
-        agent=({"reply": HTML_REPLY, "parse_mode": "HTML"},),
+        agent=({"reply": BOLD_REPLY, "parse_mode": "HTML"},),
         telegram=({"status": 400, "description": CANT_PARSE},),
-        replies=("the HTML reply as plain text",),
+        replies=("the bold reply as plain text",),
         telegram_requests=2,
     ),
     Fault(
@@ -272,6 +277,33 @@ FAULTS: list[Fault] = [
         telegram=({"status": 400, "description": "Bad Request: chat not found"},),
         claim="UNDELIVERABLE",
         error="RecipientUnavailable",
+    ),
+    # --- the agent's formatting (issue 13): rendered to entities, budgets in their own units ------
+    Fault(
+        "HTML <pre> block of 5,411 characters",
+        "formatting",
+        agent=({"reply": PRE_REPLY, "parse_mode": "HTML"},),
+        replies=("the <pre> block",),
+        telegram_requests=1,
+    ),
+    Fault(
+        "HTML Telegram cannot parse (unclosed <i>)",
+        "formatting",
+        agent=({"reply": HTML_REPLY, "parse_mode": "HTML"},),
+        replies=("the HTML reply as plain text",),
+        telegram_requests=1,
+    ),
+    Fault(
+        'parse_mode "html" (lower case)',
+        "formatting",
+        agent=({"reply": BOLD_REPLY, "parse_mode": "html"},),
+        replies=("the bold reply",),
+    ),
+    Fault(
+        "25,100 Chinese characters",
+        "formatting",
+        agent=({"reply": CHINESE},),
+        replies=("the Chinese reply in 7 chunks",),
     ),
     # --- DynamoDB -------------------------------------------------------------------------------
     Fault(
@@ -419,6 +451,10 @@ REPLY_TOKENS = (
     "retry apology",
     "EmptyReplyText",
     "the HTML reply as plain text",
+    "the bold reply",
+    "the bold reply as plain text",
+    "the <pre> block",
+    "the Chinese reply in 7 chunks",
     "chunk 1",
     "chunk 2",
     "chunk 3",
@@ -439,7 +475,13 @@ def _shown(value: Any) -> Any:
     """A fault as the table shows it: the long texts by name."""
     if isinstance(value, dict):
         return {key: _shown(item) for key, item in value.items()}
-    return {LONG_REPLY: "<3 paragraphs>", PARAGRAPHS[1]: "<chunk 2>"}.get(value, value)
+    names = {
+        LONG_REPLY: "<3 paragraphs>",
+        PARAGRAPHS[1]: "<chunk 2>",
+        PRE_REPLY: '<pre> + "a &lt; b\\n" × 600 + </pre>',
+        CHINESE: "<25,100 Chinese characters>",
+    }
+    return names.get(value, value) if isinstance(value, str) else value
 
 
 def _injected(row: Fault) -> str:
@@ -601,16 +643,25 @@ def _matching_retrier(asl: dict, state: str, error: str) -> dict:
     raise KeyError(f"{state} does not retry {error}")
 
 
-def _expected_replies(engine, row: Fault, update: dict) -> list[tuple[str, Any]]:
-    texts = {
-        "reply": f"echo: {update['message']['text']}",
-        "apology": engine.template.parameters["ApologyText"],
-        "retry apology": engine.template.parameters["RetryApologyText"],
-        "EmptyReplyText": engine.template.parameters["EmptyReplyText"],
-        "the HTML reply as plain text": HTML_REPLY,
-        **{f"chunk {n}": paragraph for n, paragraph in enumerate(PARAGRAPHS, 1)},
+def _expected_replies(engine, row: Fault, update: dict) -> list[tuple[str, list[dict]]]:
+    """What the chat shows for the row's reply tokens: (text, entities) of each message, in order."""
+    bold = [{"type": "bold", "offset": 0, "length": 4}]
+    shown = {
+        "reply": [f"echo: {update['message']['text']}"],
+        "apology": [engine.template.parameters["ApologyText"]],
+        "retry apology": [engine.template.parameters["RetryApologyText"]],
+        "EmptyReplyText": [engine.template.parameters["EmptyReplyText"]],
+        "the HTML reply as plain text": [HTML_REPLY],
+        "the bold reply": [("bold reply", bold)],
+        "the bold reply as plain text": ["bold reply"],
+        "the <pre> block": [("a < b\n" * 600, [{"type": "pre", "offset": 0, "length": 3600}])],
+        # No white space to cut at: each chunk is Telegram's 4096 characters, the last the rest.
+        "the Chinese reply in 7 chunks": [CHINESE[n : n + 4096] for n in range(0, 25_100, 4096)],
+        **{f"chunk {n}": [paragraph] for n, paragraph in enumerate(PARAGRAPHS, 1)},
     }
-    return [(texts[token], None) for token in row.replies]
+    return [
+        message if isinstance(message, tuple) else (message, []) for token in row.replies for message in shown[token]
+    ]
 
 
 def _deliver(engine, row: Fault, update: dict, monkeypatch, since: int) -> list[int]:
@@ -735,7 +786,7 @@ def test_fault(engine, row: Fault, monkeypatch):
 
     assert answers == list(row.webhook)
     # Telegram: exactly these messages in the chat, in this order, nothing twice.
-    accepted = [(message["text"], message.get("parse_mode")) for message in engine.telegram.sent_messages(chat)]
+    accepted = [(message["text"], message["entities"]) for message in engine.telegram.received(chat)]
     assert accepted == _expected_replies(engine, row, update)
     if row.telegram_requests is not None:
         calls = engine.telegram.calls_snapshot()
@@ -938,10 +989,8 @@ def test_conversation(engine, row: Fault, monkeypatch):
 
     assert conversation.webhook == [200] * len(conversation.webhook)
     # Telegram: exactly these messages in the chat, in this order, nothing twice.
-    accepted = [
-        (message["text"], message.get("parse_mode")) for message in engine.telegram.sent_messages(conversation.chat)
-    ]
-    assert accepted == [(conversation.reply_text(token), None) for token in row.replies]
+    accepted = [(message["text"], message["entities"]) for message in engine.telegram.received(conversation.chat)]
+    assert accepted == [(conversation.reply_text(token), []) for token in row.replies]
     # Each message's executions, in start order, and what they ended in.
     executions = [conversation.executions(number) for number in range(1, len(row.messages) + 1)]
     assert [tuple(map(conversation.outcome, runs)) for runs in executions] == list(row.executions)
