@@ -166,3 +166,71 @@ def test_a_zero_count_fault_applies_to_no_call(http, fake_telegram):
     http.post(f"{fake_telegram.url}/_faults", json={"status": 500, "count": 0})
 
     assert send_message(http, fake_telegram, "x").status_code == 200
+
+
+# --- sendMessage formatting: parse_mode parsed as Telegram parses it, entities checked ---------------
+
+
+def send(http: httpx.Client, telegram, **payload):
+    return http.post(f"{telegram.url}/bot{BOT_TOKEN}/sendMessage", json={"chat_id": 42, **payload})
+
+
+@pytest.mark.parametrize(
+    ("text", "parse_mode", "description"),
+    [
+        ("<pre>a < b</pre>", "HTML", 'Unsupported start tag "" at byte offset 7'),
+        ("<b>bold</b> & <i>unclosed", "html", 'Can\'t find end tag corresponding to start tag "i"'),
+        ("Version 1.5", "MarkdownV2", "Character '.' is reserved and must be escaped with the preceding '\\'"),
+        ("[link](https://example.com", "markdownv2", "Can't find end of a URL at byte offset 7"),
+        ("snake_case", "Markdown", "Can't find end of the entity starting at byte offset 5"),
+    ],
+)
+def test_markup_telegram_cannot_parse_is_refused_with_its_description(
+    http, fake_telegram, text, parse_mode, description
+):
+    answer = send(http, fake_telegram, text=text, parse_mode=parse_mode)
+
+    assert answer.status_code == 400
+    assert answer.json()["description"] == f"Bad Request: can't parse entities: {description}"
+    assert fake_telegram.received() == []
+
+
+def test_markup_is_shown_as_telegram_renders_it(http, fake_telegram):
+    for text, parse_mode in [("<B>hi</B> &lt;3", "Html"), ("*hi* <3", "MARKDOWNV2"), ("*hi* <3", "Markdown")]:
+        assert send(http, fake_telegram, text=text, parse_mode=parse_mode).status_code == 200
+    assert send(http, fake_telegram, text="*hi*", parse_mode="none").status_code == 200
+    assert send(http, fake_telegram, text="*hi*", parse_mode="BBCode").json()["description"] == (
+        "Bad Request: unsupported parse_mode"
+    )
+
+    bold = [{"type": "bold", "offset": 0, "length": 2}]
+    assert fake_telegram.received() == [
+        {"text": "hi <3", "entities": bold},
+        {"text": "hi <3", "entities": bold},  # MarkdownV2: "<" needs no escape
+        {"text": "hi <3", "entities": bold},
+        {"text": "*hi*", "entities": []},
+    ]
+
+
+def test_entities_must_lie_in_the_text_counted_in_utf16_units(http, fake_telegram):
+    text = EMOJI + "ab"  # 4 UTF-16 units, 3 code points
+    fits = [{"type": "bold", "offset": 0, "length": 4}]
+    past_the_end = [{"type": "bold", "offset": 2, "length": 3}]  # fits 3 code points, not 4 units
+
+    assert send(http, fake_telegram, text=text, entities=fits).status_code == 200
+    refused = send(http, fake_telegram, text=text, entities=past_the_end)
+    unknown = send(http, fake_telegram, text=text, entities=[{"type": "blink", "offset": 0, "length": 1}])
+    empty = send(http, fake_telegram, text=text, entities=[{"type": "bold", "offset": 1, "length": 0}])
+
+    assert refused.status_code == unknown.status_code == empty.status_code == 400
+    assert "covers UTF-16 units 2..5 of a 4-unit text" in refused.json()["description"]
+    assert "unknown type 'blink'" in unknown.json()["description"]
+    assert fake_telegram.received() == [{"text": text, "entities": fits}]
+
+
+def test_the_length_limit_applies_to_the_text_the_chat_shows(http, fake_telegram):
+    assert send(http, fake_telegram, text="&lt;" * 4096, parse_mode="HTML").status_code == 200
+    too_long = send(http, fake_telegram, text="&lt;" * 4097, parse_mode="HTML")
+    assert too_long.json()["description"] == "Bad Request: message is too long"
+    empty = send(http, fake_telegram, text="<b> </b>", parse_mode="HTML")
+    assert empty.json()["description"] == "Bad Request: message text is empty"

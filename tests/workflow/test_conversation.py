@@ -295,16 +295,18 @@ def test_a_code_block_is_never_split_when_it_fits_a_message(relay):
     update = make_update(text="show me the config")
     intro = " ".join(["Here is the file you asked for, with comments."] * 70)  # about 3300 characters
     # Blank lines inside the block: paragraph breaks a splitter blind to code would cut at.
-    code = "```yaml\n" + "\n\n".join(f"key_{n}: value {n}" for n in range(60)) + "\n```"
-    answer = f"{intro}\n\n{code}\n\nThat is all."
-    assert utf16_len(intro + "\n\n" + code) > 4096 > utf16_len(code)
-    agent_answers(relay, update, {"reply": answer, "parse_mode": "MarkdownV2"})
+    config = "\n\n".join(f"key_{n}: value {n}" for n in range(60))
+    answer = f"{intro}\n\n```yaml\n{config}\n```\n\nThat is all."
+    assert utf16_len(intro + "\n\n" + config) > 4096 > utf16_len(config)
+    agent_answers(relay, update, {"reply": answer, "format": "markdown"})
     relay.post_update(update)
     relay.wait_idle()
 
-    sent = relay.telegram.sent_messages(chat_of(update))
-    assert [message["text"] for message in sent] == [intro, f"{code}\n\nThat is all."]
-    assert all(message["parse_mode"] == "MarkdownV2" for message in sent)
+    pre = {"type": "pre", "offset": 0, "length": utf16_len(config), "language": "yaml"}
+    assert relay.telegram.received(chat_of(update)) == [
+        {"text": intro, "entities": []},
+        {"text": f"{config}\n\nThat is all.", "entities": [pre]},
+    ]
 
 
 def test_a_code_block_longer_than_a_message_is_closed_and_reopened(relay):
@@ -323,6 +325,27 @@ def test_a_code_block_longer_than_a_message_is_closed_and_reopened(relay):
     body_lines = [line for text in texts for line in text.split("\n") if line.startswith("    line ")]
     assert body_lines == lines
     assert relay.claim(update["update_id"])["chunks"] == "3"
+
+
+def test_a_markdown_code_block_longer_than_a_message_keeps_its_formatting_in_every_chunk(relay):
+    """Issue 13, kind 1: the block is cut at a line break; each chunk carries its part as `pre`
+    with the language, and the visible text is the agent's code, whole and in order."""
+    update = make_update(text="dump the log")
+    lines = [f"    line {n:04d}: a < b && c > d" for n in range(400)]  # 12,000 characters: 3 messages
+    agent_answers(relay, update, {"reply": "Log:\n\n```text\n" + "\n".join(lines) + "\n```", "format": "Markdown"})
+    relay.post_update(update)
+    relay.wait_idle()
+
+    shown = relay.telegram.received(chat_of(update))
+    assert len(shown) == 3
+    assert shown[0]["text"].startswith("Log:\n\n    line 0000")
+    code = [message["text"] for message in shown]
+    code[0] = code[0].removeprefix("Log:\n\n")
+    assert "".join(code).rstrip("\n").split("\n") == lines  # indentation and "<" kept, nothing lost
+    for message in shown:
+        [pre] = message["entities"]
+        assert pre["type"] == "pre" and pre["language"] == "text"
+        assert pre["offset"] + pre["length"] == utf16_len(message["text"])  # the chunk's code, to its end
 
 
 def test_buttons_go_on_the_last_chunk_and_the_quote_on_the_first(relay):

@@ -555,6 +555,7 @@ def test_the_matrix_rows_are_distinct_and_complete():
     assert {row.where for row in FAULTS} == {
         "agent",
         "telegram",
+        "formatting",
         "dynamodb",
         "sqs-webhook",
         "duplicate",
