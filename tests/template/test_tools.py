@@ -128,6 +128,10 @@ def test_sam_build(tool_env, tmp_path):
         assert (built / "tgrelay" / "webhook.py").is_file(), f"{name}: the tgrelay package is not in the bundle"
         assert (built / "httpx" / "__init__.py").is_file(), f"{name}: httpx (functions/requirements.txt) missing"
         assert (built / "aws_lambda_powertools" / "__init__.py").is_file(), f"{name}: aws_lambda_powertools missing"
+        assert (built / "telegramify_markdown" / "__init__.py").is_file(), f"{name}: telegramify_markdown missing"
+        # pyromark is compiled: the bundle must carry the build for the functions' arm64 python3.13.
+        compiled = [path.name for path in (built / "pyromark").glob("*.so")]
+        assert compiled and all("313" in so and "aarch64" in so for so in compiled), f"{name}: pyromark {compiled}"
         # The bundle is functions/ only: the local engine and the tests never ship.
         assert not (built / "tgrelay_local").exists(), f"{name}: local/ code leaked into the bundle"
         assert not (built / "tests").exists(), f"{name}: tests leaked into the bundle"

@@ -94,6 +94,19 @@ def test_bold_over_surrogate_pairs_is_cut_between_code_points(fake_telegram):
         assert "\ufffd" not in message["text"]
 
 
+def test_a_code_block_that_fits_a_message_moves_whole_to_the_next_with_its_indentation(fake_telegram):
+    # Blank lines inside the block: paragraph breaks a splitter blind to `pre` would cut at.
+    block = "    indented line\n\n" * 60  # 1,140 characters
+    source = "A" * 3000 + "\n\n<pre>" + block + "</pre>\n\nThe end."
+
+    shown = shown_in_chat(fake_telegram, {"reply": source, "parse_mode": "HTML"})
+
+    assert shown == [
+        {"text": "A" * 3000, "entities": []},
+        {"text": block + "\n\nThe end.", "entities": [{"type": "pre", "offset": 0, "length": len(block)}]},
+    ]
+
+
 def test_split_entities_keeps_nested_entities_and_drops_the_cut_white_space():
     text = "para one\n\n" + "x" * 4090 + " tail"
     # Bold covers "one\n\n" and the x's: from unit 5 to 4100.
