@@ -46,6 +46,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python bench/webhook.py
 	$(BIN)/python bench/cost.py
 	$(BIN)/python bench/throughput.py
+	$(BIN)/python bench/render.py
 
 clean:
 	rm -rf $(VENV) .aws-sam .pytest_cache

@@ -71,7 +71,7 @@ def test_the_dashboard_counts_updates_answered_at_the_webhook(resources):
 
 
 def test_sendreply_gets_the_agents_whole_answer():
-    """More than text and parse_mode (more_messages, buttons) must reach SendReply, with no extra state."""
+    """More than text (entities, more_messages, buttons) must reach SendReply, with no extra state."""
     states = load_asl()["States"]
     call_agent, send_reply = states["CallAgent"], states["SendReply"]
     assert call_agent["ResultSelector"] == {"reply.$": "$.Payload"}

@@ -291,3 +291,19 @@ def test_only_what_telegram_refuses_is_refused_and_the_field_named(body, field):
 def test_render_refuses_an_unknown_format():
     with pytest.raises(ValueError, match="unknown format"):
         render("x", "bbcode")
+
+
+def test_the_webhook_cold_start_does_not_load_the_markdown_library():
+    """Only a function that renders Markdown pays for importing it (README: Benchmarks)."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, tgrelay.webhook, tgrelay.send_reply, tgrelay.call_agent;"
+        "print(sorted(m for m in ('telegramify_markdown', 'pyromark') if m in sys.modules));"
+        "from tgrelay.formatting import render; render('**x**', 'markdown');"
+        "print(sorted(m for m in ('telegramify_markdown', 'pyromark') if m in sys.modules))"
+    )
+    lines = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
+
+    assert lines == ["[]", "['pyromark',", "'telegramify_markdown']"]
