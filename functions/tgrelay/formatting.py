@@ -477,8 +477,15 @@ def parse_markdown_v2(text: str) -> tuple[str, list[Entity]]:
             continue
         # The end of an entity.
         kind, argument, offset, byte_offset, start = stack.pop()
+        expandable = False
         if char == "\n" and kind != "blockquote":
-            raise EntityParseError(f"Can't find end of {_MDV2_NAMES[kind]} entity at byte offset {byte_offset}")
+            # "||" right before the line break that ends a quote makes it expandable.
+            if not (kind == "spoiler" and byte_offset == _byte_offset(text, i) - 2 and stack):
+                raise EntityParseError(f"Can't find end of {_MDV2_NAMES[kind]} entity at byte offset {byte_offset}")
+            kind, argument, offset, byte_offset, start = stack.pop()
+            if kind != "blockquote":
+                raise EntityParseError(f"Can't find end of {_MDV2_NAMES[kind]} entity at byte offset {byte_offset}")
+            expandable = True
         skip = offset == units
         if kind in ("underline", "spoiler"):
             i += 1
@@ -518,13 +525,20 @@ def parse_markdown_v2(text: str) -> tuple[str, list[Entity]]:
             line_start = True
             skip = False
         if not skip:
-            entities.append(_mdv2_entity(kind, argument, offset, units - offset))
+            entity = _mdv2_entity(kind, argument, offset, units - offset)
+            if expandable:
+                entity["type"] = "expandable_blockquote"
+            entities.append(entity)
         i += 1
-    if quote_open and stack and stack[-1][0] == "blockquote":
-        quote_open = False
-        kind, _, offset, _, _ = stack.pop()
-        if units > offset:
-            entities.append({"type": "blockquote", "offset": offset, "length": units - offset})
+    if quote_open:
+        kind = "blockquote"
+        if stack and stack[-1][0] == "spoiler" and stack[-1][3] == len(text.encode("utf-8", "surrogatepass")) - 2:
+            stack.pop()
+            kind = "expandable_blockquote"
+        if stack and stack[-1][0] == "blockquote":
+            offset = stack.pop()[2]
+            if units > offset:
+                entities.append({"type": kind, "offset": offset, "length": units - offset})
     if stack:
         kind, _, _, byte_offset, _ = stack[-1]
         raise EntityParseError(f"Can't find end of {_MDV2_NAMES[kind]} entity at byte offset {byte_offset}")

@@ -183,6 +183,17 @@ def test_markdown_v2_parser_follows_telegram():
     ]  # fmt: skip
 
 
+def test_markdown_v2_quotes_plain_and_expandable():
+    assert parse_markdown_v2(">quote\n>two\nafter") == (
+        "quote\ntwo\nafter",
+        [{"type": "blockquote", "offset": 0, "length": 10}],
+    )
+    assert parse_markdown_v2("**>hidden\n>more||") == (
+        "hidden\nmore",
+        [{"type": "expandable_blockquote", "offset": 0, "length": 11}],
+    )
+
+
 @pytest.mark.parametrize(
     ("source", "error"),
     [

@@ -280,14 +280,14 @@ FAULTS: list[Fault] = [
     ),
     # --- the agent's formatting (issue 13): rendered to entities, budgets in their own units ------
     Fault(
-        "HTML <pre> block of 5,411 characters",
+        "HTML pre block of 5,411 characters",
         "formatting",
         agent=({"reply": PRE_REPLY, "parse_mode": "HTML"},),
-        replies=("the <pre> block",),
+        replies=("the pre block",),
         telegram_requests=1,
     ),
     Fault(
-        "HTML Telegram cannot parse (unclosed <i>)",
+        "HTML Telegram cannot parse (an unclosed i tag)",
         "formatting",
         agent=({"reply": HTML_REPLY, "parse_mode": "HTML"},),
         replies=("the HTML reply as plain text",),
@@ -453,7 +453,7 @@ REPLY_TOKENS = (
     "the HTML reply as plain text",
     "the bold reply",
     "the bold reply as plain text",
-    "the <pre> block",
+    "the pre block",
     "the Chinese reply in 7 chunks",
     "chunk 1",
     "chunk 2",
@@ -655,7 +655,7 @@ def _expected_replies(engine, row: Fault, update: dict) -> list[tuple[str, list[
         "the HTML reply as plain text": [HTML_REPLY],
         "the bold reply": [("bold reply", bold)],
         "the bold reply as plain text": ["bold reply"],
-        "the <pre> block": [("a < b\n" * 600, [{"type": "pre", "offset": 0, "length": 3600}])],
+        "the pre block": [("a < b\n" * 600, [{"type": "pre", "offset": 0, "length": 3600}])],
         # No white space to cut at: each chunk is Telegram's 4096 characters, the last the rest.
         "the Chinese reply in 7 chunks": [CHINESE[n : n + 4096] for n in range(0, 25_100, 4096)],
         **{f"chunk {n}": [paragraph] for n, paragraph in enumerate(PARAGRAPHS, 1)},
