@@ -28,7 +28,8 @@ FORMAT_VALUES = {"markdown": "markdown", "html": "html", "markdownv2": "markdown
 # Telegram messages. Past it the answer is cut and says so (CUT_NOTE).
 MAX_REPLY_UNITS = 8 * 4096
 CUT_NOTE = "…\n\n[The rest of this answer was cut: it is too long to send.]"
-# Separate messages one answer may ask for (Telegram allows about one message a second per chat).
+# Separate messages one answer may ask for besides `reply` (Telegram allows about one message a
+# second per chat); more are left out, and the last one sent ends with CUT_NOTE.
 MAX_MESSAGES = 10
 # Bot API: callback_data is 1-64 bytes; we keep a keyboard to 100 buttons.
 MAX_BUTTONS = 100
@@ -52,7 +53,8 @@ def reply_from_agent(body: Any, empty_text: str) -> dict:
     order; blank ones are left out, and if nothing is left `empty_text` is sent (Telegram
     refuses empty messages). A message whose markup Telegram could not parse either is sent
     as the agent wrote it, as plain text (what Telegram's own fallback showed). An answer
-    longer than MAX_REPLY_UNITS (or MAX_REPLY_BYTES as state) is cut and ends with CUT_NOTE.
+    longer than MAX_REPLY_UNITS (or MAX_REPLY_BYTES as state), or of more than 1 + MAX_MESSAGES
+    messages, is cut and ends with CUT_NOTE.
     """
     if not isinstance(body, dict):
         raise AgentBadResponse("agent reply is not a JSON object")
@@ -132,8 +134,6 @@ def _messages(value: Any) -> list[str]:
         return []
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise AgentBadResponse('agent reply has "messages" that is not a list of strings')
-    if len(value) > MAX_MESSAGES:
-        raise AgentBadResponse(f"agent reply has {len(value)} messages; at most {MAX_MESSAGES}")
     return value
 
 
@@ -172,17 +172,18 @@ def _button(button: Any, where: str) -> dict:
 
 
 def _within_budget(messages: list[tuple[str, list[dict]]], budget: int) -> list[tuple[str, list[dict]]]:
-    """The rendered messages cut to `budget` UTF-16 units in all: the one that crosses it is cut
-    there and ends with CUT_NOTE, later ones are left out (the note then ends the last one kept)."""
+    """The rendered messages cut to `budget` UTF-16 units in all and to 1 + MAX_MESSAGES messages:
+    the one that crosses the budget is cut there and ends with CUT_NOTE, later ones are left out
+    (the note then ends the last one kept)."""
     kept: list[tuple[str, list[dict]]] = []
     left = budget
-    for text, entities in messages:
+    for index, (text, entities) in enumerate(messages):
         size = utf16_len(text)
-        if size <= left:
+        if size <= left and index <= MAX_MESSAGES:
             kept.append((text, entities))
             left -= size
             continue
-        if left > 0 or not kept:
+        if index <= MAX_MESSAGES and (left > 0 or not kept):
             kept.append(cut_entities(text, entities, left))
         text, entities = kept[-1]
         kept[-1] = (text + CUT_NOTE, entities)
