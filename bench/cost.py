@@ -538,7 +538,7 @@ def run_merge(relay, meter: Meter, tables: Tables, gates: dict) -> list[dict]:
         _result(relay, tables, name, by_update[update["update_id"]], update["update_id"], records)
         for name, update in (("turn holder", holder), ("merge carrier", carrier), ("merged message", merged))
     ]
-    if results[2]["path"] != ["ClaimUpdate", "WaitForTurn", "MergedIntoTurn"]:
+    if results[2]["path"] != ["CheckEnvelope", "ClaimUpdate", "WaitForTurn", "MergedIntoTurn"]:
         raise RuntimeError(f"the second message was not merged: {results[2]['path']}")
     return results
 

@@ -145,12 +145,35 @@ def paths(asl: dict | None = None) -> list[Path]:
     happy = _follow(states, asl["StartAt"])
     found = [Path("happy path", happy)]
     for index, name in enumerate(happy):
+        for other in _other_choices(states[name]):
+            found.append(Path(f"{name} chooses {other}", happy[: index + 1] + _follow(states, other)))
         for catch in states[name].get("Catch", []):
             label = f"{name} catches {' | '.join(catch['ErrorEquals'])}"
             if catch["Next"] in happy[: index + 1]:
                 label += " (round once)"
             found.append(Path(label, happy[: index + 1] + _follow(states, catch["Next"])))
+    # A Catch on the way of a Catch path that leads off it (RecordFailure meeting another execution's
+    # claim), once: the first path that passes the state shows it.
+    seen = set()
+    for path in list(found[1:]):
+        for index, name in enumerate(path.states):
+            for catch in states[name].get("Catch", []):
+                key = (name, catch["Next"])
+                if name in happy or catch["Next"] in path.states or key in seen:
+                    continue
+                seen.add(key)
+                label = f"{path.name}, then {name} catches {' | '.join(catch['ErrorEquals'])}"
+                found.append(Path(label, path.states[: index + 1] + _follow(states, catch["Next"])))
     return found
+
+
+def _other_choices(state: dict) -> list[str]:
+    """The states a Choice leads to besides the one its path follows (_follow takes its last rule)."""
+    if state["Type"] != "Choice":
+        return []
+    followed = state["Choices"][-1]["Next"]
+    others = [rule["Next"] for rule in state["Choices"]] + [state.get("Default")]
+    return list(dict.fromkeys(name for name in others if name and name != followed))
 
 
 def cost_table(asl: dict | None = None) -> str:
@@ -181,6 +204,12 @@ def mermaid(asl: dict | None = None) -> str:
             lines.append(f"    {name}{{{{{name}}}}}")
         if "Next" in state:
             lines.append(f"    {name} --> {state['Next']}")
+        if state["Type"] == "Choice":
+            lines.append(f"    {name}{{{name}}}")
+            followed = state["Choices"][-1]["Next"]
+            lines.append(f"    {name} --> {followed}")
+            for other in _other_choices(state):
+                lines.append(f'    {name} -- "otherwise" --> {other}')
         if state.get("End"):
             lines.append(f"    {name} --> done((end))")
         for catch in state.get("Catch", []):
@@ -189,11 +218,13 @@ def mermaid(asl: dict | None = None) -> str:
 
 
 def _follow(states: dict, start: str) -> list[str]:
-    """The states entered from `start` following Next, until an end or a state entered before."""
+    """The states entered from `start` following Next, until an end or a state entered before. A
+    Choice is followed along its last rule (CheckEnvelope: the way of a well-formed envelope)."""
     path, name = [], start
     while name is not None and name not in path:
         path.append(name)
-        name = states[name].get("Next")
+        state = states[name]
+        name = state["Choices"][-1]["Next"] if state["Type"] == "Choice" else state.get("Next")
     return path
 
 

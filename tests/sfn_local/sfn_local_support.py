@@ -33,7 +33,7 @@ REGION = "us-east-1"
 ACCOUNT = "123456789012"
 STACK = "tgrelay-sfn-local"
 
-HAPPY_PATH = ("ClaimUpdate", "WaitForTurn", "CallAgent", "SendReply", "MarkDone")
+HAPPY_PATH = ("CheckEnvelope", "ClaimUpdate", "WaitForTurn", "CallAgent", "SendReply", "MarkDone")
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ SCENARIOS = {
     "HappyPath": Scenario("SUCCEEDED", HAPPY_PATH),
     "Duplicate": Scenario(
         "SUCCEEDED",
-        ("ClaimUpdate", "AlreadyHandled"),
+        ("CheckEnvelope", "ClaimUpdate", "AlreadyHandled"),
         caught={"ClaimUpdate": "DynamoDB.ConditionalCheckFailedException"},
     ),
     "AgentRetriesThenSuccess": Scenario(
@@ -59,6 +59,7 @@ SCENARIOS = {
     "AgentTerminalFailure": Scenario(
         "FAILED",
         (
+            "CheckEnvelope",
             "ClaimUpdate",
             "WaitForTurn",
             "CallAgent",
@@ -74,7 +75,7 @@ SCENARIOS = {
     "TelegramRateLimitThenSuccess": Scenario("SUCCEEDED", HAPPY_PATH, retried={"SendReply": ("TelegramRateLimited",)}),
     "BlockedUser": Scenario(
         "SUCCEEDED",
-        ("ClaimUpdate", "WaitForTurn", "CallAgent", "SendReply", "MarkUndeliverable"),
+        ("CheckEnvelope", "ClaimUpdate", "WaitForTurn", "CallAgent", "SendReply", "MarkUndeliverable"),
         caught={"SendReply": "RecipientUnavailable"},
     ),
 }
@@ -187,7 +188,8 @@ def _handles(error_equals: list[str], error: str) -> bool:
 def walk(test_case: dict[str, str], responses: dict, asl: dict | None = None, limit: int = 100) -> Walk:
     """Follow the ASL from StartAt with the test case's mocked responses, applying Retry
     (per retrier, up to MaxAttempts) and Catch in order, as the States Language specifies.
-    Control flow only: no data, no waits. Fails where Step Functions Local would (a Task
+    Control flow only: no data, no waits; a Choice (CheckEnvelope) goes the way of an envelope, its
+    last rule, as every case runs on execution_input's envelope. Fails where Step Functions Local would (a Task
     state reached without a mock, an invocation without a response)."""
     asl = asl or load_asl()
     result, caught_errors = Walk(), {}
@@ -206,6 +208,8 @@ def walk(test_case: dict[str, str], responses: dict, asl: dict | None = None, li
             return result
         if kind == "Pass":
             next_name = state.get("Next")
+        elif kind == "Choice":
+            next_name = state["Choices"][-1]["Next"]
         elif kind == "Task":
             next_name = _run_task(name, state, test_case, responses, result, caught_errors)
             if result.status == "FAILED":

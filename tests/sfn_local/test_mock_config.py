@@ -148,10 +148,10 @@ def test_case_drives_the_asl_along_its_expected_path(case, config, asl):
 def test_every_case_past_the_claim_waits_for_its_turn_and_hands_it_on(asl):
     for case, mocks in mock_test_cases().items():
         path = SCENARIOS[case].path
-        if len(path) <= 2:
-            assert path == ("ClaimUpdate", "AlreadyHandled"), case
+        if len(path) <= 3:
+            assert path == ("CheckEnvelope", "ClaimUpdate", "AlreadyHandled"), case
             continue
-        assert path[:2] == HAPPY_PATH[:2], f"{case}: no turn is taken"
+        assert path[:3] == HAPPY_PATH[:3], f"{case}: no turn is taken"
         assert asl["States"]["WaitForTurn"]["Resource"] == CALLBACK and "WaitForTurn" in mocks, case
         assert {"MarkDone", "MarkUndeliverable", "HandOnTurn"} & set(path), f"{case} ends without handing the turn on"
 
@@ -164,7 +164,10 @@ def test_the_model_follows_a_merged_message_and_a_lost_turn(config, asl):
         "0": {"Throw": {"Error": "MergedIntoTurn", "Cause": "answered in the turn of update 918273600"}}
     }
     merged = walk({"ClaimUpdate": "ClaimTaken", "WaitForTurn": "MergedIntoEarlier"}, responses, asl)
-    assert (merged.status, merged.path) == ("SUCCEEDED", ["ClaimUpdate", "WaitForTurn", "MergedIntoTurn"])
+    assert (merged.status, merged.path) == (
+        "SUCCEEDED",
+        ["CheckEnvelope", "ClaimUpdate", "WaitForTurn", "MergedIntoTurn"],
+    )
     assert merged.caught == {"WaitForTurn": "MergedIntoTurn"}
 
     responses["TurnGrantedTwice"] = {"0-1": responses["TurnGranted"]["0"]}
@@ -175,7 +178,7 @@ def test_the_model_follows_a_merged_message_and_a_lost_turn(config, asl):
     lost = dict(mock_test_cases()["HappyPath"], WaitForTurn="TurnGrantedTwice", CallAgent="TurnLostOnceThenAnswers")
     result = walk(lost, responses, asl)
     assert result.status == "SUCCEEDED"
-    assert result.path == ["ClaimUpdate", "WaitForTurn", "CallAgent", *HAPPY_PATH[1:]]
+    assert result.path == ["CheckEnvelope", "ClaimUpdate", "WaitForTurn", "CallAgent", *HAPPY_PATH[2:]]
     assert result.caught == {"CallAgent": "TurnLost"} and result.retried == {}
     assert result.invocations["WaitForTurn"] == 2
 

@@ -17,12 +17,15 @@ from .conftest import FUNCTIONS_DIR, TEMPLATE, load_asl
 ASL = load_asl()
 STATES = ASL["States"]
 
-AWS_ERROR_PREFIXES = ("States.", "Lambda.", "DynamoDB.", "SQS.")
+AWS_ERROR_PREFIXES = ("States.", "Lambda.", "DynamoDB.", "SQS.", "Sandbox.")
 # Raised but never named in the ASL on purpose: RelayError is the base class (never raised), and
 # ConfigurationError is a deploy mistake that States.ALL sends to RecordFailure like any terminal error.
 NOT_NAMED_IN_ASL = {"RelayError", "ConfigurationError"}
 
 DESIGN_STATES = {
+    "CheckEnvelope",
+    "DeadLetterNotAnEnvelope",
+    "NotAnEnvelope",
     "ClaimUpdate",
     "AlreadyHandled",
     "ClaimFailed",
@@ -33,12 +36,13 @@ DESIGN_STATES = {
     "MarkDone",
     "MarkUndeliverable",
     "RecordFailure",
+    "ClaimedByAnotherExecution",
     "ApologizeToUser",
     "HandOnTurn",
     "SendToDeadLetterQueue",
     "Failed",
 }
-HAPPY_PATH = ["ClaimUpdate", "WaitForTurn", "CallAgent", "SendReply", "MarkDone"]
+HAPPY_PATH = ["CheckEnvelope", "ClaimUpdate", "WaitForTurn", "CallAgent", "SendReply", "MarkDone"]
 # TurnsFunction's "finish" tasks: each records the outcome and hands the conversation's turn on.
 HAND_ON = {"MarkDone": "DONE", "MarkUndeliverable": "UNDELIVERABLE", "HandOnTurn": "FAILED"}
 CALLBACK = "arn:aws:states:::lambda:invoke.waitForTaskToken"
@@ -52,9 +56,11 @@ MERGED = "MergedIntoTurn"  # WaitForTurn: answered in an earlier message's turn
 #   Retrying, then failing the execution (alarmed, visible in the console) is the right outcome; the
 #   EventBridge rule on the failed execution then hands the conversation's turn on (test_turns.py).
 # - SendToDeadLetterQueue is the last resort: there is nothing left to catch into, and it goes to Failed anyway.
-UNCAUGHT_TASKS_ALLOWED = {"MarkDone", "MarkUndeliverable", "SendToDeadLetterQueue"}
+UNCAUGHT_TASKS_ALLOWED = {"MarkDone", "MarkUndeliverable", "SendToDeadLetterQueue", "DeadLetterNotAnEnvelope"}
 
 DUPLICATE_ERROR = "DynamoDB.ConditionalCheckFailedException"
+# RecordFailure meets a claim another execution holds or has finished: that execution answers.
+QUIET_END = "ClaimedByAnotherExecution"
 
 
 def error_classes() -> dict[str, type]:
@@ -107,7 +113,7 @@ def test_every_error_class_is_named_in_the_asl():
 def test_aws_error_names_are_well_formed():
     for name in error_names():
         if name.startswith(AWS_ERROR_PREFIXES):
-            assert re.fullmatch(r"(States|Lambda|DynamoDB|SQS)\.[A-Z][A-Za-z]+", name), name
+            assert re.fullmatch(r"(States|Lambda|DynamoDB|SQS|Sandbox)\.[A-Z][A-Za-z]+", name), name
 
 
 def test_the_turn_errors_are_classes_and_named_where_they_arrive():
@@ -258,19 +264,35 @@ def test_design_states_exist():
     assert not DESIGN_STATES - set(STATES), f"missing: {sorted(DESIGN_STATES - set(STATES))}"
     assert not set(STATES) - DESIGN_STATES, f"undescribed: {sorted(set(STATES) - DESIGN_STATES)}"
     assert "Parse" not in STATES, "the pipe's InputTemplate parses the body: a Parse state is a billed transition"
-    assert {name: STATES[name]["Type"] for name in ("AlreadyHandled", "MergedIntoTurn", "Failed", "ClaimFailed")} == {
+    assert {
+        name: STATES[name]["Type"]
+        for name in (
+            "CheckEnvelope",
+            "AlreadyHandled",
+            "MergedIntoTurn",
+            "ClaimedByAnotherExecution",
+            "Failed",
+            "NotAnEnvelope",
+            "ClaimFailed",
+        )
+    } == {
+        "CheckEnvelope": "Choice",
         "AlreadyHandled": "Succeed",
         "MergedIntoTurn": "Succeed",
+        "ClaimedByAnotherExecution": "Succeed",
         "Failed": "Fail",
+        "NotAnEnvelope": "Fail",
         "ClaimFailed": "Pass",
     }
     assert STATES["WaitForTurn"]["Resource"] == CALLBACK
 
 
-def test_the_claim_reads_the_pipes_one_record_and_passes_it_on():
-    claim = STATES["ClaimUpdate"]
+def test_the_check_reads_the_pipes_one_record_and_the_claim_passes_it_on():
     # The pipe's InputTemplate gives [{"update": envelope, "group_id": ...}] (tests/template/test_translated.py).
-    assert (claim["InputPath"], claim["ResultPath"], claim["OutputPath"]) == ("$[0]", None, "$[0]")
+    assert ASL["StartAt"] == "CheckEnvelope"
+    assert STATES["CheckEnvelope"]["InputPath"] == "$[0]"
+    claim = STATES["ClaimUpdate"]
+    assert (claim.get("InputPath", "$"), claim["ResultPath"], claim.get("OutputPath", "$")) == ("$", None, "$")
     assert claim["Parameters"]["Item"]["pk"] == {"S.$": "States.Format('update#{}', $.update.update_id)"}
     # A failed claim: the Catch's "$" is the error alone; ClaimFailed rebuilds the failure path's input.
     (catch_all,) = [c for c in claim["Catch"] if "States.ALL" in c["ErrorEquals"]]
@@ -313,6 +335,9 @@ def follow_next(start: str) -> list[str]:
     path = [start]
     while not is_terminal(STATES[path[-1]]):
         state = STATES[path[-1]]
+        if state["Type"] == "Choice":
+            path.append(state["Choices"][-1]["Next"])  # CheckEnvelope: the way of an envelope
+            continue
         assert "Next" in state, f"{path[-1]} ({state['Type']}) has no Next: the path is not straight"
         path.append(state["Next"])
         assert len(path) <= len(STATES), f"loop: {path}"
@@ -328,7 +353,9 @@ def test_happy_path_budget():
     path = follow_next(ASL["StartAt"])
     assert path == HAPPY_PATH
     assert billed("happy path") == path
-    assert len(path) <= 5, "DESIGN §4: the happy path costs at most 5 state transitions, the turn included"
+    # DESIGN §4 budgets 5; CheckEnvelope (issue 14, finding 6) is the sixth: a message that is not an
+    # envelope fails the first path that reads it with States.Runtime, which no Catch takes.
+    assert len(path) <= 6, "the happy path costs at most 6 state transitions, the turn and the check included"
     assert STATES["MarkDone"].get("End") is True
 
 
@@ -341,21 +368,21 @@ def catcher_for(state: str, error: str) -> dict:
 
 
 def test_duplicate_path_budget():
-    assert follow_next(ASL["StartAt"])[0] == "ClaimUpdate", "the claim comes first: a duplicate stops there"
+    assert follow_next(ASL["StartAt"])[:2] == ["CheckEnvelope", "ClaimUpdate"], "the claim comes first after the check"
     catcher = catcher_for("ClaimUpdate", DUPLICATE_ERROR)
     assert catcher["ErrorEquals"] == [DUPLICATE_ERROR], "a duplicate must match its own Catch, not States.ALL"
-    path = ["ClaimUpdate", *follow_next(catcher["Next"])]
-    assert path == ["ClaimUpdate", "AlreadyHandled"]
+    path = ["CheckEnvelope", "ClaimUpdate", *follow_next(catcher["Next"])]
+    assert path == ["CheckEnvelope", "ClaimUpdate", "AlreadyHandled"]
     assert billed(f"ClaimUpdate catches {DUPLICATE_ERROR}") == path
-    assert len(path) <= 2, "DESIGN §4: a duplicate costs at most 2 state transitions"
+    assert len(path) <= 3, "a duplicate costs at most 3 state transitions (DESIGN §4: 2, before CheckEnvelope)"
 
 
 def test_a_merged_message_ends_in_its_own_state():
     catcher = catcher_for("WaitForTurn", MERGED)
     assert catcher["ErrorEquals"] == [MERGED], "a merged message must not take the failure path"
     assert catcher["ResultPath"] == "$.merged_into", "keeps the update; the Cause names the turn it joined"
-    path = ["ClaimUpdate", "WaitForTurn", *follow_next(catcher["Next"])]
-    assert path == ["ClaimUpdate", "WaitForTurn", "MergedIntoTurn"]
+    path = ["CheckEnvelope", "ClaimUpdate", "WaitForTurn", *follow_next(catcher["Next"])]
+    assert path == ["CheckEnvelope", "ClaimUpdate", "WaitForTurn", "MergedIntoTurn"]
     assert billed(f"WaitForTurn catches {MERGED}") == path
 
 
@@ -394,6 +421,7 @@ def outcomes(start: str) -> list[list[str]]:
             continue
         successors = {state["Next"]} if "Next" in state else set()
         successors |= {c["Next"] for c in state.get("Catch", [])}
+        successors |= {rule["Next"] for rule in state.get("Choices", [])} | ({state.get("Default")} - {None})
         assert successors, f"{path[-1]} leads nowhere"
         for successor in sorted(successors):
             if turn_lost(path[-1], successor):
@@ -418,10 +446,11 @@ def test_the_only_way_round_is_a_lost_turn():
     for path in plans.paths(ASL):
         assert is_terminal(STATES[path.states[-1]]), path.name
     assert billed(f"CallAgent catches {TURN_LOST} (round once)") == [
+        "CheckEnvelope",
         "ClaimUpdate",
         "WaitForTurn",
         "CallAgent",
-        *HAPPY_PATH[1:],
+        *HAPPY_PATH[2:],
     ]
 
 
@@ -480,12 +509,16 @@ def test_every_way_out_of_a_turn_hands_it_on():
     held = outcomes(STATES["WaitForTurn"]["Next"])
     assert len(held) > 3
     for path in held:
-        if path[-1] == "WaitForTurn":
+        if path[-1] in ("WaitForTurn", QUIET_END):
+            # QUIET_END: RecordFailure met another execution's claim. Only a WAITING message's claim is
+            # ever handed to another execution (turns.py, _claims_handed), so once this execution holds
+            # the turn its claim stays its own and this end is not reached from here.
             continue
         assert set(path) & set(HAND_ON), f"ends without handing the turn on: {path}"
     # A failed wait may hold merged messages' claims: its failure path hands on too.
+    # Unless its own claim was handed to another execution: it was merged into that turn, holding none.
     for path in outcomes(catcher_for("WaitForTurn", "States.Timeout")["Next"]):
-        assert "HandOnTurn" in path, path
+        assert "HandOnTurn" in path or path[-1] == QUIET_END, path
 
 
 @pytest.mark.parametrize("state", ["ClaimUpdate", "WaitForTurn", "CallAgent", "SendReply"])
@@ -500,6 +533,9 @@ def test_failures_end_in_the_dead_letter_queue(state):
             assert catcher["Next"] == "RecordFailure", f"{state}: a failure first releases the claim"
             assert catcher.get("ResultPath") == "$.error", "RecordFailure, the DLQ and Failed read $.error"
         for path in outcomes(catcher["Next"]):
+            if path[-1] == QUIET_END:
+                assert path[-2] == "RecordFailure", path  # test_another_executions_claim_ends_quietly
+                continue
             assert path[-3:] == ["HandOnTurn", "SendToDeadLetterQueue", "Failed"], f"{state} -> {path}"
             assert "RecordFailure" in path, f"{state} -> {path}: the claim is released for a replay"
             assert "ApologizeToUser" in path, f"{state} -> {path}: the user is told"
@@ -521,10 +557,12 @@ def test_compensation_steps_do_not_stop_the_way_to_the_dlq():
     ):
         state = STATES[name]
         assert state["Next"] == nxt
-        assert [c["Next"] for c in state["Catch"]] == [nxt]
-        assert state["Catch"][0]["ErrorEquals"] == ["States.ALL"]
+        # RecordFailure's first Catch: another execution's claim (test_another_executions_claim_ends_quietly).
+        catches = state["Catch"][1:] if name == "RecordFailure" else state["Catch"]
+        assert [c["Next"] for c in catches] == [nxt]
+        assert catches[0]["ErrorEquals"] == ["States.ALL"]
         # null keeps the input as it is; "$" or "$.error" would overwrite the original failure.
-        assert state["Catch"][0].get("ResultPath", "$") not in ("$", "$.error"), f"{name} must keep $.error"
+        assert catches[0].get("ResultPath", "$") not in ("$", "$.error"), f"{name} must keep $.error"
     assert STATES["SendToDeadLetterQueue"]["Next"] == "Failed"
     assert STATES["Failed"]["ErrorPath"] == "$.error.Error"
 
@@ -582,3 +620,127 @@ def test_jsonpath_only():
     assert ASL.get("QueryLanguage", "JSONPath") == "JSONPath"
     for name, state in all_states():
         assert state.get("QueryLanguage", "JSONPath") == "JSONPath", name
+
+
+# --- issue 14: AWS production edges -------------------------------------------------------------------------
+
+# Step Functions, "Handle Lambda service exceptions" (bp-lambda-serviceexception): the Lambda service
+# exceptions to retry on every lambda:invoke task.
+LAMBDA_SERVICE_EXCEPTIONS = {
+    "Lambda.ClientExecutionTimeoutException",
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+}
+THROTTLED_INVOKE = "Lambda.TooManyRequestsException"
+# Same page: function timeouts and out-of-memory are reported as Lambda.Unknown (Sandbox.Timedout is the
+# errorType some runtimes give a timeout).
+CUT_OFF = {"Lambda.Unknown", "Sandbox.Timedout"}
+
+
+def lambda_tasks_with_own_retriers() -> list[str]:
+    """The lambda:invoke tasks whose retriers name errors (not one States.ALL retrier)."""
+    return [
+        name
+        for name, state in STATES.items()
+        if state["Type"] == "Task"
+        and state["Resource"].startswith("arn:aws:states:::lambda:invoke")
+        and state.get("Retry")
+        and not any("States.ALL" in r["ErrorEquals"] for r in state["Retry"])
+    ]
+
+
+def test_the_lambda_tasks_with_named_retriers():
+    assert lambda_tasks_with_own_retriers() == ["WaitForTurn", "CallAgent", "SendReply"]
+
+
+@pytest.mark.parametrize("name", lambda_tasks_with_own_retriers())
+def test_every_lambda_service_exception_is_retried(name):
+    retried = {error for retry in STATES[name]["Retry"] for error in retry["ErrorEquals"]}
+    assert LAMBDA_SERVICE_EXCEPTIONS <= retried, f"{name}: {sorted(LAMBDA_SERVICE_EXCEPTIONS - retried)}"
+
+
+@pytest.mark.parametrize("name", lambda_tasks_with_own_retriers())
+def test_a_throttled_invoke_has_its_own_longer_backoff(name):
+    retriers = STATES[name]["Retry"]
+    (throttle,) = [r for r in retriers if THROTTLED_INVOKE in r["ErrorEquals"]]
+    assert throttle["ErrorEquals"] == [THROTTLED_INVOKE], "its own count and its own schedule"
+    (service,) = [r for r in retriers if LAMBDA_SERVICE_EXCEPTIONS & set(r["ErrorEquals"])]
+    # Throttling lasts as long as the functions holding the slots run: wait minutes, not seconds.
+    assert sum(base_waits(throttle)) >= 120 > sum(base_waits(service))
+    assert throttle.get("JitterStrategy") == "FULL", "throttled executions must not come back together"
+
+
+def test_a_send_reply_cut_off_resumes():
+    retried = {error for retry in STATES["SendReply"]["Retry"] for error in retry["ErrorEquals"]}
+    assert CUT_OFF <= retried, "a timed-out or out-of-memory SendReply resumes from its chunk count"
+    # CallAgent's function Timeout is a 900 s backstop above the per-attempt timeout: a cut-off there is
+    # a bug or a 15-minute agent, and retrying it would hold a Lambda slot 15 minutes more.
+    for name in ("WaitForTurn", "CallAgent"):
+        assert not CUT_OFF & {e for r in STATES[name]["Retry"] for e in r["ErrorEquals"]}, name
+
+
+def test_another_executions_claim_ends_quietly():
+    # RecordFailure's condition fails when another execution holds or has finished the claim: that
+    # execution answers (or has), so neither an apology nor a dead letter (whose replay would end in
+    # AlreadyHandled).
+    state = STATES["RecordFailure"]
+    first = state["Catch"][0]
+    assert first == {"ErrorEquals": [DUPLICATE_ERROR], "ResultPath": None, "Next": QUIET_END}
+    assert STATES[QUIET_END]["Type"] == "Succeed" and "another execution" in STATES[QUIET_END]["Comment"]
+    (no_retry,) = [r for r in state["Retry"] if DUPLICATE_ERROR in r["ErrorEquals"]]
+    assert no_retry["MaxAttempts"] == 0, "the States.ALL retrier after it must not retry the condition"
+    assert billed(f"ClaimUpdate catches States.ALL, then RecordFailure catches {DUPLICATE_ERROR}") == [
+        "CheckEnvelope",
+        "ClaimUpdate",
+        "ClaimFailed",
+        "RecordFailure",
+        QUIET_END,
+    ]
+
+
+ENVELOPE_FIELDS = {
+    "$.update.update_id": "IsNumeric",
+    "$.update.chat_id": "IsNumeric",
+    "$.update.expires_at": "IsNumeric",
+}
+
+
+def envelope_reads(node) -> set[str]:
+    """The fields of the update the ASL reads with a path (besides $.update as a whole); "merged" is
+    WaitForTurn's result, written there (ResultPath) before anything reads it."""
+    found = {match for path in _paths(node) for match in re.findall(r"\$\.update\.\w+", path)}
+    return found - {"$.update.merged"}
+
+
+def test_the_envelope_is_checked_before_any_path_reads_it():
+    check = STATES["CheckEnvelope"]
+    rules = check["Choices"]
+    # Every field a path reads (ClaimUpdate's item, RecordFailure's key, the DLQ's attribute) is tested.
+    assert envelope_reads(ASL) == set(ENVELOPE_FIELDS)
+    # Rules are tried in order: presence first (a type test on a missing field is itself States.Runtime).
+    presence = [rule["Not"]["Variable"] for rule in rules[:-1] if rule["Not"].get("IsPresent") is True]
+    assert presence == [*ENVELOPE_FIELDS, "$.group_id"]
+    assert all(rule["Next"] == "DeadLetterNotAnEnvelope" for rule in rules[:-1])
+    types = {test["Variable"]: next(k for k in test if k.startswith("Is")) for test in rules[-1]["And"]}
+    assert types == {**ENVELOPE_FIELDS, "$.group_id": "IsString"}
+    assert rules[-1]["Next"] == "ClaimUpdate" and check["Default"] == "DeadLetterNotAnEnvelope"
+
+
+def test_what_is_not_an_envelope_is_dead_lettered_with_the_reason():
+    state = STATES["DeadLetterNotAnEnvelope"]
+    parameters = state["Parameters"]
+    # Nothing read from the message itself: every path here is the execution's context.
+    assert {path for path in _paths(parameters) if not path.startswith("$$.")} == {
+        "States.JsonToString($$.Execution.Input)"
+    }
+    assert parameters["QueueUrl"] == STATES["SendToDeadLetterQueue"]["Parameters"]["QueueUrl"]
+    assert parameters["MessageAttributes"]["error"]["StringValue"] == STATES[state["Next"]]["Error"]
+    assert "not an envelope" in parameters["MessageAttributes"]["cause"]["StringValue"]
+    assert STATES[state["Next"]]["Type"] == "Fail"
+    assert any("States.ALL" in r["ErrorEquals"] for r in state["Retry"])
+    assert billed("CheckEnvelope chooses DeadLetterNotAnEnvelope") == [
+        "CheckEnvelope",
+        "DeadLetterNotAnEnvelope",
+        "NotAnEnvelope",
+    ]

@@ -15,27 +15,40 @@ from tgrelay_local.template import ROOT
 
 # Step Functions Standard: $0.025 per 1,000 state transitions = $25 per million transitions, so a
 # path of n transitions costs n x $25.00 per million executions.
-HAPPY = ["ClaimUpdate", "WaitForTurn", "CallAgent", "SendReply", "MarkDone"]
+HAPPY = ["CheckEnvelope", "ClaimUpdate", "WaitForTurn", "CallAgent", "SendReply", "MarkDone"]
 FAILURE_TAIL = ["RecordFailure", "ApologizeToUser", "HandOnTurn", "SendToDeadLetterQueue", "Failed"]
+CLAIMED = ["CheckEnvelope", "ClaimUpdate"]
 # Every path `tgrelay cost` lists: (name, states entered, billed transitions, $ per million).
 PATHS = [
-    ("happy path", HAPPY, 5, "125.00"),
-    ("ClaimUpdate catches DynamoDB.ConditionalCheckFailedException", ["ClaimUpdate", "AlreadyHandled"], 2, "50.00"),
-    ("ClaimUpdate catches States.ALL", ["ClaimUpdate", "ClaimFailed", *FAILURE_TAIL], 7, "175.00"),
-    ("WaitForTurn catches MergedIntoTurn", ["ClaimUpdate", "WaitForTurn", "MergedIntoTurn"], 3, "75.00"),
-    ("WaitForTurn catches States.ALL", ["ClaimUpdate", "WaitForTurn", *FAILURE_TAIL], 7, "175.00"),
-    ("CallAgent catches TurnLost (round once)", ["ClaimUpdate", "WaitForTurn", "CallAgent", *HAPPY[1:]], 7, "175.00"),
+    ("happy path", HAPPY, 6, "150.00"),
+    (
+        "CheckEnvelope chooses DeadLetterNotAnEnvelope",
+        ["CheckEnvelope", "DeadLetterNotAnEnvelope", "NotAnEnvelope"],
+        3,
+        "75.00",
+    ),
+    ("ClaimUpdate catches DynamoDB.ConditionalCheckFailedException", [*CLAIMED, "AlreadyHandled"], 3, "75.00"),
+    ("ClaimUpdate catches States.ALL", [*CLAIMED, "ClaimFailed", *FAILURE_TAIL], 8, "200.00"),
+    ("WaitForTurn catches MergedIntoTurn", [*CLAIMED, "WaitForTurn", "MergedIntoTurn"], 4, "100.00"),
+    ("WaitForTurn catches States.ALL", [*CLAIMED, "WaitForTurn", *FAILURE_TAIL], 8, "200.00"),
+    ("CallAgent catches TurnLost (round once)", [*CLAIMED, "WaitForTurn", "CallAgent", *HAPPY[2:]], 8, "200.00"),
     (
         "CallAgent catches AgentRejected | AgentBadResponse",
-        ["ClaimUpdate", "WaitForTurn", "CallAgent", *FAILURE_TAIL],
-        8,
-        "200.00",
+        [*CLAIMED, "WaitForTurn", "CallAgent", *FAILURE_TAIL],
+        9,
+        "225.00",
     ),
-    ("CallAgent catches States.ALL", ["ClaimUpdate", "WaitForTurn", "CallAgent", *FAILURE_TAIL], 8, "200.00"),
-    ("SendReply catches TurnLost (round once)", [*HAPPY[:4], *HAPPY[1:]], 8, "200.00"),
-    ("SendReply catches RecipientUnavailable", [*HAPPY[:4], "MarkUndeliverable"], 5, "125.00"),
-    ("SendReply catches TelegramRejected", [*HAPPY[:4], *FAILURE_TAIL], 9, "225.00"),
-    ("SendReply catches States.ALL", [*HAPPY[:4], *FAILURE_TAIL], 9, "225.00"),
+    ("CallAgent catches States.ALL", [*CLAIMED, "WaitForTurn", "CallAgent", *FAILURE_TAIL], 9, "225.00"),
+    ("SendReply catches TurnLost (round once)", [*HAPPY[:5], *HAPPY[2:]], 9, "225.00"),
+    ("SendReply catches RecipientUnavailable", [*HAPPY[:5], "MarkUndeliverable"], 6, "150.00"),
+    ("SendReply catches TelegramRejected", [*HAPPY[:5], *FAILURE_TAIL], 10, "250.00"),
+    ("SendReply catches States.ALL", [*HAPPY[:5], *FAILURE_TAIL], 10, "250.00"),
+    (
+        "ClaimUpdate catches States.ALL, then RecordFailure catches DynamoDB.ConditionalCheckFailedException",
+        [*CLAIMED, "ClaimFailed", "RecordFailure", "ClaimedByAnotherExecution"],
+        5,
+        "125.00",
+    ),
 ]
 
 # Each Retry's waits, worked out: IntervalSeconds x BackoffRate^n, capped at MaxDelaySeconds.
@@ -52,6 +65,14 @@ RETRY_WAITS = {
     ("SendReply", "TelegramUnavailable"): [1, 2, 4, 8, 16],
     ("SendReply", "TelegramRateLimited"): [30, 60, 120],
     ("SendReply", "Lambda.ServiceException"): [1, 2, 4],
+    ("SendReply", "Lambda.ClientExecutionTimeoutException"): [1, 2, 4],
+    # 5 x 2^0..5 = 5, 10, 20, 40, 80, 160 -> the last two capped at 60
+    ("SendReply", "Lambda.TooManyRequestsException"): [5, 10, 20, 40, 60, 60],
+    ("CallAgent", "Lambda.TooManyRequestsException"): [5, 10, 20, 40, 60, 60],
+    ("WaitForTurn", "Lambda.TooManyRequestsException"): [5, 10, 20, 40, 60, 60],
+    ("SendReply", "Lambda.Unknown"): [2, 4],
+    ("SendReply", "Sandbox.Timedout"): [2, 4],
+    ("DeadLetterNotAnEnvelope", "States.ALL"): [2, 4, 8, 16, 32, 60],
     ("MarkDone", "States.ALL"): [1, 2, 4, 8],
     ("MarkUndeliverable", "States.ALL"): [1, 2, 4, 8],
     # MaxAttempts 0: no retry at all
@@ -65,6 +86,10 @@ RETRY_WAITS = {
 
 # `tgrelay retry-plan`, the lines that carry numbers, per state.
 RETRY_PLAN_LINES = {
+    "DeadLetterNotAnEnvelope": [
+        "    6 retries, waits (s): 0-2, 0-4, 0-8, 0-16, 0-32, 0-60; at most 122 s of waiting",
+        "  worst case before giving up: 122 s of waiting",
+    ],
     "ClaimUpdate": [
         "    4 retries, waits (s): 0-1, 0-2, 0-4, 0-8; at most 15 s of waiting",  # 1+2+4+8
         "  worst case before giving up: 15 s of waiting",
@@ -73,22 +98,26 @@ RETRY_PLAN_LINES = {
         "    23 retries, waits (s): 1 (x23); at most 23 s of waiting;"
         " each retry follows 300 s without an answer (TimeoutSeconds)",
         "    3 retries, waits (s): 0-1, 0-2, 0-4; at most 7 s of waiting",
-        # 23 + 7 = 30 s of waiting; 1 + 23 + 3 = 27 attempts of up to 300 s = 8100 s; 8130 s = 2.26 h
-        "  worst case before giving up: 30 s of waiting + 27 attempts x up to 300 s (TimeoutSeconds) = 8130 s (2.3 h)",
+        "    6 retries, waits (s): 0-5, 0-10, 0-20, 0-40, 0-60 (x2); at most 195 s of waiting",  # 5+10+20+40+60+60
+        # 23 + 7 + 195 = 225 s of waiting; 1 + 23 + 3 + 6 = 33 attempts of up to 300 s = 9900 s; 10125 s = 2.8 h
+        "  worst case before giving up: 225 s of waiting + 33 attempts x up to 300 s (TimeoutSeconds) = 10125 s (2.8 h)",
     ],
     "CallAgent": [
         "    6 retries, waits (s): 0-3, 0-6, 0-12, 0-24, 0-48, 0-60; at most 153 s of waiting",  # 3+6+12+24+48+60
         "    2 retries, waits (s): 5, 10; at most 15 s of waiting",
         "    3 retries, waits (s): 0-1, 0-2, 0-4; at most 7 s of waiting",
-        # 153 + 15 + 7 = 175 s; 1 + 6 + 2 + 3 = 12 attempts x 120 s (AgentTimeoutSeconds' default) = 1440 s
-        "  worst case before giving up: 175 s of waiting + 12 attempts x up to 120 s (AgentTimeoutSeconds) = 1615 s",
+        "    6 retries, waits (s): 0-5, 0-10, 0-20, 0-40, 0-60 (x2); at most 195 s of waiting",
+        # 153 + 15 + 7 + 195 = 370 s; 1 + 6 + 2 + 3 + 6 = 18 attempts x 120 s (AgentTimeoutSeconds' default) = 2160 s
+        "  worst case before giving up: 370 s of waiting + 18 attempts x up to 120 s (AgentTimeoutSeconds) = 2530 s",
         "  TurnLost is caught: back to WaitForTurn, where every count starts again",
     ],
     "SendReply": [
         "    5 retries, waits (s): 0-1, 0-2, 0-4, 0-8, 0-16; at most 31 s of waiting",
         "    3 retries, waits (s): 30, 60, 120; at most 210 s of waiting",
         "    3 retries, waits (s): 0-1, 0-2, 0-4; at most 7 s of waiting",
-        "  worst case before giving up: 248 s of waiting",  # 31 + 210 + 7
+        "    6 retries, waits (s): 0-5, 0-10, 0-20, 0-40, 0-60 (x2); at most 195 s of waiting",
+        "    2 retries, waits (s): 0-2, 0-4; at most 6 s of waiting",
+        "  worst case before giving up: 449 s of waiting",  # 31 + 210 + 7 + 195 + 6
         "  TurnLost is caught: back to WaitForTurn, where every count starts again",
     ],
     "MarkDone": ["  worst case before giving up: 15 s of waiting"],
@@ -108,12 +137,13 @@ RETRY_PLAN_LINES = {
 
 def test_the_happy_path_and_the_duplicate_path_fit_the_budget():
     found = {path.name: path for path in plans.paths()}
-    assert found["happy path"].states == ["ClaimUpdate", "WaitForTurn", "CallAgent", "SendReply", "MarkDone"]
+    assert found["happy path"].states == HAPPY
     duplicate = found["ClaimUpdate catches DynamoDB.ConditionalCheckFailedException"]
-    assert duplicate.states == ["ClaimUpdate", "AlreadyHandled"]
+    assert duplicate.states == [*CLAIMED, "AlreadyHandled"]
     merged = found["WaitForTurn catches MergedIntoTurn"]
-    assert merged.states == ["ClaimUpdate", "WaitForTurn", "MergedIntoTurn"]
-    assert (found["happy path"].transitions, duplicate.transitions, merged.transitions) == (5, 2, 3)
+    assert merged.states == [*CLAIMED, "WaitForTurn", "MergedIntoTurn"]
+    # DESIGN §4's 5 and 2, each one more for CheckEnvelope (issue 14, finding 6).
+    assert (found["happy path"].transitions, duplicate.transitions, merged.transitions) == (6, 3, 4)
 
 
 def test_every_path_is_the_one_worked_out_by_hand():
@@ -131,9 +161,10 @@ def test_a_lost_turn_waits_for_it_again():
 
 def test_every_failure_path_ends_in_the_dead_letter_queue_or_a_deliberate_end():
     for path in plans.paths():
-        assert path.states[-1] in {"MarkDone", "AlreadyHandled", "MergedIntoTurn", "MarkUndeliverable", "Failed"}, (
-            path.name
-        )
+        deliberate = {"MarkDone", "AlreadyHandled", "MergedIntoTurn", "MarkUndeliverable", "ClaimedByAnotherExecution"}
+        assert path.states[-1] in deliberate | {"Failed", "NotAnEnvelope"}, path.name
+        if path.states[-1] == "NotAnEnvelope":
+            assert path.states[-2] == "DeadLetterNotAnEnvelope", path.name
         if path.states[-1] == "Failed":
             # The turn is handed on before the message is dead-lettered.
             assert path.states[-5:] == FAILURE_TAIL, path.name

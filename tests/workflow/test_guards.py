@@ -21,6 +21,7 @@ from tgrelay_local.history import state_path
 INTERNAL_ERROR = "DynamoDB.InternalServerError"
 CONDITION_FAILED = "DynamoDB.ConditionalCheckFailedException"
 OTHER_EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:tgrelay-Relay:someone-else"
+QUIET_END = "ClaimedByAnotherExecution"
 
 
 @pytest.fixture(autouse=True)
@@ -96,7 +97,7 @@ def test_a_claim_applied_but_unanswered_is_taken_again_by_its_retry(relay, monke
     assert lost == [INTERNAL_ERROR]
     steps = state_path(relay.history(execution["executionArn"]))
     assert [step.state for step in steps] == HAPPY_PATH
-    assert steps[0].retries == [INTERNAL_ERROR]
+    assert steps[1].retries == [INTERNAL_ERROR]  # steps[0]: CheckEnvelope
     assert execution["status"] == "SUCCEEDED"
     assert [message["text"] for message in relay.telegram.sent_messages(chat_of(update))] == [
         "echo: my claim, my answer lost"
@@ -108,16 +109,34 @@ def test_a_claim_applied_but_unanswered_is_taken_again_by_its_retry(relay, monke
 # -- RecordFailure: "attribute_not_exists(pk) OR execution = :execution" --------------------------
 
 
-@pytest.mark.parametrize("status", ["IN_PROGRESS", "DONE"], ids=["held", "finished"])
-def test_record_failure_leaves_a_claim_of_another_execution_alone(relay, monkeypatch, status):
-    """ClaimUpdate fails for good (throttled on every attempt) while another execution holds or has
-    finished the claim: RecordFailure must not mark that claim FAILED under this execution (a replay
-    would then answer the update a second time, or an answer in progress would lose its claim)."""
-    update = make_update(text=f"claim {status.lower()} by another")
+def _claim_throttled_for_good(relay, since: int, throttled: list) -> tuple[dict, list]:
+    """The one execution since `since`, whose ClaimUpdate was throttled on every attempt: (it, its steps)."""
+    (execution,) = settle(relay, since)
+    steps = state_path(relay.history(execution["executionArn"]))
+    assert throttled and steps[1].failures == [THROTTLED] * len(throttled)
+    return execution, steps
+
+
+def _ends_quietly(relay, execution: dict, steps: list) -> None:
+    """RecordFailure met the claim, its condition turned it away, and the execution ended there:
+    no apology, no hand-on, no dead letter (issue 14, finding 1)."""
+    assert [step.state for step in steps][-2:] == ["RecordFailure", QUIET_END]
+    (record_failure,) = [step for step in steps if step.state == "RecordFailure"]
+    assert record_failure.failures == [CONDITION_FAILED]
+    assert execution["status"] == "SUCCEEDED"
+    assert take_dead_letters(relay) == []
+
+
+def test_record_failure_leaves_a_claim_another_execution_holds_alone(relay, monkeypatch):
+    """ClaimUpdate fails for good (throttled on every attempt) while another execution holds the
+    claim: RecordFailure must not mark that claim FAILED under this execution (the answer in
+    progress would lose its claim), and this execution must not apologise or dead-letter the update
+    the other one is answering."""
+    update = make_update(text="claim held by another")
     update_id, since = update["update_id"], mark(relay)
     foreign = {
         "pk": {"S": f"update#{update_id}"},
-        "status": {"S": status},
+        "status": {"S": "IN_PROGRESS"},
         "execution": {"S": OTHER_EXECUTION},
         "claimed_at": {"S": "2026-01-01T00:00:00Z"},
         "expires_at": {"N": "1900000000"},
@@ -126,15 +145,35 @@ def test_record_failure_leaves_a_claim_of_another_execution_alone(relay, monkeyp
     throttled = _throttle(monkeypatch, update_id, "ClaimUpdate", None)
 
     post(relay, update)
-    (execution,) = settle(relay, since)
+    execution, steps = _claim_throttled_for_good(relay, since, throttled)
 
     stored = relay.dynamodb.get_item(TableName=relay.table_name, Key={"pk": foreign["pk"]}, ConsistentRead=True)["Item"]
     assert stored == foreign
-    steps = state_path(relay.history(execution["executionArn"]))
-    assert throttled and steps[0].failures == [THROTTLED] * len(throttled)
-    # RecordFailure did meet the claim, and its condition turned it away.
-    (record_failure,) = [step for step in steps if step.state == "RecordFailure"]
-    assert record_failure.failures == [CONDITION_FAILED]
+    _ends_quietly(relay, execution, steps)
+    assert relay.telegram.sent_messages(chat_of(update)) == [], "no apology for a message another execution answers"
+
+
+def test_a_copy_meeting_a_finished_claim_it_cannot_write_ends_quietly(relay, monkeypatch):
+    """The update is answered; a later copy of it (SQS delivered it again) cannot write its claim
+    (throttled for good): one reply in the chat, no apology, no dead letter, the claim still the
+    first execution's DONE."""
+    update = make_update(text="answered, then a copy")
+    update_id, since = update["update_id"], mark(relay)
+    post(relay, update)
+    (first,) = settle(relay, since)
+    assert first["status"] == "SUCCEEDED"
+
+    since = mark(relay)
+    throttled = _throttle(monkeypatch, update_id, "ClaimUpdate", None)
+    deliver_again(relay, first, "copy")
+    execution, steps = _claim_throttled_for_good(relay, since, throttled)
+
+    _ends_quietly(relay, execution, steps)
+    assert [message["text"] for message in relay.telegram.sent_messages(chat_of(update))] == [
+        "echo: answered, then a copy"
+    ]
+    claim = relay.claim(update_id)
+    assert claim["status"] == "DONE" and claim["execution"] == first["executionArn"]
 
 
 # -- SendToDeadLetterQueue: "MessageDeduplicationId.$": "$$.Execution.Name" ------------------------
@@ -191,3 +230,39 @@ def test_an_update_failing_again_after_a_replay_is_dead_lettered_again(relay, mo
         first["executionArn"],
         second["executionArn"],
     ]
+
+
+# -- CheckEnvelope: what is not an envelope is dead-lettered with the reason -------------------------
+
+NOT_ENVELOPES = {
+    "not-json": "hello from the console",
+    "update-id-quoted": '{"update_id": "918273001", "chat_id": 918273001, "expires_at": 1900000000}',
+    "no-update-id": '{"chat_id": 918273002, "expires_at": 1900000000, "text": "edited by hand"}',
+    "not-an-object": "[918273003]",
+}
+
+
+@pytest.mark.parametrize("body", list(NOT_ENVELOPES.values()), ids=list(NOT_ENVELOPES))
+def test_a_message_that_is_not_an_envelope_is_dead_lettered_with_the_reason(relay, body):
+    """A message sent to the updates queue by hand (or a dead letter edited before its replay) that
+    is not an envelope: on AWS its first path read would fail the execution with States.Runtime,
+    which no Catch takes, after the pipe deleted the message. It must be parked with the reason."""
+    since = mark(relay)
+    relay.sqs.send_message(
+        QueueUrl=relay.pipe.queue_url, MessageBody=body, MessageGroupId="by-hand", MessageDeduplicationId=str(since)
+    )
+    (execution,) = settle(relay, since)
+
+    assert [step.state for step in state_path(relay.history(execution["executionArn"]))] == [
+        "CheckEnvelope",
+        "DeadLetterNotAnEnvelope",
+        "NotAnEnvelope",
+    ]
+    assert (execution["status"], execution["error"]) == ("FAILED", "NotAnEnvelope")
+    (dead,) = take_dead_letters(relay)
+    assert json.loads(dead["Body"]) == json.loads(execution["input"]), "the record as the pipe passed it"
+    attributes = {name: value["StringValue"] for name, value in dead["MessageAttributes"].items()}
+    assert attributes["error"] == "NotAnEnvelope"
+    assert "not an envelope" in attributes["cause"]
+    assert attributes["execution"] == execution["executionArn"]
+    assert relay.claim(918273001) is None and relay.telegram.sent_messages(918273001) == []

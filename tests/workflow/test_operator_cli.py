@@ -90,7 +90,7 @@ def test_the_local_aws_endpoint_serves_the_engines_resources(relay):
     names = [machine["stateMachineArn"] for machine in sfn.list_state_machines()["stateMachines"]]
     assert relay.state_machine_arn in names
     definition = json.loads(sfn.describe_state_machine(stateMachineArn=relay.state_machine_arn)["definition"])
-    assert definition["StartAt"] == "ClaimUpdate"
+    assert definition["StartAt"] == "CheckEnvelope"
 
 
 def set_claim_in_progress(relay, update_id: int) -> None:
@@ -148,7 +148,7 @@ def test_replay_of_a_failed_merged_turn_releases_every_claim_and_answers_it_once
     (failed,) = executions_for(relay, head["update_id"])
     assert failed["status"] == "FAILED" and path_of(relay, failed) == AGENT_FAILURE_PATH
     (merged,) = executions_for(relay, rider["update_id"])
-    assert path_of(relay, merged) == ["ClaimUpdate", "WaitForTurn", "MergedIntoTurn"]
+    assert path_of(relay, merged) == ["CheckEnvelope", "ClaimUpdate", "WaitForTurn", "MergedIntoTurn"]
     (dead,) = relay.dead_letters()
     assert json.loads(dead["Body"])["merged"] == [envelope_of(merged)]
     # As if RecordFailure and HandOnTurn had run out of retries: both claims still IN_PROGRESS,

@@ -20,8 +20,8 @@ from workflow_helpers import make_update
 from tgrelay_local.clock import RetryClock
 from tgrelay_local.engine import LocalRelay
 
-HAPPY = ["ClaimUpdate", "WaitForTurn", "CallAgent", "SendReply", "MarkDone"]
-MERGED = ["ClaimUpdate", "WaitForTurn", "MergedIntoTurn"]
+HAPPY = ["CheckEnvelope", "ClaimUpdate", "WaitForTurn", "CallAgent", "SendReply", "MarkDone"]
+MERGED = ["CheckEnvelope", "ClaimUpdate", "WaitForTurn", "MergedIntoTurn"]
 # Local bound for a stopped turn holder: the rule's watcher polls every 20 ms; AWS's bound is in the README.
 RELEASE_BOUND_SECONDS = 5.0
 
@@ -215,7 +215,7 @@ def test_a_duplicate_of_a_waiting_update_gets_one_reply(relay, monkeypatch):
 
     assert [m["text"] for m in relay.telegram.sent_messages(chat)] == ["first answer", "echo: second"]
     paths = sorted(path for path in paths_by_update(relay, [second["update_id"]])[second["update_id"]])
-    assert paths == sorted([HAPPY, ["ClaimUpdate", "AlreadyHandled"]])
+    assert paths == sorted([HAPPY, ["CheckEnvelope", "ClaimUpdate", "AlreadyHandled"]])
 
 
 def test_agent_failure_on_the_first_message_the_others_are_answered_in_order(relay, monkeypatch):

@@ -11,11 +11,12 @@ from tgrelay_local.history import state_path
 
 EVENTS = Path(__file__).resolve().parents[2] / "events" / "telegram"
 # The paths through statemachine/relay.asl.json (DESIGN.md §4).
-HAPPY_PATH = ["ClaimUpdate", "WaitForTurn", "CallAgent", "SendReply", "MarkDone"]
-DUPLICATE_PATH = ["ClaimUpdate", "AlreadyHandled"]
-UNDELIVERABLE_PATH = ["ClaimUpdate", "WaitForTurn", "CallAgent", "SendReply", "MarkUndeliverable"]
+HAPPY_PATH = ["CheckEnvelope", "ClaimUpdate", "WaitForTurn", "CallAgent", "SendReply", "MarkDone"]
+DUPLICATE_PATH = ["CheckEnvelope", "ClaimUpdate", "AlreadyHandled"]
+UNDELIVERABLE_PATH = ["CheckEnvelope", "ClaimUpdate", "WaitForTurn", "CallAgent", "SendReply", "MarkUndeliverable"]
 # A terminal failure once the agent was called: compensation, apology, the turn handed on, parked.
 AGENT_FAILURE_PATH = [
+    "CheckEnvelope",
     "ClaimUpdate",
     "WaitForTurn",
     "CallAgent",
