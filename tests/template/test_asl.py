@@ -657,7 +657,7 @@ def test_the_lambda_tasks_with_named_retriers():
 @pytest.mark.parametrize("name", lambda_tasks_with_own_retriers())
 def test_every_lambda_service_exception_is_retried(name):
     retried = {error for retry in STATES[name]["Retry"] for error in retry["ErrorEquals"]}
-    assert LAMBDA_SERVICE_EXCEPTIONS <= retried, f"{name}: {sorted(LAMBDA_SERVICE_EXCEPTIONS - retried)}"
+    assert retried >= LAMBDA_SERVICE_EXCEPTIONS, f"{name}: {sorted(LAMBDA_SERVICE_EXCEPTIONS - retried)}"
 
 
 @pytest.mark.parametrize("name", lambda_tasks_with_own_retriers())
@@ -673,7 +673,7 @@ def test_a_throttled_invoke_has_its_own_longer_backoff(name):
 
 def test_a_send_reply_cut_off_resumes():
     retried = {error for retry in STATES["SendReply"]["Retry"] for error in retry["ErrorEquals"]}
-    assert CUT_OFF <= retried, "a timed-out or out-of-memory SendReply resumes from its chunk count"
+    assert retried >= CUT_OFF, "a timed-out or out-of-memory SendReply resumes from its chunk count"
     # CallAgent's function Timeout is a 900 s backstop above the per-attempt timeout: a cut-off there is
     # a bug or a 15-minute agent, and retrying it would hold a Lambda slot 15 minutes more.
     for name in ("WaitForTurn", "CallAgent"):

@@ -100,7 +100,8 @@ RETRY_PLAN_LINES = {
         "    3 retries, waits (s): 0-1, 0-2, 0-4; at most 7 s of waiting",
         "    6 retries, waits (s): 0-5, 0-10, 0-20, 0-40, 0-60 (x2); at most 195 s of waiting",  # 5+10+20+40+60+60
         # 23 + 7 + 195 = 225 s of waiting; 1 + 23 + 3 + 6 = 33 attempts of up to 300 s = 9900 s; 10125 s = 2.8 h
-        "  worst case before giving up: 225 s of waiting + 33 attempts x up to 300 s (TimeoutSeconds) = 10125 s (2.8 h)",
+        "  worst case before giving up: 225 s of waiting"
+        " + 33 attempts x up to 300 s (TimeoutSeconds) = 10125 s (2.8 h)",
     ],
     "CallAgent": [
         "    6 retries, waits (s): 0-3, 0-6, 0-12, 0-24, 0-48, 0-60; at most 153 s of waiting",  # 3+6+12+24+48+60
