@@ -23,8 +23,9 @@ from tgrelay.secrets import secret_field
 from tgrelay.settings import declare, number_setting, setting
 from tgrelay.turns import renew_lease
 
-# One chunk can take a 10 s answer, a 5 s inline wait and a plain-text resend.
-TIME_LEFT_FOR_A_CHUNK_MS = 30_000
+# sendMessage calls one chunk may make (send_chunk): the first, a plain-text resend, a resend
+# without the buttons, and one after an inline wait.
+SENDS_PER_CHUNK = 4
 
 # Every setting this handler reads (tests/unit/test_declared_settings.py); checked at its cold start.
 SETTINGS = declare(
@@ -68,7 +69,7 @@ def handler(event: dict, context: LambdaContext) -> dict:
     token = secret_field("bot_token")
     first = chunks_already_sent(update["update_id"], execution) if execution else 0
     for index in range(first, len(chunks)):
-        if execution and index > first and context.get_remaining_time_in_millis() < TIME_LEFT_FOR_A_CHUNK_MS:
+        if execution and index > first and context.get_remaining_time_in_millis() < longest_chunk_ms():
             # Stop before Lambda's timeout cuts a send off uncounted: the ASL's retry resumes here.
             raise TelegramUnavailable(f"time ran out after {index} of {len(chunks)} chunks; resuming on retry")
         send_chunk(token, chunks[index])
@@ -77,6 +78,18 @@ def handler(event: dict, context: LambdaContext) -> dict:
             record_chunks_sent(update["update_id"], execution, index + 1)
     logger.info("reply sent", extra={"chunks": len(chunks), "resumed_at": first, "apology": execution is None})
     return {"chunks": len(chunks), "sent": len(chunks) - first}
+
+
+def longest_chunk_ms() -> int:
+    """The longest one chunk can take, in ms: SENDS_PER_CHUNK calls, each at most telegram.TIMEOUT's
+    connect + read (a small body on the function's one connection: write and pool time are not
+    counted), plus the inline wait (TELEGRAM_MAX_INLINE_WAIT_SECONDS) and one more call's time for
+    the chunk count's write. A chunk is started only with this much time left, so Lambda's timeout
+    does not cut a send off uncounted (a cut-off is retried as Lambda.Unknown, the chunk in flight
+    then sent again)."""
+    per_call = (telegram.TIMEOUT.connect or 0) + (telegram.TIMEOUT.read or 0)
+    inline_wait = number_setting("TELEGRAM_MAX_INLINE_WAIT_SECONDS")
+    return int(((SENDS_PER_CHUNK + 1) * per_call + inline_wait) * 1000)
 
 
 def apology_text(update: dict, error: str) -> str | None:

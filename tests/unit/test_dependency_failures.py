@@ -73,7 +73,7 @@ def test_send_reply_stops_before_its_timeout_and_the_retry_resumes(relay, lambda
     relay.put_claim(update["update_id"], EXECUTION)
     text = long_reply()
     chunks = split_message(text)
-    lambda_context.remaining_ms = send_reply.TIME_LEFT_FOR_A_CHUNK_MS - 1  # too little for a second chunk
+    lambda_context.remaining_ms = send_reply.longest_chunk_ms() - 1  # too little for a second chunk
 
     error = raised(deliver, reply_event(update, text), lambda_context)
 

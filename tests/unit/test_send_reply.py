@@ -26,6 +26,7 @@ from tgrelay.errors import (
     TurnLost,
 )
 from tgrelay.text import split_message, utf16_len
+from tgrelay_local.template import Template
 
 EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:tgrelay-relay:6b1f0d2c"
 OTHER_EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:tgrelay-relay:replay-93ce"
@@ -381,3 +382,38 @@ def test_a_retry_resumes_in_the_flat_list_of_messages_and_chunks(relay, lambda_c
     assert "\n".join(message["text"] for message in sent[:3]) == long_reply()
     # Only the very first message quotes the user's.
     assert ["reply_parameters" in message for message in sent] == [True, False, False, False, False]
+
+
+def test_one_chunk_makes_at_most_sends_per_chunk_calls(relay, lambda_context, sleeps):
+    """The worst chunk send_chunk can meet: formatting refused, buttons refused, a short 429 waited
+    out inline, then accepted. longest_chunk_ms() counts exactly these calls (issue 14, finding 2)."""
+    update = envelope()
+    relay.put_claim(update["update_id"], EXECUTION)
+    for fault in (
+        {"status": 400, "description": CANT_PARSE},
+        {"status": 400, "description": "Bad Request: BUTTON_URL_INVALID"},
+        {"status": 429, "retry_after": 1},
+    ):
+        relay.telegram.add_fault(fault)
+    buttons = [[{"text": "Local docs", "url": "http://localhost:8000/docs"}]]
+    reply = {"text": "<b>see</b> the docs", "parse_mode": "HTML", "buttons": buttons}
+
+    assert deliver({"update": update, "reply": reply, "execution": EXECUTION}, lambda_context)["sent"] == 1
+
+    assert [call["status"] for call in sendmessage_calls(relay)] == [400, 400, 429, 200]
+    assert len(sendmessage_calls(relay)) == send_reply.SENDS_PER_CHUNK
+
+
+def test_the_longest_chunk_fits_in_the_send_reply_timeout(monkeypatch):
+    """A chunk starts only with longest_chunk_ms() left, and the first one right after the start:
+    the function's Timeout must hold one whole chunk and the start (the lease, the secret, the count:
+    a few AWS calls). The old reserve, 30 s, was below one chunk's worst case."""
+    function = Template().function_properties("SendReplyFunction")
+    monkeypatch.setenv(
+        "TELEGRAM_MAX_INLINE_WAIT_SECONDS", function["Environment"]["Variables"]["TELEGRAM_MAX_INLINE_WAIT_SECONDS"]
+    )
+    per_call = send_reply.telegram.TIMEOUT.connect + send_reply.telegram.TIMEOUT.read
+    inline_wait = float(function["Environment"]["Variables"]["TELEGRAM_MAX_INLINE_WAIT_SECONDS"])
+    assert send_reply.longest_chunk_ms() == ((send_reply.SENDS_PER_CHUNK + 1) * per_call + inline_wait) * 1000
+    assert send_reply.longest_chunk_ms() > 30_000
+    assert int(function["Timeout"]) * 1000 >= send_reply.longest_chunk_ms() + 20_000
