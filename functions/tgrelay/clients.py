@@ -15,22 +15,43 @@ logging.getLogger("httpx").setLevel(logging.WARNING)
 logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 
+# AWS answers these calls in milliseconds: one that hangs fails after connect + read seconds per
+# attempt, not botocore's 60 s defaults.
+_TIMEOUTS = {"connect_timeout": 1, "read_timeout": 2}
+
+# The webhook's calls - the secret, the turn's PutItem, SendMessage - at most three in a row within
+# its 10 s Timeout (template.yaml): one attempt each, 3 x (1 + 2) = 9 s at worst, so a slow
+# dependency answers 503 and Telegram delivers the update again (its redelivery is the retry).
+# The secret is read the same way by every function: the others' failures are DependencyUnavailable,
+# retried by the ASL.
+SINGLE_ATTEMPT = Config(**_TIMEOUTS, retries={"mode": "standard", "total_max_attempts": 1})
+# The workflow's functions: a throttled call is retried by the SDK at once; what gets through is
+# DependencyUnavailable, retried by the ASL.
+SDK_RETRIES = Config(**_TIMEOUTS, retries={"mode": "standard", "max_attempts": 3})
+
+
 @cache
 def sqs():
-    # The webhook must answer Telegram quickly: short timeouts, few SDK retries.
-    return boto3.client(
-        "sqs",
-        config=Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3}),
-    )
+    """The webhook's SendMessage (SINGLE_ATTEMPT)."""
+    return boto3.client("sqs", config=SINGLE_ATTEMPT)
 
 
 @cache
 def dynamodb():
-    # Short timeouts: DynamoDB answers in milliseconds, and the webhook registers turns with it.
-    return boto3.client(
-        "dynamodb",
-        config=Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3}),
-    )
+    """The workflow functions' DynamoDB calls (SDK_RETRIES)."""
+    return boto3.client("dynamodb", config=SDK_RETRIES)
+
+
+@cache
+def webhook_dynamodb():
+    """The webhook's one DynamoDB call, the turn's PutItem (SINGLE_ATTEMPT)."""
+    return boto3.client("dynamodb", config=SINGLE_ATTEMPT)
+
+
+@cache
+def secretsmanager():
+    """GetSecretValue for every function, behind Powertools' cache (SINGLE_ATTEMPT)."""
+    return boto3.client("secretsmanager", config=SINGLE_ATTEMPT)
 
 
 @cache
@@ -46,3 +67,12 @@ def http() -> "httpx.Client":
 
     # Timeouts are given per request by the caller.
     return httpx.Client(follow_redirects=False)
+
+
+def clear() -> None:
+    """Forget every client made so far (tests and the local engine: a new moto, new environment)."""
+    for client in (sqs, dynamodb, webhook_dynamodb, secretsmanager, stepfunctions):
+        client.cache_clear()
+    if http.cache_info().currsize:
+        http().close()
+    http.cache_clear()

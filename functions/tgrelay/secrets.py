@@ -4,11 +4,11 @@ Powertools Parameters caches it for SECRET_MAX_AGE_SECONDS, so a rotated value i
 picked up within that time without a redeploy. Values are never logged.
 """
 
-import boto3
 from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.parameters.base import DEFAULT_PROVIDERS
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError, TransformParameterError
 
+from tgrelay import clients
 from tgrelay.errors import ConfigurationError, DependencyUnavailable
 from tgrelay.settings import number_setting, setting
 
@@ -19,7 +19,7 @@ def secret_field(field: str, *, required: bool = True) -> str:
         # On boto3's default session, which the other clients use: Powertools' own provider
         # opens a second session and loads the SDK's models again (~0.1 s of a cold start).
         # clear_caches() still drops it with the cached values.
-        DEFAULT_PROVIDERS["secrets"] = parameters.SecretsProvider(boto3_client=boto3.client("secretsmanager"))
+        DEFAULT_PROVIDERS["secrets"] = parameters.SecretsProvider(boto3_client=clients.secretsmanager())
     try:
         values = parameters.get_secret(
             setting("SECRET_ARN"),

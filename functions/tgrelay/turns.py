@@ -127,8 +127,9 @@ def register_queued(envelope: dict) -> None:
 
     A redelivered update finds its item and changes nothing. Raises ClientError/BotoCoreError
     (the webhook logs it and enqueues anyway: the order is then kept on a best-effort basis)."""
-    try:
-        _dynamodb().put_item(
+    dynamodb = clients.webhook_dynamodb()
+    with contextlib.suppress(dynamodb.exceptions.ConditionalCheckFailedException):
+        dynamodb.put_item(
             TableName=_turns_table(),
             Item=_serialize(
                 {
@@ -141,8 +142,6 @@ def register_queued(envelope: dict) -> None:
             ),
             ConditionExpression="attribute_not_exists(conversation)",
         )
-    except _dynamodb().exceptions.ConditionalCheckFailedException:
-        pass
 
 
 # -- WaitForTurn ----------------------------------------------------------------------------

@@ -442,8 +442,7 @@ class LocalRelay:
         from tgrelay import clients
 
         parameters.clear_caches()
-        for client in (clients.sqs, clients.dynamodb, clients.stepfunctions, clients.http):
-            client.cache_clear()
+        clients.clear()
 
     def _redirect_function_logs(self, handler_modules) -> None:
         """Send the handlers' Powertools log lines and metrics (CloudWatch EMF JSON, which Powertools

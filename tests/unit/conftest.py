@@ -30,12 +30,7 @@ REGION = "us-east-1"
 
 def _clear_caches() -> None:
     parameters.clear_caches()
-    clients.sqs.cache_clear()
-    clients.dynamodb.cache_clear()
-    clients.stepfunctions.cache_clear()
-    if clients.http.cache_info().currsize:
-        clients.http().close()
-    clients.http.cache_clear()
+    clients.clear()
 
 
 @dataclass
