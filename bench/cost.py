@@ -21,7 +21,8 @@ AWS bills each retry as a transition); Lambda invocations from a wrapper the ben
 around every LocalFunction's handler (the workflow's tasks, the webhook, and the EventBridge
 rule's deliveries to TurnsFunction alike); SQS requests from hooks on the webhook's and the
 pipe's clients and the workflow's own sqs:sendMessage tasks; DynamoDB requests from hooks on
-the handlers' shared client (tgrelay.clients.dynamodb()) and the workflow's own dynamodb tasks.
+the handlers' clients (tgrelay.clients.dynamodb() and the webhook's webhook_dynamodb()) and the
+workflow's own dynamodb tasks.
 
 Each counted request is attributed to the update it was made for and the function that made
 it: the handler wrapper keeps a thread-local "current function and update" (from the event:
@@ -115,8 +116,10 @@ PRICE = {
 PIPE_CHUNK = SQS_CHUNK = 64 * 1024
 WRITE_UNIT, READ_UNIT = 1024, 4096
 # Billed transitions: happy path and duplicate are DESIGN.md section 4's budgets (the turn
-# included); the merge rows are the paths of a carrier and of the message merged into it.
-TARGETS = {"happy path": 5, "duplicate": 2, "merge carrier": 5, "merged message": 3}
+# included), 5 and 2, each one more for CheckEnvelope (issue 14: a message that is not an envelope
+# is dead-lettered instead of failing with States.Runtime); the merge rows are the paths of a
+# carrier and of the message merged into it.
+TARGETS = {"happy path": 6, "duplicate": 3, "merge carrier": 6, "merged message": 4}
 EVENTS = ROOT / "events" / "telegram"
 PREFIX = "tgrelay-local-"
 _calls = itertools.count(1)  # DynamoDB call numbers (next() on a count is atomic in CPython)
@@ -448,6 +451,7 @@ def main(argv: list[str] | None = None) -> int:
             watch_webhook_sqs(meter, clients.sqs(), relay.pipe.queue_url)
             watch_pipe_sqs(meter, relay.sqs, relay.pipe.queue_url)
             watch_dynamodb(meter, clients.dynamodb(), tables)
+            watch_dynamodb(meter, clients.webhook_dynamodb(), tables)
             watch_stepfunctions(meter, clients.stepfunctions())
             functions = {id(f): f for f in relay.seams.functions.values()}
             functions[id(relay.webhook_function)] = relay.webhook_function

@@ -5,7 +5,9 @@ URL, the secret's webhook_secret as secret_token, the update kinds the webhook h
 and deleteWebhook on Delete. Invoked directly with {"url": ...} (`tgrelay register-webhook`)
 it registers again, e.g. after the bot token was put into the secret or rotated.
 
-It always answers CloudFormation, with the reason on failure, so a stack never hangs on it.
+It always answers CloudFormation, with the reason on failure, so a stack never hangs on it (and
+where it cannot - a timeout, out of memory, a failed import - the template's ServiceTimeout ends
+the wait in 5 minutes). A failed Create answers with NOT_REGISTERED_ID, whose Delete is a no-op.
 """
 
 import json
@@ -20,6 +22,9 @@ from tgrelay.secrets import secret_field
 from tgrelay.settings import declare
 
 PHYSICAL_ID = "telegram-webhook"
+# The physical id of a Create that failed. CloudFormation's rollback then sends a Delete with it,
+# which must not call deleteWebhook: the bot's webhook may be one set by hand or by another stack.
+NOT_REGISTERED_ID = "telegram-webhook-not-registered"
 
 # Every setting this handler reads (tests/unit/test_declared_settings.py); checked at its cold start.
 SETTINGS = declare(
@@ -34,8 +39,12 @@ def handler(event: dict, context: LambdaContext) -> dict:
     if "RequestType" not in event:
         return {"result": register(event["url"])}
     request = CloudFormationCustomResourceEvent(event)
+    # Update and Delete keep the id CloudFormation knows (a new one on Update would make it delete the old).
+    physical_id = event.get("PhysicalResourceId") or PHYSICAL_ID
     try:
-        if request.request_type == "Delete":
+        if request.request_type == "Delete" and physical_id == NOT_REGISTERED_ID:
+            status, reason = "SUCCESS", "nothing was registered (the Create failed): deleteWebhook not called"
+        elif request.request_type == "Delete":
             status, reason = "SUCCESS", unregister()
         else:
             status, reason = "SUCCESS", register(request.resource_properties["WebhookUrl"])
@@ -43,8 +52,10 @@ def handler(event: dict, context: LambdaContext) -> dict:
         reason = f"{type(error).__name__}: {error}"
         # A webhook left behind must not stop a stack from being deleted; say so and move on.
         status = "SUCCESS" if request.request_type == "Delete" else "FAILED"
-    logger.info("custom resource answered", extra={"status": status, "reason": reason})
-    answer_cloudformation(request, status, reason)
+        if request.request_type == "Create":
+            physical_id = NOT_REGISTERED_ID
+    logger.info("custom resource answered", extra={"status": status, "reason": reason, "physical_id": physical_id})
+    answer_cloudformation(request, status, reason, physical_id)
     return {"status": status, "reason": reason}
 
 
@@ -76,11 +87,14 @@ def unregister() -> str:
     return "webhook deleted"
 
 
-def answer_cloudformation(request: CloudFormationCustomResourceEvent, status: str, reason: str) -> None:
+def answer_cloudformation(
+    request: CloudFormationCustomResourceEvent, status: str, reason: str, physical_id: str
+) -> None:
+    """PUT the custom resource's answer to CloudFormation's presigned ResponseURL (10 s timeout)."""
     body = {
         "Status": status,
         "Reason": reason[:1000],
-        "PhysicalResourceId": PHYSICAL_ID,
+        "PhysicalResourceId": physical_id,
         "StackId": request.stack_id,
         "RequestId": request.request_id,
         "LogicalResourceId": request.logical_resource_id,

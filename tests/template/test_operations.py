@@ -62,11 +62,14 @@ def test_alarms_watch_the_right_things(resources):
 
     executions = resources["ExecutionFailuresAlarm"]["Properties"]["Metrics"]
     watched = {m["MetricStat"]["Metric"]["MetricName"] for m in executions if "MetricStat" in m}
-    assert watched == {"ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted"}
+    assert watched == {"ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted", "NumberOfMessagesSent"}
     for metric in (m for m in executions if "MetricStat" in m):
-        assert metric["MetricStat"]["Metric"]["Dimensions"] == [
-            {"Name": "StateMachineArn", "Value": {"Ref": "RelayStateMachine"}}
-        ]
+        expected = (
+            [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]}}]
+            if metric["MetricStat"]["Metric"]["Namespace"] == "AWS/SQS"
+            else [{"Name": "StateMachineArn", "Value": {"Ref": "RelayStateMachine"}}]
+        )
+        assert metric["MetricStat"]["Metric"]["Dimensions"] == expected
 
     webhook = resources["WebhookErrorsAlarm"]["Properties"]["Metrics"]
     dimensions = {

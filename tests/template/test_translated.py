@@ -242,6 +242,9 @@ LEAST_PRIVILEGE = {
         ("sqs:DeleteMessage", "GetAtt:UpdatesQueue.Arn"),
         ("sqs:GetQueueAttributes", "GetAtt:UpdatesQueue.Arn"),
         ("states:StartExecution", "Ref:RelayStateMachine"),
+        # Its LogConfiguration's log group (ERROR level).
+        ("logs:CreateLogStream", "GetAtt:UpdatesPipeLogGroup.Arn"),
+        ("logs:PutLogEvents", "GetAtt:UpdatesPipeLogGroup.Arn"),
     },
 }
 

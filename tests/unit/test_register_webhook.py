@@ -152,3 +152,34 @@ def test_direct_invocation_registers_again(relay, lambda_context):
     result = register_webhook.handler({"url": WEBHOOK_URL}, lambda_context)
     assert result == {"result": f"webhook registered: {WEBHOOK_URL}"}
     assert relay.telegram.webhook["url"] == WEBHOOK_URL
+
+
+def test_the_rollback_of_a_failed_create_leaves_the_bots_webhook_alone(relay, cloudformation, lambda_context):
+    """A Create that failed answers with an id of its own; CloudFormation's rollback sends a Delete with
+    it, and that Delete must not remove the webhook the bot has (set by hand, or by another stack)."""
+    relay.telegram.webhook = {"url": "https://example.com/set-by-hand"}
+    relay.telegram.add_fault({"method": "setWebhook", "status": 400, "description": "Bad Request: bad webhook"})
+    create = custom_resource_event("Create", cloudformation.url)
+    del create["PhysicalResourceId"]  # a Create has none yet
+
+    register_webhook.handler(create, lambda_context)
+    failed = cloudformation.received[0]["body"]
+    assert (failed["Status"], failed["PhysicalResourceId"]) == ("FAILED", register_webhook.NOT_REGISTERED_ID)
+
+    rollback = {
+        **custom_resource_event("Delete", cloudformation.url),
+        "PhysicalResourceId": failed["PhysicalResourceId"],
+    }
+    register_webhook.handler(rollback, lambda_context)
+    assert [call["method"] for call in relay.telegram.calls_snapshot()] == ["setWebhook"]
+    assert relay.telegram.webhook["url"] == "https://example.com/set-by-hand"
+    deleted = cloudformation.received[1]["body"]
+    assert (deleted["Status"], deleted["PhysicalResourceId"]) == ("SUCCESS", register_webhook.NOT_REGISTERED_ID)
+
+
+def test_an_update_keeps_the_physical_id_cloudformation_knows(relay, cloudformation, lambda_context):
+    relay.telegram.add_fault({"method": "setWebhook", "status": 400, "description": "Bad Request: bad webhook"})
+    register_webhook.handler(custom_resource_event("Update", cloudformation.url), lambda_context)
+    (answer,) = cloudformation.received
+    # Another id on Update would tell CloudFormation the webhook was replaced: it would then delete it.
+    assert (answer["body"]["Status"], answer["body"]["PhysicalResourceId"]) == ("FAILED", "telegram-webhook")
