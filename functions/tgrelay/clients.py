@@ -17,17 +17,26 @@ logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 # AWS answers these calls in milliseconds: one that hangs fails after connect + read seconds per
 # attempt, not botocore's 60 s defaults.
-_TIMEOUTS = {"connect_timeout": 1, "read_timeout": 2}
+CONNECT_TIMEOUT_SECONDS = 1
+READ_TIMEOUT_SECONDS = 2
 
 # The webhook's calls - the secret, the turn's PutItem, SendMessage - at most three in a row within
 # its 10 s Timeout (template.yaml): one attempt each, 3 x (1 + 2) = 9 s at worst, so a slow
 # dependency answers 503 and Telegram delivers the update again (its redelivery is the retry).
 # The secret is read the same way by every function: the others' failures are DependencyUnavailable,
 # retried by the ASL.
-SINGLE_ATTEMPT = Config(**_TIMEOUTS, retries={"mode": "standard", "total_max_attempts": 1})
+SINGLE_ATTEMPT = Config(
+    connect_timeout=CONNECT_TIMEOUT_SECONDS,
+    read_timeout=READ_TIMEOUT_SECONDS,
+    retries={"mode": "standard", "total_max_attempts": 1},
+)
 # The workflow's functions: a throttled call is retried by the SDK at once; what gets through is
 # DependencyUnavailable, retried by the ASL.
-SDK_RETRIES = Config(**_TIMEOUTS, retries={"mode": "standard", "max_attempts": 3})
+SDK_RETRIES = Config(
+    connect_timeout=CONNECT_TIMEOUT_SECONDS,
+    read_timeout=READ_TIMEOUT_SECONDS,
+    retries={"mode": "standard", "max_attempts": 3},
+)
 
 
 @cache
