@@ -36,7 +36,8 @@ def test_happy_path_replies_once_and_marks_done(relay):
     (execution,) = executions_for(relay, update["update_id"])
     assert execution["status"] == "SUCCEEDED"
     assert path_of(relay, execution) == HAPPY_PATH
-    assert billed_transitions(relay, execution) <= 5
+    # DESIGN §4's 5, plus CheckEnvelope (issue 14: what is not an envelope is dead-lettered).
+    assert billed_transitions(relay, execution) <= 6
     assert relay.telegram.sent_messages(chat_of(update)) == [{"chat_id": chat_of(update), "text": "echo: hello there"}]
     claim = relay.claim(update["update_id"])
     assert claim["status"] == "DONE" and claim["chunks"] == "1"
@@ -64,7 +65,8 @@ def test_same_update_five_times_gets_one_reply(relay):
     assert paths.count(HAPPY_PATH) == 1
     assert all(path == DUPLICATE_PATH for path in paths if path != HAPPY_PATH)
     assert len(paths) >= 5  # the four late copies at least reached the workflow
-    assert all(billed_transitions(relay, e) <= 2 for e in executions if path_of(relay, e) == DUPLICATE_PATH)
+    # DESIGN §4's 2, plus CheckEnvelope.
+    assert all(billed_transitions(relay, e) <= 3 for e in executions if path_of(relay, e) == DUPLICATE_PATH)
     assert relay.telegram.sent_messages(chat_of(update)) == [{"chat_id": chat_of(update), "text": "echo: only once"}]
     assert len(relay.agent.calls_snapshot()) == 1
 
