@@ -118,7 +118,7 @@ def test_local_takes_parameters_like_sam_and_shows_each_outcome_in_one_line(sour
         addressed = _group_mention(bot, "are you there?")
         assert stack.post(addressed).json() == {"ok": True}
         (line,) = stack.read_until(lambda line: line.startswith("execution"))
-        assert f"update {addressed['update_id']} SUCCEEDED: ClaimUpdate > WaitForTurn" in line
+        assert f"update {addressed['update_id']} SUCCEEDED: CheckEnvelope > ClaimUpdate > WaitForTurn" in line
         chat = addressed["message"]["chat"]["id"]
         assert stack.sent_texts(chat) == [f"echo: @{bot} are you there?"]
 
