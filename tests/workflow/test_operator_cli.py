@@ -4,6 +4,7 @@ boto3 calls they make against a deployed stack."""
 import json
 
 import pytest
+from test_turn_taking import hold_answer
 from workflow_helpers import (
     AGENT_FAILURE_PATH,
     HAPPY_PATH,
@@ -124,7 +125,7 @@ def test_replay_releases_a_claim_its_failed_execution_left_in_progress(relay, ca
     assert relay.telegram.sent_messages(chat_of(update))[-1]["text"] == "echo: compensation gave up"
 
 
-def test_replay_of_a_failed_merged_turn_releases_every_claim_and_answers_it_once(relay, capsys):
+def test_replay_of_a_failed_merged_turn_releases_every_claim_and_answers_it_once(relay, capsys, monkeypatch):
     """A turn that carried a message merged into it fails and parks one dead letter for both; its
     compensation gave up (both claims still IN_PROGRESS under the parked execution). `replay`
     releases both claims, and the replay answers both messages in one turn, once."""
@@ -132,7 +133,8 @@ def test_replay_of_a_failed_merged_turn_releases_every_claim_and_answers_it_once
     chat = chat_of(busy)
     head = make_update(text="rejected question", chat_id=chat)
     rider = make_update(text="and a follow-up", chat_id=chat)
-    relay.agent.add_fault({"delay": 1.5, "match": {"update_id": busy["update_id"]}})
+    # busy's answer is held until both others wait: no race with a fixed delay under load.
+    release = hold_answer(relay, monkeypatch, busy["update_id"])
     relay.agent.add_fault({"status": 400, "match": {"update_id": head["update_id"]}})
     relay.post_update(busy)
     # busy holds the chat's turn, in CallAgent.
@@ -143,6 +145,7 @@ def test_replay_of_a_failed_merged_turn_releases_every_claim_and_answers_it_once
     wait_for(
         lambda: [relay.turn_statuses(f"telegram:{chat}").get(u["update_id"]) for u in (head, rider)] == ["WAITING"] * 2
     )
+    release.set()
     relay.wait_idle()
 
     (failed,) = executions_for(relay, head["update_id"])
