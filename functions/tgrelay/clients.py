@@ -41,7 +41,8 @@ SDK_RETRIES = Config(
 
 @cache
 def sqs():
-    """The webhook's SendMessage (SINGLE_ATTEMPT)."""
+    """SQS for the webhook's SendMessage and DeadLetterReplayFunction (SINGLE_ATTEMPT: the replay
+    function looks again on its next schedule)."""
     return boto3.client("sqs", config=SINGLE_ATTEMPT)
 
 

@@ -23,6 +23,7 @@ ASCII_PARAMETERS = {
     "AllowedIds": "^[-0-9, ]*$",
     "BotUsername": "^@?[A-Za-z0-9_]{0,32}$",
     "MetricsNamespace": "^[A-Za-z0-9._/#:-]+$",
+    "AutoReplayDelays": "^[0-9]+(,[0-9]+)*$",
 }
 
 
@@ -100,7 +101,10 @@ def worst_environment_bytes(sam_template, resources, function: str) -> int:
     return total
 
 
-@pytest.mark.parametrize("function", ["WebhookFunction", "CallAgentFunction", "SendReplyFunction", "TurnsFunction"])
+@pytest.mark.parametrize(
+    "function",
+    ["WebhookFunction", "CallAgentFunction", "SendReplyFunction", "TurnsFunction", "DeadLetterReplayFunction"],
+)
 def test_every_environment_fits_lambdas_4_kb(sam_template, resources, function):
     assert worst_environment_bytes(sam_template, resources, function) <= ENVIRONMENT_LIMIT_BYTES
 
