@@ -6,7 +6,15 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from workflow_helpers import AGENT_FAILURE_PATH, HAPPY_PATH, chat_of, executions_for, make_update, path_of
+from workflow_helpers import (
+    AGENT_FAILURE_PATH,
+    DUPLICATE_PATH,
+    HAPPY_PATH,
+    chat_of,
+    executions_for,
+    make_update,
+    path_of,
+)
 
 from tgrelay_local.clock import RetryClock
 from tgrelay_local.engine import LocalRelay, take_messages
@@ -119,7 +127,7 @@ def test_a_replay_of_an_update_answered_meanwhile_stops_at_already_handled(relay
 
     assert _fire(relay, 16) == {"replayed": 1, "waiting": 0, "for_a_person": 0}
     last = executions_for(relay, update["update_id"])[-1]
-    assert path_of(relay, last) == ["ClaimUpdate", "AlreadyHandled"]
+    assert path_of(relay, last) == DUPLICATE_PATH
     assert _texts(relay, update) == [relay.template.parameters["RetryApologyText"], "echo: answered by a late copy"]
 
 
