@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tgrelay import telegram
 from tgrelay.agent import agent_request, ask_agent
-from tgrelay.errors import RelayError
+from tgrelay.errors import RelayError, TelegramRejected
 from tgrelay.secrets import secret_field
 from tgrelay.settings import declare
 from tgrelay.text import utf16_len
@@ -111,6 +111,16 @@ def _keep_typing(token: str, payload: dict, stop: threading.Event) -> None:
     while not stop.is_set():
         try:
             telegram.call(token, "sendChatAction", payload, timeout=TYPING_TIMEOUT)
+        except TelegramRejected as error:
+            if error.migrate_to_chat_id is not None and payload["chat_id"] != error.migrate_to_chat_id:
+                # The group became a supergroup: show "typing…" there, at once (SendReply sends there too).
+                logger.info(
+                    "group upgraded to a supergroup, typing there",
+                    extra={"migrate_to_chat_id": error.migrate_to_chat_id},
+                )
+                payload["chat_id"] = error.migrate_to_chat_id
+                continue
+            logger.info("typing indicator not sent", extra={"error": type(error).__name__})
         except Exception as error:  # never let the indicator fail the agent call
             logger.info("typing indicator not sent", extra={"error": type(error).__name__})
         # The module's value at each turn (a test shortens it).

@@ -34,7 +34,11 @@ class TelegramUnavailable(RelayError):
 
 
 class TelegramRateLimited(RelayError):
-    """Telegram answered 429 with a retry_after too long to wait inline. Retried."""
+    """Telegram answered 429 with a retry_after too long to wait inline. The ASL waits that long
+    (FloodWait) and sends again, within its bound.
+
+    The message is read by the ASL (AddFloodWait): its fifth word, split at spaces, is
+    retry_after in seconds. tests/workflow/test_delivery.py checks the two agree."""
 
     def __init__(self, retry_after: int):
         super().__init__(f"Telegram asked to wait {retry_after} s before sending again")
@@ -42,12 +46,16 @@ class TelegramRateLimited(RelayError):
 
 
 class TelegramRejected(RelayError):
-    """Telegram answered a 4xx that resending cannot fix. Terminal."""
+    """Telegram answered a 4xx that resending cannot fix. Terminal.
 
-    def __init__(self, status: int, description: str):
+    `migrate_to_chat_id`: the group became a supergroup with this id (Bot API
+    ResponseParameters); SendReply sends there instead, so it only reaches the ASL if that fails too."""
+
+    def __init__(self, status: int, description: str, migrate_to_chat_id: int | None = None):
         super().__init__(f"Telegram answered {status}: {description}")
         self.status = status
         self.description = description
+        self.migrate_to_chat_id = migrate_to_chat_id
 
 
 class RecipientUnavailable(RelayError):

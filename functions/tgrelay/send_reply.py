@@ -68,11 +68,13 @@ def handler(event: dict, context: LambdaContext) -> dict:
     chunks = outgoing_messages(update, reply)
     token = secret_field("bot_token")
     first = chunks_already_sent(update["update_id"], execution) if execution else 0
+    # Where Telegram moved the conversation (a supergroup's new id, a gone topic): every later chunk too.
+    moved: dict = {}
     for index in range(first, len(chunks)):
         if execution and index > first and context.get_remaining_time_in_millis() < longest_chunk_ms():
             # Stop before Lambda's timeout cuts a send off uncounted: the ASL's retry resumes here.
             raise TelegramUnavailable(f"time ran out after {index} of {len(chunks)} chunks; resuming on retry")
-        send_chunk(token, chunks[index])
+        moved |= send_chunk(token, retargeted(chunks[index], moved))
         metrics.add_metric(name="ReplyChunks", unit=MetricUnit.Count, value=1)
         if execution:
             record_chunks_sent(update["update_id"], execution, index + 1)
@@ -106,18 +108,33 @@ def apology_text(update: dict, error: str) -> str | None:
 _FORMATTING_PROBLEMS = ("can't parse entities", "can't parse messageentity")
 # 400 descriptions about the inline keyboard (BUTTON_URL_INVALID, "can't parse inline keyboard button", ...).
 _KEYBOARD_PROBLEMS = ("button", "inline keyboard", "reply markup", "reply_markup")
+# 400 descriptions that mean the forum topic (message_thread_id) is gone or closed, not the chat.
+_THREAD_GONE = ("message thread not found", "topic_deleted", "topic_closed")
 
 
-def send_chunk(token: str, payload: dict) -> None:
-    """Send one sendMessage payload; plain-text resend when Telegram cannot parse the
-    formatting, a resend without the buttons when it refuses them, one inline wait when it
-    asks for a short pause, a named error otherwise."""
+def send_chunk(token: str, payload: dict) -> dict:
+    """Send one sendMessage payload, fixing what Telegram says can be fixed:
+
+    - "can't parse entities": resent as plain text (without parse_mode);
+    - the inline keyboard refused: resent without it;
+    - the group became a supergroup (400 with parameters.migrate_to_chat_id): resent there,
+      without reply_parameters (the quoted message's id belongs to the old chat);
+    - the topic is gone or closed ("message thread not found", TOPIC_DELETED, TOPIC_CLOSED):
+      resent to the chat without message_thread_id and reply_parameters (Bot API:
+      allow_sending_without_reply is "always False for replies in another chat or forum topic");
+    - a 429 with a short retry_after (TELEGRAM_MAX_INLINE_WAIT_SECONDS): waited out once.
+
+    Returns the changes of address to apply to the reply's later chunks (see `retargeted`):
+    {"chat_id": new id, "reply_parameters": None} and/or {"message_thread_id": None, ...}; {}
+    when none. Raises TelegramRejected, TelegramRateLimited, TelegramUnavailable,
+    RecipientUnavailable (telegram.call) for what it cannot fix."""
     payload = dict(payload)
+    moved: dict = {}
     waited = False
     while True:
         try:
             telegram.call(token, "sendMessage", payload)
-            return
+            return moved
         except TelegramRejected as error:
             description = error.description.lower()
             if "entities" in payload and any(words in description for words in _FORMATTING_PROBLEMS):
@@ -130,6 +147,23 @@ def send_chunk(token: str, payload: dict) -> None:
                 logger.warning("buttons rejected, resending without them", extra={"reason": error.description})
                 del payload["reply_markup"]
                 continue
+            if error.migrate_to_chat_id is not None and "chat_id" not in moved:
+                logger.warning(
+                    "group upgraded to a supergroup, sending there",
+                    extra={"migrate_from_chat_id": payload["chat_id"], "migrate_to_chat_id": error.migrate_to_chat_id},
+                )
+                metrics.add_metric(name="ChatMigrations", unit=MetricUnit.Count, value=1)
+                change = {"chat_id": error.migrate_to_chat_id, "reply_parameters": None}
+                moved |= change
+                payload = retargeted(payload, change)
+                continue
+            if "message_thread_id" in payload and any(gone in description for gone in _THREAD_GONE):
+                logger.warning("topic gone, sending to the chat without it", extra={"reason": error.description})
+                metrics.add_metric(name="TopicsGone", unit=MetricUnit.Count, value=1)
+                change = {"message_thread_id": None, "reply_parameters": None}
+                moved |= change
+                payload = retargeted(payload, change)
+                continue
             raise
         except TelegramRateLimited as error:
             # A short pause costs less here than a workflow retry; a long one belongs to the ASL.
@@ -139,3 +173,9 @@ def send_chunk(token: str, payload: dict) -> None:
             metrics.add_metric(name="RateLimitWaits", unit=MetricUnit.Count, value=1)
             time.sleep(error.retry_after)
             waited = True
+
+
+def retargeted(payload: dict, changes: dict) -> dict:
+    """`payload` with `changes` applied: a field set to None is removed, any other is set."""
+    result = {**payload, **changes}
+    return {key: value for key, value in result.items() if value is not None}

@@ -656,7 +656,10 @@ def run_local(args: argparse.Namespace) -> int:
         print(f"webhook         POST {relay.webhook_url}")
         print(f"  secret header X-Telegram-Bot-Api-Secret-Token: {relay.webhook_secret}")
         if relay.telegram:
-            print(f"fake Telegram   {relay.telegram.url}/bot{relay.bot_token}/<method>  (/_calls, /_faults, /_reset)")
+            print(
+                f"fake Telegram   {relay.telegram.url}/bot{relay.bot_token}/<method>"
+                "  (/_calls, /_faults, /_reset, /_migrate)"
+            )
         else:
             print("Telegram        the real Bot API; updates by getUpdates long polling")
             threading.Thread(target=_long_poll, args=(relay, stop), name="getUpdates", daemon=True).start()

@@ -6,7 +6,10 @@ can drive them:
   POST /_faults   {"status": 503, "count": 2, "match": {"chat_id": 42}, ...}  queue a fault
   GET  /_calls    what was received, in order (JSON list; `at` when it came, and for the
                   agent `ended_at` when its answer left)
-  POST /_reset    forget calls and faults
+  POST /_reset    forget calls and faults (and the Telegram fake's migrated chats)
+  POST /_migrate  {"chat_id": -4001, "migrate_to_chat_id": -1004001} (Telegram fake): the group
+                  became a supergroup; every call naming the old id answers 400 with
+                  parameters.migrate_to_chat_id, as Telegram does
 
 A fault applies to the next `count` matching requests (null: until reset). Fields:
   status        HTTP status to answer with
@@ -160,6 +163,17 @@ class FakeTelegram(FakeServer):
         self.webhook: JSON = {"url": ""}
         self.pending_updates: list[JSON] = []
         self.next_message_id = 1000
+        self.migrated: dict[int, int] = {}  # group id -> the supergroup it became
+
+    def migrate_chat(self, chat_id: int, migrate_to_chat_id: int) -> None:
+        """The group `chat_id` was upgraded to the supergroup `migrate_to_chat_id` (until reset)."""
+        with self.lock:
+            self.migrated[chat_id] = migrate_to_chat_id
+
+    def reset(self) -> None:
+        super().reset()
+        with self.lock:
+            self.migrated.clear()
 
     def sent_messages(self, chat_id: int | None = None) -> list[JSON]:
         """The sendMessage payloads Telegram accepted, in order."""
@@ -211,6 +225,11 @@ class FakeTelegram(FakeServer):
             if "status" in fault or "body" in fault or fault.get("close"):
                 return self._fault_answer(fault)
         method, payload = request["method"], request["payload"]
+        with self.lock:
+            migrate_to_chat_id = self.migrated.get(payload.get("chat_id"))  # type: ignore[arg-type]
+        if migrate_to_chat_id is not None:
+            description = "Bad Request: group chat was upgraded to a supergroup chat"
+            return _telegram_error(400, description, migrate_to_chat_id=migrate_to_chat_id)
         if method == "sendMessage":
             text = payload.get("text")
             if not isinstance(text, str):
@@ -280,7 +299,7 @@ class FakeTelegram(FakeServer):
         description = fault.get("description") or _DEFAULT_DESCRIPTIONS.get(status, "Error")
         if status == 429:
             retry_after = fault.get("retry_after", 1)
-            return _telegram_error(status, f"Too Many Requests: retry after {retry_after}", retry_after)
+            return _telegram_error(status, f"Too Many Requests: retry after {retry_after}", retry_after=retry_after)
         return _telegram_error(status, description)
 
 
@@ -396,10 +415,11 @@ _DEFAULT_DESCRIPTIONS = {
 }
 
 
-def _telegram_error(status: int, description: str, retry_after: int | None = None) -> tuple[int, JSON]:
+def _telegram_error(status: int, description: str, **parameters: int) -> tuple[int, JSON]:
+    """A Bot API error answer; `parameters` (retry_after, migrate_to_chat_id): its ResponseParameters."""
     body: JSON = {"ok": False, "error_code": status, "description": description}
-    if retry_after is not None:
-        body["parameters"] = {"retry_after": retry_after}
+    if parameters:
+        body["parameters"] = parameters
     return status, body
 
 
@@ -433,6 +453,13 @@ def _handler_for(fake: FakeServer) -> type[BaseHTTPRequestHandler]:
                 self._send(200, {"ok": True, "queued": len(faults)})
             elif self.path == "/_reset":
                 fake.reset()
+                self._send(200, {"ok": True})
+            elif self.path == "/_migrate" and isinstance(fake, FakeTelegram):
+                old, new = (body or {}).get("chat_id"), (body or {}).get("migrate_to_chat_id")
+                if not isinstance(old, int) or not isinstance(new, int):
+                    self._send(400, {"ok": False, "error": "chat_id and migrate_to_chat_id are integers"})
+                    return
+                fake.migrate_chat(old, new)
                 self._send(200, {"ok": True})
             else:
                 self._dispatch(body)

@@ -86,13 +86,40 @@ def test_403_blocked_is_recipient_unavailable(telegram_api):
     assert type(raised()) is RecipientUnavailable
 
 
-@pytest.mark.parametrize(
-    "description", ["Bad Request: chat not found", "Bad Request: message thread not found", "Bad Request: TOPIC_CLOSED"]
-)
-def test_400_for_a_gone_chat_is_recipient_unavailable(telegram_api, description):
-    telegram_api.add_fault({"status": 400, "description": description})
+def test_400_for_a_gone_chat_is_recipient_unavailable(telegram_api):
+    telegram_api.add_fault({"status": 400, "description": "Bad Request: chat not found"})
 
     assert type(raised()) is RecipientUnavailable
+
+
+@pytest.mark.parametrize(
+    "description", ["Bad Request: message thread not found", "Bad Request: TOPIC_CLOSED", "Bad Request: TOPIC_DELETED"]
+)
+def test_400_for_a_gone_topic_is_rejected_not_recipient_unavailable(telegram_api, description):
+    # The chat is still there: SendReply sends to it without the topic (test_send_reply.py).
+    telegram_api.add_fault({"status": 400, "description": description})
+
+    error = raised()
+    assert type(error) is TelegramRejected
+    assert error.description == description
+
+
+def test_400_for_an_upgraded_group_names_the_supergroup(telegram_api):
+    telegram_api.migrate_chat(CHAT_ID, -1000000000042)
+
+    error = raised()
+    assert type(error) is TelegramRejected
+    assert error.migrate_to_chat_id == -1000000000042
+    assert "upgraded to a supergroup" in error.description
+
+
+@pytest.mark.parametrize("retry_after", [-5, "30", None, 10**12])
+def test_a_retry_after_out_of_range_is_read_as_a_number_the_asl_can_wait(telegram_api, retry_after):
+    telegram_api.add_fault({"status": 429, "retry_after": retry_after})
+
+    error = raised()
+    assert type(error) is TelegramRateLimited
+    assert error.retry_after == (telegram.MAX_RETRY_AFTER if retry_after == 10**12 else 1)
 
 
 def test_other_400_is_telegram_rejected_with_the_description(telegram_api):
