@@ -2,8 +2,6 @@
 
 from typing import Any, TypeGuard
 
-from tgrelay.text import utf16_len
-
 SCHEMA_VERSION = 1
 
 # The update kinds the webhook answers; setWebhook's allowed_updates (register_webhook.py).
@@ -11,10 +9,13 @@ HANDLED_UPDATE_KINDS = ("message", "callback_query")
 # Answered too with EDITED_MESSAGES=answer (README: Conversation behaviour).
 EDITED_MESSAGE = "edited_message"
 
-# Bot API limits: message text 4096 characters, caption 1024, callback data 64 bytes.
-MAX_TEXT = 4096
-MAX_CAPTION = 1024
-MAX_CALLBACK_DATA_BYTES = 64
+# The text an envelope carries to the agent, in UTF-8 bytes: the unit of the limits it
+# protects (Step Functions: 256 KiB of UTF-8 state, which also holds the reply and the
+# messages merged into the turn, turns.MAX_TURN_TEXT_BYTES). Telegram's own limits are not
+# checked (they change; Premium captions are longer): today's longest text, 4096 UTF-16
+# units, is at most 12,288 bytes and is never cut. A longer one is cut with CUT_NOTE.
+MAX_TEXT_BYTES = 16 * 1024
+CUT_NOTE = "\n\n[tgrelay: the message was {size} bytes long; only its first {kept} bytes are passed on]"
 
 
 class InvalidUpdate(ValueError):
@@ -50,7 +51,7 @@ def envelope_from_update(update: Any, received_at: int, ttl_seconds: int, *, ans
         if "message" not in query:
             raise UnhandledUpdate("callback query from an inline message (no chat)")
         message, sender = _object(query, "message", "callback_query."), query.get("from")
-        text = _callback_data(query)
+        text = carried_text(_callback_data(query))
     elif EDITED_MESSAGE in update:
         if not answer_edits:
             raise UnhandledUpdate("edited messages are ignored")
@@ -99,17 +100,29 @@ def message_group_id(envelope: dict) -> str:
 
 
 def _message_text(message: dict, kind: str = "message") -> str:
-    for field, limit in (("text", MAX_TEXT), ("caption", MAX_CAPTION)):
+    for field in ("text", "caption"):
         value = message.get(field)
         if value is None:
             continue
         if not isinstance(value, str) or not _is_unicode(value):
             raise InvalidUpdate(f"{kind}.{field} is not a valid Unicode string")
-        if utf16_len(value) > limit:
-            raise InvalidUpdate(f"{kind}.{field} is longer than Telegram's {limit} characters")
         if value.strip():
-            return value
+            return carried_text(value)
     raise UnhandledUpdate(f"{kind.replace('_', ' ')} without text or caption")
+
+
+def carried_text(text: str) -> str:
+    """`text` as the envelope carries it: unchanged up to MAX_TEXT_BYTES of UTF-8, otherwise its
+    beginning (cut at a character boundary) and CUT_NOTE, MAX_TEXT_BYTES in all."""
+    size = len(text.encode("utf-8"))
+    if size <= MAX_TEXT_BYTES:
+        return text
+    # The note's own length depends on the number it names; one digit more than needed is fine.
+    budget = MAX_TEXT_BYTES - len(CUT_NOTE.format(size=size, kept=MAX_TEXT_BYTES).encode())
+    kept = text.encode("utf-8")[:budget].decode("utf-8", "ignore")
+    kept_bytes = len(kept.encode("utf-8"))
+    return kept + CUT_NOTE.format(size=size, kept=kept_bytes)
+
 
 
 def _thread_id(message: dict, kind: str) -> int | None:
@@ -129,8 +142,6 @@ def _callback_data(query: dict) -> str:
         raise UnhandledUpdate("callback query without data")
     if not _is_unicode(data):
         raise InvalidUpdate("callback_query.data is not a valid Unicode string")
-    if len(data.encode("utf-8")) > MAX_CALLBACK_DATA_BYTES:
-        raise InvalidUpdate(f"callback_query.data is longer than {MAX_CALLBACK_DATA_BYTES} bytes")
     return data
 
 

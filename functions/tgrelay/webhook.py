@@ -23,8 +23,11 @@ from tgrelay.secrets import secret_field
 from tgrelay.settings import declare, number_setting, setting
 
 SECRET_HEADER = "x-telegram-bot-api-secret-token"
-# Far above any real update (text is at most 4096 characters); below SQS's 256 KiB.
-MAX_BODY_BYTES = 256 * 1024
+# What protects the function (memory, parse time), far above any update Telegram sends (a
+# 4096-character text with an entity per character is about 300 KB) and below the 6 MB
+# Lambda accepts. What goes on to SQS is the envelope, whose text has its own budget
+# (envelope.MAX_TEXT_BYTES), not the body.
+MAX_BODY_BYTES = 1024 * 1024
 MAX_SECRET_HEADER = 256  # Telegram's secret_token is 1-256 characters
 
 # Every setting this handler reads (tests/unit/test_declared_settings.py); checked at its cold start.

@@ -6,6 +6,8 @@ names are replaced while the engine runs:
 - lambda_eval_utils._invoke_lambda_function: a Lambda task runs the real handler
   in-process and reports an exception the way the Lambda runtime does.
 - retrier_decl.time: the sleep between Retry attempts goes through the RetryClock.
+- wait_function.WaitFunction._wait_interval: a Wait state's wait (FloodWait) goes through the
+  RetryClock too, so a test records it instead of waiting Telegram's retry_after.
 - jitter_strategy_decl.random: FULL jitter draws through the RetryClock, so tests
   can pin it.
 - execution.Execution.stop: StopExecution ends the execution at once, as on AWS (moto
@@ -33,6 +35,7 @@ from moto.dynamodb.responses import DynamoHandler
 from moto.stepfunctions.parser.api import ExecutionStatus
 from moto.stepfunctions.parser.asl.component.common.retry import jitter_strategy_decl, retrier_decl
 from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wait_function
 from moto.stepfunctions.parser.backend import execution as execution_backend
 
 from tgrelay_local.clock import RetryClock
@@ -41,6 +44,7 @@ from tgrelay_local.clock import RetryClock
 SEAMS = (
     (lambda_eval_utils, "_invoke_lambda_function"),
     (retrier_decl, "time"),
+    (wait_function.WaitFunction, "_wait_interval"),
     (jitter_strategy_decl, "random"),
     (execution_backend.Execution, "stop"),
     (DynamoHandler, "call_action"),
@@ -112,6 +116,12 @@ class Seams:
         self._stack.enter_context(
             mock.patch.object(jitter_strategy_decl, "random", types.SimpleNamespace(uniform=self.clock.uniform))
         )
+        clock = self.clock
+
+        def wait_interval(function, env, wait_seconds: int) -> None:
+            clock.wait_state(wait_seconds, env.program_state_event)
+
+        self._stack.enter_context(mock.patch.object(wait_function.WaitFunction, "_wait_interval", wait_interval))
         original_stop = execution_backend.Execution.stop
 
         def stop_at_once(execution, stop_date, error, cause):

@@ -86,12 +86,9 @@ CASES = [
     ("message-without-chat", {"body": raw(sample(chat=None))}, 400, "message.chat"),
     ("chat-without-id", {"body": raw(sample(chat={"type": "private"}))}, 400, "message.chat.id"),
     ("message-null", {"body": b'{"update_id": 918273692, "message": null}'}, 400, "message"),
-    # --- text at and beyond Telegram's limits -----------------------------------------------------
-    ("text-4097-ascii", {"body": raw(sample(text="a" * 4097))}, 400, "message.text"),
-    ("text-4098-utf16-units", {"body": raw(sample(text="\N{GRINNING FACE}" * 2049))}, 400, "message.text"),
-    ("text-1-mib", {"body": raw(sample(text="a" * 200_000))}, 400, "message.text"),
-    ("caption-1025", {"body": raw(sample(text=None, caption="c" * 1025))}, 400, "message.caption"),
+    # --- text that is not text (Telegram's lengths are not checked: tests/workflow/test_delivery.py) --
     ("text-lone-surrogate", {"body": raw(SAMPLE).replace("🚀".encode(), b"\\ud83d")}, 400, "message.text"),
+    ("text-a-number", {"body": raw(sample(text=4097))}, 400, "message.text"),
     # --- not UTF-8 (API Gateway passes such a body base64-encoded) --------------------------------
     ("latin-1-text", {"body": raw(SAMPLE).replace("🚀".encode(), b"\xe9")}, 400, "not UTF-8"),
     ("utf-16-body", {"body": json.dumps(SAMPLE).encode("utf-16")}, 400, "not UTF-8"),
