@@ -124,7 +124,6 @@ def carried_text(text: str) -> str:
     return kept + CUT_NOTE.format(size=size, kept=kept_bytes)
 
 
-
 def _thread_id(message: dict, kind: str) -> int | None:
     # Only forum topics get a thread id: in other supergroups it names a reply thread,
     # and sending to it would fail.

@@ -113,7 +113,7 @@ def handler(event: dict, context: LambdaContext) -> dict:
             execution,
             event["outcome"],
             chunks=event.get("chunks"),
-            reason=event.get("reason") or event.get("error") or "",
+            reason=error_message(event.get("reason") or event.get("error") or ""),
         )
     except (BotoCoreError, ClientError) as error:
         raise DependencyUnavailable(f"turns table or Step Functions unavailable ({type(error).__name__})") from None
@@ -483,6 +483,18 @@ def renew_lease(envelope: dict, execution: str) -> None:
 
 
 # -- handing the turn on --------------------------------------------------------------------
+
+
+def error_message(cause: str) -> str:
+    """What a claim keeps of an error's Cause: a Lambda error's Cause is the runtime's JSON
+    ({"errorMessage", "errorType", "requestId", "stackTrace"}), of which only errorMessage says
+    why; any other Cause (a service integration's, or an error name) is kept as it is."""
+    try:
+        parsed = json.loads(cause)
+    except ValueError:
+        return cause
+    message = parsed.get("errorMessage") if isinstance(parsed, dict) else None
+    return message if isinstance(message, str) else cause
 
 
 def finish_turn(

@@ -48,9 +48,16 @@ def retry_plan(asl: dict | None = None, template: Template | None = None) -> str
         if len(state["Retry"]) > 1:
             lines.append("  (each error kind keeps its own count: the worst case meets all of them in turn)")
         for catch in state.get("Catch", []):
+            errors = " | ".join(catch["ErrorEquals"])
             if catch["Next"] in _before(asl, name):
-                errors = " | ".join(catch["ErrorEquals"])
                 lines.append(f"  {errors} is caught: back to {catch['Next']}, where every count starts again")
+            flood = flood_wait(asl, name, catch)
+            if flood:
+                wait, bound = flood
+                lines.append(
+                    f"  {errors} is caught: {wait} waits what Telegram asks (retry_after), then {name} again,"
+                    f" where every count starts again; at most {_s(bound)} s of such waits in all"
+                )
     return "\n".join(lines)
 
 
@@ -86,6 +93,25 @@ def _duration(seconds: int) -> str:
     if seconds % 60 == 0:
         return f"{seconds // 60} min"
     return f"{seconds / 60:.1f} min"
+
+
+def flood_wait(asl: dict, name: str, catch: dict) -> tuple[str, float] | None:
+    """(the Wait state, the bound in seconds) when `catch` of Task `name` leads round a Wait state
+    whose SecondsPath comes from the error, back to `name`: the flood wait (FloodWait,
+    WithinFloodWaitBound). None for any other Catch."""
+    states = asl["States"]
+    round_trip = _follow(states, catch["Next"])
+    waits = [s for s in round_trip if states[s]["Type"] == "Wait" and "SecondsPath" in states[s]]
+    if not waits or states[waits[-1]].get("Next") != name:
+        return None
+    bounds = [
+        choice["NumericGreaterThan"]
+        for s in round_trip
+        if states[s]["Type"] == "Choice"
+        for choice in states[s]["Choices"]
+        if "NumericGreaterThan" in choice
+    ]
+    return waits[-1], bounds[0]
 
 
 def _before(asl: dict, name: str) -> list[str]:
@@ -149,9 +175,10 @@ def paths(asl: dict | None = None) -> list[Path]:
             found.append(Path(f"{name} chooses {other}", happy[: index + 1] + _follow(states, other)))
         for catch in states[name].get("Catch", []):
             label = f"{name} catches {' | '.join(catch['ErrorEquals'])}"
-            if catch["Next"] in happy[: index + 1]:
+            followed = _follow(states, catch["Next"])
+            if set(followed) & set(happy[: index + 1]):
                 label += " (round once)"
-            found.append(Path(label, happy[: index + 1] + _follow(states, catch["Next"])))
+            found.append(Path(label, happy[: index + 1] + followed))
     # A Catch on the way of a Catch path that leads off it (RecordFailure meeting another execution's
     # claim), once: the first path that passes the state shows it.
     seen = set()
@@ -167,11 +194,19 @@ def paths(asl: dict | None = None) -> list[Path]:
     return found
 
 
+def _main_way(state: dict) -> str:
+    """The way a Choice's paths are shown along: its Default (FloodWaitedBefore: the first wait;
+    WithinFloodWaitBound: the wait), unless the Default is where its rules also send bad input
+    (CheckEnvelope: the dead letter), then its last rule (CheckEnvelope: a well-formed envelope)."""
+    targets = [rule["Next"] for rule in state["Choices"]]
+    return targets[-1] if state["Default"] in targets[:-1] else state["Default"]
+
+
 def _other_choices(state: dict) -> list[str]:
-    """The states a Choice leads to besides the one its path follows (_follow takes its last rule)."""
+    """The states a Choice leads to besides its main way (_main_way)."""
     if state["Type"] != "Choice":
         return []
-    followed = state["Choices"][-1]["Next"]
+    followed = _main_way(state)
     others = [rule["Next"] for rule in state["Choices"]] + [state.get("Default")]
     return list(dict.fromkeys(name for name in others if name and name != followed))
 
@@ -186,13 +221,22 @@ def cost_table(asl: dict | None = None) -> str:
     for name, state in asl["States"].items():
         if "TimeoutSeconds" in state and any("States.Timeout" in r["ErrorEquals"] for r in state.get("Retry", [])):
             lines.append(f"so does each {_s(state['TimeoutSeconds'])} s (TimeoutSeconds) that {name} waits in vain.")
+    for name, state in asl["States"].items():
+        for catch in state.get("Catch", []):
+            if flood_wait(asl, name, catch):
+                states = _follow(asl["States"], catch["Next"])
+                round_trip = states[: states.index(name) + 1]
+                dollars = len(round_trip) * DOLLARS_PER_TRANSITION * 1_000_000
+                lines.append(f"Each flood wait adds {len(round_trip)} transitions (${dollars:.2f} per million):")
+                lines.append(f"  {', '.join(round_trip)}.")
     lines.append("Step Functions Standard only - Lambda, SQS, Pipes and DynamoDB are billed besides (bench/cost.py).")
     return "\n".join(lines)
 
 
 def mermaid(asl: dict | None = None) -> str:
-    """The state machine as a Mermaid flowchart: Next edges solid, Catch edges dotted and labelled;
-    a callback task (.waitForTaskToken) is a hexagon, a Succeed a stadium, a Fail a parallelogram."""
+    """The state machine as a Mermaid flowchart: Next (and a Choice's Default) edges solid, Catch
+    and Choice edges dotted and labelled; a callback task (.waitForTaskToken) is a hexagon, a
+    Choice a rhombus, a Succeed a stadium, a Fail a parallelogram."""
     asl = asl or load_asl()
     lines = ["flowchart TD", f"    start((start)) --> {asl['StartAt']}"]
     for name, state in asl["States"].items():
@@ -202,6 +246,11 @@ def mermaid(asl: dict | None = None) -> str:
             lines.append(f"    {name}[/{name}/]")
         elif state["Type"] == "Task" and state["Resource"].endswith(CALLBACK):
             lines.append(f"    {name}{{{{{name}}}}}")
+        elif state["Type"] == "Choice":
+            lines.append(f"    {name}{{{name}}}")
+            for choice in state["Choices"]:
+                lines.append(f'    {name} -. "{_condition(choice)}" .-> {choice["Next"]}')
+            lines.append(f"    {name} --> {state['Default']}")
         if "Next" in state:
             lines.append(f"    {name} --> {state['Next']}")
         if state["Type"] == "Choice":
@@ -217,14 +266,23 @@ def mermaid(asl: dict | None = None) -> str:
     return "\n".join(lines)
 
 
+def _condition(choice: dict) -> str:
+    """A Choice rule as an edge label: "$.flood present", "$.flood.waited > 3600"."""
+    if "IsPresent" in choice:
+        return f"{choice['Variable']} {'present' if choice['IsPresent'] else 'absent'}"
+    if "NumericGreaterThan" in choice:
+        return f"{choice['Variable']} > {_s(choice['NumericGreaterThan'])}"
+    raise ValueError(f"no label for the Choice rule {choice}")
+
+
 def _follow(states: dict, start: str) -> list[str]:
-    """The states entered from `start` following Next, until an end or a state entered before. A
-    Choice is followed along its last rule (CheckEnvelope: the way of a well-formed envelope)."""
+    """The states entered from `start` following Next, or a Choice's main way (_main_way), until an
+    end or a state entered before."""
     path, name = [], start
     while name is not None and name not in path:
         path.append(name)
         state = states[name]
-        name = state["Choices"][-1]["Next"] if state["Type"] == "Choice" else state.get("Next")
+        name = _main_way(state) if state["Type"] == "Choice" else state.get("Next")
     return path
 
 

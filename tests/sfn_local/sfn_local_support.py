@@ -34,6 +34,7 @@ ACCOUNT = "123456789012"
 STACK = "tgrelay-sfn-local"
 
 HAPPY_PATH = ("CheckEnvelope", "ClaimUpdate", "WaitForTurn", "CallAgent", "SendReply", "MarkDone")
+FLOOD_ROUND = ("FloodWaitedBefore", "FirstFloodWait", "AddFloodWait", "WithinFloodWaitBound", "FloodWait", "SendReply")
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,12 @@ SCENARIOS = {
         caught={"CallAgent": "AgentRejected"},
         error="AgentRejected",
     ),
-    "TelegramRateLimitThenSuccess": Scenario("SUCCEEDED", HAPPY_PATH, retried={"SendReply": ("TelegramRateLimited",)}),
+    # The flood wait: Telegram's retry_after (30 s in the mocked Cause) waited by FloodWait, then sent.
+    "TelegramRateLimitThenSuccess": Scenario(
+        "SUCCEEDED",
+        (*HAPPY_PATH[:4], *FLOOD_ROUND, "MarkDone"),
+        caught={"SendReply": "TelegramRateLimited"},
+    ),
     "BlockedUser": Scenario(
         "SUCCEEDED",
         ("CheckEnvelope", "ClaimUpdate", "WaitForTurn", "CallAgent", "SendReply", "MarkUndeliverable"),
@@ -156,16 +162,29 @@ def mocked_response(response_name: str, invocation: int, responses: dict | None 
 
 
 def longest_wait(asl: dict | None = None) -> float:
-    """The longest time any test case spends in Retry waits, at the top of the jitter range."""
+    """The longest time any test case spends in Retry waits (at the top of the jitter range) and
+    flood waits (the retry_after of each TelegramRateLimited its mocks throw)."""
     asl = asl or load_asl()
     totals = [0.0]
-    for scenario in SCENARIOS.values():
+    for case, scenario in SCENARIOS.items():
         total = 0.0
         for state, errors in scenario.retried.items():
             for error in set(errors):
                 total += sum(retry_waits(retrier_for(asl, state, error))[: errors.count(error)])
+        for response in _mocked_responses_of(case):
+            for entry in response.values():
+                thrown = entry.get("Throw", {})
+                if thrown.get("Error") == "TelegramRateLimited":
+                    total += int(json.loads(thrown["Cause"])["errorMessage"].split(" ")[4])
         totals.append(total)
     return max(totals)
+
+
+def _mocked_responses_of(case: str) -> list[dict]:
+    config = load_mock_config()
+    name, _ = state_machine()
+    cases = config["StateMachines"][name]["TestCases"]
+    return [config["MockedResponses"][response] for response in cases.get(case, {}).values()]
 
 
 # -- a model of how the mocks drive the ASL's Retry and Catch -------------------------
@@ -193,6 +212,7 @@ def walk(test_case: dict[str, str], responses: dict, asl: dict | None = None, li
     state reached without a mock, an invocation without a response)."""
     asl = asl or load_asl()
     result, caught_errors = Walk(), {}
+    flood: dict[str, int] = {}  # $.flood as the flood-wait states compute it (the one data the model keeps)
     name = asl["StartAt"]
     for _ in range(limit):
         state = asl["States"][name]
@@ -207,9 +227,14 @@ def walk(test_case: dict[str, str], responses: dict, asl: dict | None = None, li
             result.error = caught_errors.get(path.removesuffix(".Error")) if path else state.get("Error")
             return result
         if kind == "Pass":
+            _flood_pass(state, flood, caught_errors)
             next_name = state.get("Next")
+        elif kind == "Wait":
+            next_name = state["Next"]
+        elif kind == "Choice" and name == "CheckEnvelope":
+            next_name = state["Choices"][-1]["Next"]  # the scenarios send well-formed envelopes
         elif kind == "Choice":
-            next_name = state["Choices"][-1]["Next"]
+            next_name = _choose(state, flood)
         elif kind == "Task":
             next_name = _run_task(name, state, test_case, responses, result, caught_errors)
             if result.status == "FAILED":
@@ -246,7 +271,36 @@ def _run_task(name, state, test_case, responses, result, caught_errors) -> str |
             return None
         result.caught[name] = error
         caught_errors[catcher.get("ResultPath", "$")] = error
+        caught_errors["cause"] = entry["Throw"].get("Cause", "")
         return catcher["Next"]
+
+
+def _flood_pass(state: dict, flood: dict[str, int], caught_errors: dict) -> None:
+    """What FirstFloodWait, NextFloodWait and AddFloodWait compute into $.flood: the waits so far,
+    plus the retry_after AddFloodWait reads from the caught error (the fifth word of its message)."""
+    if state.get("ResultPath") != "$.flood":
+        return
+    parameters = state["Parameters"]
+    if "waited" in parameters:
+        flood["waited"] = parameters["waited"]
+    if "retry_after.$" in parameters:
+        asked = int(json.loads(caught_errors["cause"])["errorMessage"].split(" ")[4])
+        flood["retry_after"], flood["waited"] = asked, flood["waited"] + asked
+
+
+def _choose(state: dict, flood: dict[str, int]) -> str:
+    """A Choice over $.flood (the only data the model keeps): IsPresent and NumericGreaterThan."""
+    for rule in state["Choices"]:
+        variable = rule["Variable"]
+        if variable == "$.flood" and "IsPresent" in rule:
+            if bool(flood) == rule["IsPresent"]:
+                return rule["Next"]
+        elif variable == "$.flood.waited" and "NumericGreaterThan" in rule:
+            if flood["waited"] > rule["NumericGreaterThan"]:
+                return rule["Next"]
+        else:
+            raise NotImplementedError(f"the model does not know the Choice rule {rule}")
+    return state["Default"]
 
 
 # -- the local engine's side: scenario markers ----------------------------------------

@@ -304,3 +304,21 @@ def test_without_docker_the_tier_is_skipped_with_its_reason_not_errored(tmp_path
     for _, reason in lines:
         assert reason.startswith("no Docker engine answers (unix:///nonexistent/tgrelay/docker.sock: "), reason
         assert reason.endswith("): Step Functions Local tier not run"), reason
+
+
+def test_the_model_gives_up_flood_waits_past_the_bound(config, asl):
+    """Telegram asking for 1000 s on every send: three flood waits (3000 s), the fourth would pass
+    the 3600 s bound, so the update fails with TelegramRateLimited (model only)."""
+    responses = json.loads(json.dumps(config["MockedResponses"]))
+    cause = {"errorMessage": "Telegram asked to wait 1000 s before sending again", "errorType": "TelegramRateLimited"}
+    responses["AlwaysFlooded"] = {"0-9": {"Throw": {"Error": "TelegramRateLimited", "Cause": json.dumps(cause)}}}
+    mocks = dict(mock_test_cases()["HappyPath"], SendReply="AlwaysFlooded")
+    for state in ("RecordFailure", "ApologizeToUser", "HandOnTurn", "SendToDeadLetterQueue"):
+        mocks.setdefault(state, mock_test_cases()["AgentTerminalFailure"][state])
+
+    flooded = walk(mocks, responses, asl)
+
+    assert (flooded.status, flooded.error) == ("FAILED", "TelegramRateLimited")
+    assert flooded.path.count("FloodWait") == 3
+    assert flooded.invocations["SendReply"] == 4
+    assert flooded.path[-5:] == ["RecordFailure", "ApologizeToUser", "HandOnTurn", "SendToDeadLetterQueue", "Failed"]

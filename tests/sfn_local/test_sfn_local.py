@@ -8,7 +8,6 @@ import pytest
 from sfn_local_support import SCENARIOS, mock_test_cases, mocked_response
 
 from tgrelay_local.history import state_path
-from tgrelay_local.retry_plan import load_asl, retrier_for, retry_waits
 
 pytestmark = pytest.mark.docker
 
@@ -133,12 +132,14 @@ def test_terminal_failure_releases_the_claim_hands_the_turn_on_and_parks_the_env
     assert failed == {"error": thrown["Error"], "cause": thrown["Cause"]}
 
 
-def test_rate_limited_reply_waits_the_asl_interval_before_the_retry(executions):
+def test_rate_limited_reply_waits_what_telegram_asked_before_sending_again(executions):
     run = executions["TelegramRateLimitThenSuccess"]
-    (send,) = [step for step in state_path(run["events"]) if step.state == "SendReply"]
-    first_wait = retry_waits(retrier_for(load_asl(), "SendReply", "TelegramRateLimited"))[0]
-    assert send.seconds >= first_wait, "Step Functions Local retried before the ASL's IntervalSeconds"
-    assert len(scheduled(run["events"])["SendReply"]) == 2  # the failed attempt and the retry
+    (wait,) = [step for step in state_path(run["events"]) if step.state == "FloodWait"]
+    thrown = mocked("TelegramRateLimitThenSuccess", "SendReply")["Throw"]
+    asked = int(json.loads(thrown["Cause"])["errorMessage"].split(" ")[4])  # AddFloodWait's reading
+    assert asked == 30
+    assert wait.seconds >= asked, "Step Functions Local sent again before Telegram's retry_after"
+    assert len(scheduled(run["events"])["SendReply"]) == 2  # the refused attempt and the one after the wait
 
 
 def test_blocked_user_is_marked_undeliverable_with_telegrams_reason(executions):

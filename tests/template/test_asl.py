@@ -22,10 +22,21 @@ AWS_ERROR_PREFIXES = ("States.", "Lambda.", "DynamoDB.", "SQS.", "Sandbox.")
 # ConfigurationError is a deploy mistake that States.ALL sends to RecordFailure like any terminal error.
 NOT_NAMED_IN_ASL = {"RelayError", "ConfigurationError"}
 
+# The flood wait (DESIGN.md §4: "a wait that Telegram dictates, retry_after, is read from the error
+# at run time, bounded by a number in the ASL"): off the happy path, entered only on TelegramRateLimited.
+FLOOD_WAIT_STATES = {
+    "FloodWaitedBefore",
+    "FirstFloodWait",
+    "NextFloodWait",
+    "AddFloodWait",
+    "WithinFloodWaitBound",
+    "FloodWait",
+}
 DESIGN_STATES = {
     "CheckEnvelope",
     "DeadLetterNotAnEnvelope",
     "NotAnEnvelope",
+    *FLOOD_WAIT_STATES,
     "ClaimUpdate",
     "AlreadyHandled",
     "ClaimFailed",
@@ -409,9 +420,15 @@ def turn_lost(source: str, target: str) -> bool:
     return any(c["Next"] == target and c["ErrorEquals"] == [TURN_LOST] for c in STATES[source].get("Catch", []))
 
 
+def flood_round(source: str, target: str) -> bool:
+    """FloodWait back to SendReply: the other way round, bounded by WithinFloodWaitBound's count."""
+    return (source, target) == ("FloodWait", "SendReply")
+
+
 def outcomes(start: str) -> list[list[str]]:
-    """Every path from start, following Next and every Catch, to a terminal state. A TurnLost Catch
-    ends its path at WaitForTurn (what follows is WaitForTurn's own outcomes); any other loop fails."""
+    """Every path from start, following Next, every Catch and every Choice, to a terminal state. A
+    TurnLost Catch ends its path at WaitForTurn (what follows is WaitForTurn's own outcomes), a flood
+    wait at SendReply (what follows is SendReply's); any other loop fails."""
     paths, todo = [], [[start]]
     while todo:
         path = todo.pop()
@@ -424,7 +441,7 @@ def outcomes(start: str) -> list[list[str]]:
         successors |= {rule["Next"] for rule in state.get("Choices", [])} | ({state.get("Default")} - {None})
         assert successors, f"{path[-1]} leads nowhere"
         for successor in sorted(successors):
-            if turn_lost(path[-1], successor):
+            if turn_lost(path[-1], successor) or flood_round(path[-1], successor):
                 paths.append(path + [successor])
                 continue
             assert successor not in path, f"loop: {path + [successor]}"
@@ -442,6 +459,8 @@ def test_the_only_way_round_is_a_lost_turn():
         if turn_lost(name, catch["Next"])
     )
     assert rounds == [("CallAgent", "WaitForTurn"), ("SendReply", "WaitForTurn")]
+    # The flood wait goes round too: SendReply -> ... -> FloodWait -> SendReply, bounded (tested below).
+    assert STATES["FloodWait"]["Next"] == "SendReply"
     # The costed paths go round once and then on: finite, and ending where a path ends.
     for path in plans.paths(ASL):
         assert is_terminal(STATES[path.states[-1]]), path.name
@@ -509,10 +528,11 @@ def test_every_way_out_of_a_turn_hands_it_on():
     held = outcomes(STATES["WaitForTurn"]["Next"])
     assert len(held) > 3
     for path in held:
-        if path[-1] in ("WaitForTurn", QUIET_END):
-            # QUIET_END: RecordFailure met another execution's claim. Only a WAITING message's claim is
-            # ever handed to another execution (turns.py, _claims_handed), so once this execution holds
-            # the turn its claim stays its own and this end is not reached from here.
+        if path[-1] in ("WaitForTurn", "SendReply", QUIET_END):
+            # A lost turn (WaitForTurn); a flood wait (SendReply again). QUIET_END: RecordFailure met
+            # another execution's claim. Only a WAITING message's claim is ever handed to another
+            # execution (turns.py, _claims_handed), so once this execution holds the turn its claim
+            # stays its own and this end is not reached from here.
             continue
         assert set(path) & set(HAND_ON), f"ends without handing the turn on: {path}"
     # A failed wait may hold merged messages' claims: its failure path hands on too.
@@ -523,7 +543,7 @@ def test_every_way_out_of_a_turn_hands_it_on():
 
 @pytest.mark.parametrize("state", ["ClaimUpdate", "WaitForTurn", "CallAgent", "SendReply"])
 def test_failures_end_in_the_dead_letter_queue(state):
-    deliberate = {DUPLICATE_ERROR, "RecipientUnavailable", TURN_LOST, MERGED}
+    deliberate = {DUPLICATE_ERROR, "RecipientUnavailable", TURN_LOST, MERGED, "TelegramRateLimited"}
     catchers = [c for c in STATES[state]["Catch"] if not deliberate & set(c["ErrorEquals"])]
     assert catchers
     for catcher in catchers:
@@ -539,6 +559,38 @@ def test_failures_end_in_the_dead_letter_queue(state):
             assert path[-3:] == ["HandOnTurn", "SendToDeadLetterQueue", "Failed"], f"{state} -> {path}"
             assert "RecordFailure" in path, f"{state} -> {path}: the claim is released for a replay"
             assert "ApologizeToUser" in path, f"{state} -> {path}: the user is told"
+
+
+FLOOD_WAIT_BOUND = 3600  # seconds of flood waits per execution (README: Telegram delivery)
+
+
+def test_a_flood_wait_waits_what_telegram_asked_within_the_bound():
+    catcher = catcher_for("SendReply", "TelegramRateLimited")
+    assert catcher == {"ErrorEquals": ["TelegramRateLimited"], "ResultPath": "$.error", "Next": "FloodWaitedBefore"}
+    assert all("TelegramRateLimited" not in r["ErrorEquals"] for r in STATES["SendReply"]["Retry"]), (
+        "a fixed Retry schedule would not wait what Telegram asks"
+    )
+    # Every flood round counts its wait, then either waits it or gives up; none skips the count.
+    paths = outcomes("FloodWaitedBefore")
+    rounds = [path for path in paths if path[-1] == "SendReply"]
+    assert rounds == [
+        ["FloodWaitedBefore", *first, "AddFloodWait", "WithinFloodWaitBound", "FloodWait", "SendReply"]
+        for first in (["NextFloodWait"], ["FirstFloodWait"])
+    ]
+    for path in paths:
+        if path[-1] != "SendReply":
+            assert path[:4] in (
+                ["FloodWaitedBefore", "FirstFloodWait", "AddFloodWait", "WithinFloodWaitBound"],
+                ["FloodWaitedBefore", "NextFloodWait", "AddFloodWait", "WithinFloodWaitBound"],
+            )
+            assert path[4] == "RecordFailure" and path[-3:] == ["HandOnTurn", "SendToDeadLetterQueue", "Failed"]
+    assert STATES["FirstFloodWait"]["Parameters"]["waited"] == 0
+    assert STATES["NextFloodWait"]["Parameters"]["waited.$"] == "$.flood.waited"
+    (over,) = STATES["WithinFloodWaitBound"]["Choices"]
+    assert over == {"Variable": "$.flood.waited", "NumericGreaterThan": FLOOD_WAIT_BOUND, "Next": "RecordFailure"}
+    assert STATES["FloodWait"]["SecondsPath"] == "$.flood.retry_after"
+    add = STATES["AddFloodWait"]["Parameters"]
+    assert add["waited.$"] == f"States.MathAdd($.flood.waited, {add['retry_after.$']})", "waits what it counts"
 
 
 def test_blocked_user_is_not_a_failure():

@@ -20,21 +20,27 @@ def lease_shortfall(sam: dict, asl: dict) -> tuple[int, int]:
 
     A living holder renews its lease at the start of every CallAgent and SendReply attempt. The
     longest it can then stay silent is one attempt running to its function's Timeout, followed by
-    the longest single Retry wait of those states before the next attempt renews again."""
+    the longest single wait before the next attempt renews again: a Retry wait of those states, or
+    one flood wait (FloodWait), which may be as long as the whole flood-wait bound."""
     lease = int(sam["Globals"]["Function"]["Environment"]["Variables"][LEASE_VARIABLE])
-    longest_attempt = max(int(sam["Resources"][name]["Properties"]["Timeout"]) for name in HOLDERS)
-    longest_wait = max(
-        wait
-        for state in ("CallAgent", "SendReply")
-        for retry in asl["States"][state]["Retry"]
-        for wait in base_waits(retry)
-    )
-    return lease, int(longest_attempt + longest_wait)
+    flood_waits = [
+        choice["NumericGreaterThan"]
+        for choice in asl["States"]["WithinFloodWaitBound"]["Choices"]
+        if choice["Variable"] == "$.flood.waited"
+    ]
+    silences = []
+    for state, function in zip(("CallAgent", "SendReply"), HOLDERS, strict=True):
+        waits = [wait for retry in asl["States"][state]["Retry"] for wait in base_waits(retry)]
+        if state == "SendReply":
+            waits += flood_waits
+        silences.append(int(sam["Resources"][function]["Properties"]["Timeout"]) + max(waits))
+    return lease, max(silences)
 
 
 def test_a_living_holder_never_loses_its_lease(sam_template):
     lease, needed = lease_shortfall(sam_template, load_asl())
-    assert needed == 900 + 120  # CallAgentFunction's Timeout, then TelegramRateLimited's last wait
+    # SendReplyFunction's Timeout, then a whole flood wait (CallAgent: 900 s, then at most 60 s)
+    assert needed == 120 + 3600
     assert lease >= needed, f"{LEASE_VARIABLE}={lease}: a holder may be silent {needed} s between renewals"
 
 
@@ -44,8 +50,12 @@ def test_the_lease_check_fails_on_a_short_lease(sam_template):
     lease, needed = lease_shortfall(short, load_asl())
     assert lease < needed
     slow_retry = copy.deepcopy(load_asl())
-    slow_retry["States"]["SendReply"]["Retry"][1]["IntervalSeconds"] = 1200  # a longer wait than the lease covers
+    slow_retry["States"]["SendReply"]["Retry"][1]["IntervalSeconds"] = 4000  # a longer wait than the lease covers
     lease, needed = lease_shortfall(sam_template, slow_retry)
+    assert lease < needed
+    long_flood = copy.deepcopy(load_asl())
+    long_flood["States"]["WithinFloodWaitBound"]["Choices"][0]["NumericGreaterThan"] = 7200
+    lease, needed = lease_shortfall(sam_template, long_flood)
     assert lease < needed
 
 

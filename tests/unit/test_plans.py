@@ -16,6 +16,8 @@ from tgrelay_local.template import ROOT
 # Step Functions Standard: $0.025 per 1,000 state transitions = $25 per million transitions, so a
 # path of n transitions costs n x $25.00 per million executions.
 HAPPY = ["CheckEnvelope", "ClaimUpdate", "WaitForTurn", "CallAgent", "SendReply", "MarkDone"]
+# The first flood wait: count it, check the bound, wait, send again (the next ones: NextFloodWait).
+FLOOD_ROUND = ["FloodWaitedBefore", "FirstFloodWait", "AddFloodWait", "WithinFloodWaitBound", "FloodWait", "SendReply"]
 FAILURE_TAIL = ["RecordFailure", "ApologizeToUser", "HandOnTurn", "SendToDeadLetterQueue", "Failed"]
 CLAIMED = ["CheckEnvelope", "ClaimUpdate"]
 # Every path `tgrelay cost` lists: (name, states entered, billed transitions, $ per million).
@@ -41,6 +43,8 @@ PATHS = [
     ("CallAgent catches States.ALL", [*CLAIMED, "WaitForTurn", "CallAgent", *FAILURE_TAIL], 9, "225.00"),
     ("SendReply catches TurnLost (round once)", [*HAPPY[:5], *HAPPY[2:]], 9, "225.00"),
     ("SendReply catches RecipientUnavailable", [*HAPPY[:5], "MarkUndeliverable"], 6, "150.00"),
+    # One flood wait: Telegram's retry_after waited (FloodWait), then SendReply again and on.
+    ("SendReply catches TelegramRateLimited (round once)", [*HAPPY[:5], *FLOOD_ROUND, "MarkDone"], 12, "300.00"),
     ("SendReply catches TelegramRejected", [*HAPPY[:5], *FAILURE_TAIL], 10, "250.00"),
     ("SendReply catches States.ALL", [*HAPPY[:5], *FAILURE_TAIL], 10, "250.00"),
     (
@@ -63,7 +67,6 @@ RETRY_WAITS = {
     ("CallAgent", "AgentTimeout"): [5, 10],
     ("CallAgent", "DependencyUnavailable"): [1, 2, 4],
     ("SendReply", "TelegramUnavailable"): [1, 2, 4, 8, 16],
-    ("SendReply", "TelegramRateLimited"): [30, 60, 120],
     ("SendReply", "Lambda.ServiceException"): [1, 2, 4],
     ("SendReply", "Lambda.ClientExecutionTimeoutException"): [1, 2, 4],
     # 5 x 2^0..5 = 5, 10, 20, 40, 80, 160 -> the last two capped at 60
@@ -114,12 +117,14 @@ RETRY_PLAN_LINES = {
     ],
     "SendReply": [
         "    5 retries, waits (s): 0-1, 0-2, 0-4, 0-8, 0-16; at most 31 s of waiting",
-        "    3 retries, waits (s): 30, 60, 120; at most 210 s of waiting",
         "    3 retries, waits (s): 0-1, 0-2, 0-4; at most 7 s of waiting",
         "    6 retries, waits (s): 0-5, 0-10, 0-20, 0-40, 0-60 (x2); at most 195 s of waiting",
         "    2 retries, waits (s): 0-2, 0-4; at most 6 s of waiting",
-        "  worst case before giving up: 449 s of waiting",  # 31 + 210 + 7 + 195 + 6
+        "  worst case before giving up: 239 s of waiting",  # 31 + 7 + 195 + 6 (flood waits: FloodWait, below)
         "  TurnLost is caught: back to WaitForTurn, where every count starts again",
+        # WithinFloodWaitBound: NumericGreaterThan 3600
+        "  TelegramRateLimited is caught: FloodWait waits what Telegram asks (retry_after), then SendReply again,"
+        " where every count starts again; at most 3600 s of such waits in all",
     ],
     "MarkDone": ["  worst case before giving up: 15 s of waiting"],
     "MarkUndeliverable": ["  worst case before giving up: 15 s of waiting"],
@@ -178,6 +183,11 @@ def test_cost_prices_each_path_at_the_standard_rate():
         assert re.fullmatch(rf"{re.escape(name)}\s+{transitions}\s+{re.escape(dollars)}", row), row
     assert rows[len(PATHS) + 1] == "each retry adds one transition ($25.00 per million retries);"
     assert rows[len(PATHS) + 2] == "so does each 300 s (TimeoutSeconds) that WaitForTurn waits in vain."
+    # 6 states of FLOOD_ROUND x $25 per million
+    assert rows[len(PATHS) + 3 : len(PATHS) + 5] == [
+        "Each flood wait adds 6 transitions ($150.00 per million):",
+        f"  {', '.join(FLOOD_ROUND)}.",
+    ]
 
 
 def test_each_retry_waits_what_the_asl_says():

@@ -707,3 +707,27 @@ def test_event_logging_switched_on_does_not_log_the_task_token(
     lines = handler_logs()
     assert any("waiting for the turn" in line for line in lines)
     assert not [line for line in lines if token(100) in line]
+
+
+LAMBDA_CAUSE = json.dumps(
+    {
+        "errorMessage": "sendMessage: 403 Forbidden: bot was blocked by the user",
+        "errorType": "RecipientUnavailable",
+        "requestId": "0c9e4a1e-5f0b-4bb6-9d2c-1f3a2b4c5d6e",
+        "stackTrace": ['  File "/var/task/tgrelay/send_reply.py", line 71, in handler\n'],
+    }
+)
+
+
+@pytest.mark.parametrize(
+    ("cause", "kept"),
+    [
+        pytest.param(LAMBDA_CAUSE, "sendMessage: 403 Forbidden: bot was blocked by the user", id="lambda-error-json"),
+        pytest.param("Forbidden: bot was blocked by the user", "Forbidden: bot was blocked by the user", id="plain"),
+        pytest.param('{"Error": "x"}', '{"Error": "x"}', id="json-without-errorMessage"),
+        pytest.param("[1, 2]", "[1, 2]", id="json-not-an-object"),
+        pytest.param("AgentRejected", "AgentRejected", id="error-name"),
+    ],
+)
+def test_a_claim_keeps_the_error_message_not_the_lambda_error_json(cause, kept):
+    assert turns.error_message(cause) == kept

@@ -2,14 +2,13 @@
 the same scenario on both engines (tests/sfn_local/test_mock_config.py compares the lists)."""
 
 import pytest
-from workflow_helpers import HAPPY_PATH, chat_of, executions_for, make_update, path_of
+from workflow_helpers import FLOOD_ROUND, HAPPY_PATH, chat_of, executions_for, make_update, path_of
 
 from tgrelay_local.history import state_path
-from tgrelay_local.retry_plan import load_asl, retrier_for, retry_waits
 
 
 @pytest.mark.scenario("TelegramRateLimitThenSuccess")
-def test_telegram_rate_limit_is_retried_after_the_asl_interval_and_replied_once(relay):
+def test_telegram_rate_limit_is_waited_as_asked_and_replied_once(relay):
     update = make_update(text="busy hour")
     chat = chat_of(update)
     retry_after = 30
@@ -22,11 +21,11 @@ def test_telegram_rate_limit_is_retried_after_the_asl_interval_and_replied_once(
 
     (execution,) = executions_for(relay, update["update_id"])
     assert execution["status"] == "SUCCEEDED"
-    assert path_of(relay, execution) == HAPPY_PATH
-    (send,) = [step for step in state_path(relay.history(execution["executionArn"])) if step.state == "SendReply"]
-    assert send.retries == ["TelegramRateLimited"]
-    # One retry, after the ASL's first TelegramRateLimited wait (recorded, not slept).
-    assert relay.clock.take_waits() == retry_waits(retrier_for(load_asl(), "SendReply", "TelegramRateLimited"))[:1]
+    assert path_of(relay, execution) == [*HAPPY_PATH[:4], *FLOOD_ROUND, "MarkDone"]
+    assert all(not step.retries for step in state_path(relay.history(execution["executionArn"])))
+    # FloodWait waited Telegram's retry_after (recorded, not slept); no Retry waited.
+    assert relay.clock.take_state_waits() == [retry_after]
+    assert relay.clock.take_waits() == []
 
     attempts = [
         call

@@ -13,6 +13,8 @@ EVENTS = Path(__file__).resolve().parents[2] / "events" / "telegram"
 # The paths through statemachine/relay.asl.json (DESIGN.md §4).
 HAPPY_PATH = ["CheckEnvelope", "ClaimUpdate", "WaitForTurn", "CallAgent", "SendReply", "MarkDone"]
 DUPLICATE_PATH = ["CheckEnvelope", "ClaimUpdate", "AlreadyHandled"]
+# A flood wait (Telegram 429 with a long retry_after): the first one's states, SendReply again at the end.
+FLOOD_ROUND = ["FloodWaitedBefore", "FirstFloodWait", "AddFloodWait", "WithinFloodWaitBound", "FloodWait", "SendReply"]
 UNDELIVERABLE_PATH = ["CheckEnvelope", "ClaimUpdate", "WaitForTurn", "CallAgent", "SendReply", "MarkUndeliverable"]
 # A terminal failure once the agent was called: compensation, apology, the turn handed on, parked.
 AGENT_FAILURE_PATH = [
