@@ -74,6 +74,8 @@ class Fault:
     # Function settings changed for the row (the variables the template's parameters set); CLOSED_PORT
     # stands for an agent URL where nothing listens.
     env: tuple[tuple[str, str], ...] = ()
+    sample: str = "private_text.json"  # the update (events/telegram), with a fresh update_id and chat
+    migrated: bool = False  # the chat was upgraded to a supergroup (FakeTelegram.migrate_chat)
     # -- expected end state ----------------------------------------------------------------------
     replies: tuple[str, ...] = ()  # what Telegram accepted in the chat, in order (tokens: REPLY_TEXTS)
     dlq: int = 0  # dead-letter entries of this update
@@ -81,6 +83,7 @@ class Fault:
     execution: str = "SUCCEEDED"  # the execution that did the work
     error: str | None = None  # execution error / claim error / DLQ attribute / the error caught
     retries: tuple[tuple[str, str, int], ...] = ()  # (state, error, how many times the ASL retried it)
+    flood_waits: tuple[int, ...] = ()  # the seconds FloodWait waited, in order (Telegram's retry_after)
     webhook: tuple[int, ...] = (200,)  # the webhook's answers to the POSTs of this update
     duplicates: int = 0  # further executions of the update, each ending in AlreadyHandled
     telegram_requests: int | None = None  # sendMessage requests Telegram got for the chat, where telling
@@ -200,17 +203,68 @@ FAULTS: list[Fault] = [
         "telegram",
         telegram=({"status": 429, "retry_after": 30},),
         replies=("reply",),
-        retries=(("SendReply", "TelegramRateLimited", 1),),
+        flood_waits=(30,),
     ),
     Fault(
-        "429 retry_after 30, every attempt",
+        "429 retry_after 300, three times (a busy group)",
         "telegram",
-        telegram=({"status": 429, "retry_after": 30, "count": None},),
+        telegram=({"status": 429, "retry_after": 300, "count": 3},),
+        replies=("reply",),
+        flood_waits=(300, 300, 300),
+        telegram_requests=4,
+    ),
+    Fault(
+        "429 retry_after 1000, every attempt (past the 3600 s bound)",
+        "telegram",
+        telegram=({"status": 429, "retry_after": 1000, "count": None},),
         dlq=1,
         claim="FAILED",
         execution="FAILED",
         error="TelegramRateLimited",
-        retries=(("SendReply", "TelegramRateLimited", 3),),
+        flood_waits=(1000, 1000, 1000),
+    ),
+    Fault(
+        "429 retry_after 3601, once (one wait past the bound)",
+        "telegram",
+        telegram=({"status": 429, "retry_after": 3601},),
+        replies=("apology",),
+        dlq=1,
+        claim="FAILED",
+        execution="FAILED",
+        error="TelegramRateLimited",
+    ),
+    Fault(
+        "400 group upgraded to a supergroup",
+        "telegram",
+        migrated=True,
+        replies=("reply",),
+        telegram_requests=2,
+    ),
+    Fault(
+        "400 group upgraded, the agent fails too",
+        "telegram",
+        migrated=True,
+        agent=({"status": 400},),
+        replies=("apology",),
+        dlq=1,
+        claim="FAILED",
+        execution="FAILED",
+        error="AgentRejected",
+    ),
+    Fault(
+        "400 message thread not found (topic gone)",
+        "telegram",
+        sample="forum_topic_text.json",
+        telegram=(
+            {
+                "status": 400,
+                "description": "Bad Request: message thread not found",
+                "count": None,
+                "match": {"message_thread_id": 7690},
+            },
+        ),
+        replies=("reply",),
+        telegram_requests=2,
     ),
     Fault(
         "500, twice",
@@ -497,6 +551,10 @@ def _injected(row: Fault) -> str:
             parts.append(f"{target} `{json.dumps(_shown(fault), ensure_ascii=False)}`{on}".replace("|", "\\|"))
     for name, value in reversed(row.env):
         parts.insert(0, f"`{PARAMETER_OF[name]}` {'is a closed port' if value == CLOSED_PORT else value}")
+    if row.migrated:
+        parts.insert(0, "the chat was upgraded to a supergroup (telegram `/_migrate`)")
+    if row.sample != Fault.sample:
+        parts.insert(0, f"a `{row.sample.removesuffix('.json')}` update")
     if row.throttle:
         state, times = row.throttle
         parts.append(f"{state}'s DynamoDB call throttled {'always' if times is None else f'{times}×'}")
@@ -511,7 +569,10 @@ def _injected(row: Fault) -> str:
 
 
 def _retries(row: Fault) -> str:
-    return ", ".join(f"{state} {times}× {error}" for state, error, times in row.retries) or "—"
+    shown = [f"{state} {times}× {error}" for state, error, times in row.retries]
+    if row.flood_waits:
+        shown.append(f"FloodWait {', '.join(map(str, row.flood_waits))} s")
+    return ", ".join(shown) or "—"
 
 
 def render_table(rows: list[Fault] = FAULTS) -> str:
@@ -577,6 +638,11 @@ def test_the_matrix_rows_are_distinct_and_complete():
 
 
 # --- running a row ---------------------------------------------------------------------------------
+
+
+def supergroup_of(chat: int) -> int:
+    """The id the group `chat` gets as a supergroup (Telegram's are -100 followed by digits)."""
+    return -(10**12) - abs(chat)
 
 
 def _closed_port_url() -> str:
@@ -772,9 +838,15 @@ def test_fault(engine, row: Fault, monkeypatch):
         if fake is not None:
             fake.reset()
     engine.clock.take_waits()
+    engine.clock.take_state_waits()
     since = mark(engine)
-    update = make_update(text=f"matrix {row.id}")
+    # Another sample keeps its text (a group's mentions the bot, so it is answered).
+    update = make_update(row.sample, text=f"matrix {row.id}" if row.sample == Fault.sample else None)
     chat, update_id = chat_of(update), update["update_id"]
+    # A migrated chat's messages go to the supergroup: Telegram accepts them there, never in the old chat.
+    chats = (chat, supergroup_of(chat)) if row.migrated else (chat,)
+    if row.migrated:
+        engine.telegram.migrate_chat(chat, supergroup_of(chat))
     for fault in row.agent:
         engine.agent.add_fault({**fault, "match": {"update_id": update_id, **fault.get("match", {})}})
     for fault in row.telegram:
@@ -787,11 +859,17 @@ def test_fault(engine, row: Fault, monkeypatch):
 
     assert answers == list(row.webhook)
     # Telegram: exactly these messages in the chat, in this order, nothing twice.
-    accepted = [(message["text"], message["entities"]) for message in engine.telegram.received(chat)]
+    sent = [message for message in engine.telegram.sent_messages() if message["chat_id"] in chats]
+    # A migrated chat's messages are all in the supergroup (asserted below), so the chats' lists join up.
+    shown = [message for chat_id in chats for message in engine.telegram.received(chat_id)]
+    accepted = [(message["text"], message["entities"]) for message in shown]
     assert accepted == _expected_replies(engine, row, update)
+    assert all(message["chat_id"] == chats[-1] for message in sent)
+    if any("message_thread_id" in fault.get("match", {}) for fault in row.telegram):  # the topic is gone
+        assert sent and all("message_thread_id" not in message for message in sent)
     if row.telegram_requests is not None:
         calls = engine.telegram.calls_snapshot()
-        requests = [c for c in calls if c["method"] == "sendMessage" and c["payload"].get("chat_id") == chat]
+        requests = [c for c in calls if c["method"] == "sendMessage" and c["payload"].get("chat_id") in chats]
         assert len(requests) == row.telegram_requests
     # The executions: one did the work, every other copy stopped at the claim.
     first, *others = executions_of(engine, since, update_id)
@@ -810,6 +888,7 @@ def test_fault(engine, row: Fault, monkeypatch):
         for wait in retry_waits(_matching_retrier(asl, state, error))[:times]
     ]
     assert engine.clock.take_waits() == expected_waits
+    assert engine.clock.take_state_waits() == list(row.flood_waits)
     if row.throttle:
         state, times = row.throttle
         attempts = 1 + _matching_retrier(asl, state, row.error or THROTTLED)["MaxAttempts"]
