@@ -2,13 +2,14 @@
 
     .venv/bin/python bench/cost.py
 
-Five paths run through the local stack (tgrelay_local.LocalRelay: the real ASL, the real
+Six paths run through the local stack (tgrelay_local.LocalRelay: the real ASL, the real
 handlers, the template's settings; a recorded retry clock, so retries do not wait):
 
   happy path          one update, echo agent, one reply
   duplicate           the same update delivered again after SQS's 5-minute dedupe window:
                       it reaches the workflow and the DynamoDB claim stops it
   one agent retry     the agent answers 503 once, then the reply
+  one flood wait      Telegram answers 429 retry_after 30 once: FloodWait waits it, then the reply
   terminal failure    the agent answers 400: compensation, apology, dead-letter queue
   merge               two quick messages of one chat while its previous turn is still with the
                       agent (QueuedMessages=merge): the first carries the second in one agent
@@ -466,6 +467,11 @@ def main(argv: list[str] | None = None) -> int:
             retry = _update(2)
             relay.agent.add_fault({"status": 503, "count": 1, "match": {"update_id": retry["update_id"]}})
             results.append(run_path(relay, meter, tables, "one agent retry", retry))
+            flooded = _update(7)
+            relay.telegram.add_fault(
+                {"status": 429, "retry_after": 30, "count": 1, "match": {"chat_id": flooded["message"]["chat"]["id"]}}
+            )
+            results.append(run_path(relay, meter, tables, "one flood wait", flooded))
             failing = _update(3)
             relay.agent.add_fault({"status": 400, "count": 1, "match": {"update_id": failing["update_id"]}})
             results.append(run_path(relay, meter, tables, "terminal failure", failing))
