@@ -2,6 +2,7 @@
 parameters.migrate_to_chat_id) and a forum topic that is gone or closed ("message thread not
 found", TOPIC_DELETED, TOPIC_CLOSED). What the user's chat receives is read off the fake Telegram."""
 
+import json
 import time
 
 import pytest
@@ -60,7 +61,16 @@ def calls(relay, method: str = "sendMessage") -> list[tuple[int, dict]]:
 # --- a group upgraded to a supergroup -------------------------------------------------------------
 
 
-def test_reply_to_an_upgraded_group_goes_to_the_supergroup(relay, lambda_context):
+def emitted(output: str, name: str) -> list[float]:
+    """The values of metric `name` in the EMF lines Powertools printed."""
+    values: list[float] = []
+    for line in output.splitlines():
+        if line.startswith("{") and '"_aws"' in line:
+            values += json.loads(line).get(name, [])
+    return values
+
+
+def test_reply_to_an_upgraded_group_goes_to_the_supergroup(relay, lambda_context, capsys, caplog):
     # The issue's input: every send to the old group id answers 400 with migrate_to_chat_id.
     update = envelope("group_text")
     relay.put_claim(update["update_id"], EXECUTION)
@@ -75,6 +85,10 @@ def test_reply_to_an_upgraded_group_goes_to_the_supergroup(relay, lambda_context
         {"chat_id": SUPERGROUP, "text": "v2.3 changed the retry policy."}
     ]
     assert relay.claim(update["update_id"])["chunks_sent"] == {"N": "1"}
+    output = capsys.readouterr().out
+    assert emitted(output, "ChatMigrations") == [1.0]
+    (entry,) = [r for r in caplog.records if r.getMessage() == "group upgraded to a supergroup, sending there"]
+    assert (entry.migrate_from_chat_id, entry.migrate_to_chat_id) == (GROUP, SUPERGROUP)
 
 
 def test_every_chunk_and_the_buttons_follow_the_supergroup_asking_the_old_group_once(relay, lambda_context):
@@ -148,7 +162,7 @@ def test_the_typing_indicator_follows_the_supergroup(relay, lambda_context, monk
 # --- a forum topic that is gone -------------------------------------------------------------------
 
 
-def test_reply_in_a_gone_private_topic_goes_to_the_chat(relay, lambda_context):
+def test_reply_in_a_gone_private_topic_goes_to_the_chat(relay, lambda_context, capsys, caplog):
     # The issue's input: private chat 5550005, message_thread_id 38, is_topic_message true.
     update = private_topic_envelope()
     assert update["thread_id"] == 38
@@ -162,6 +176,11 @@ def test_reply_in_a_gone_private_topic_goes_to_the_chat(relay, lambda_context):
     assert result == {"chunks": 1, "sent": 1}
     assert relay.telegram.sent_messages() == [{"chat_id": 5550005, "text": "It ships tomorrow."}]
     assert [status for status, _ in calls(relay)] == [400, 200]
+    output = capsys.readouterr().out
+    assert emitted(output, "TopicsGone") == [1.0]
+    assert [r.getMessage() for r in caplog.records if "topic gone" in r.getMessage()] == [
+        "topic gone, sending to the chat without it"
+    ]
 
 
 @pytest.mark.parametrize("description", ["Bad Request: TOPIC_DELETED", "Bad Request: TOPIC_CLOSED", THREAD_NOT_FOUND])
