@@ -41,6 +41,9 @@ def test_dlq_lists_replay_moves_and_history_shows_the_path(relay, capsys):
     # same word, so a substring match would pass showing the cause too).
     assert f"update {update['update_id']}  AgentRejected" in listing.splitlines()
     assert "merged into its turn" not in listing  # nothing was
+    # The cause as the Lambda error's message, not its JSON with the stack trace.
+    (cause,) = [line for line in listing.splitlines() if line.startswith("  cause: ")]
+    assert cause == '  cause: AgentRejected: agent server answered 400: {"error": "injected 400"}'
     (failed,) = executions_for(relay, update["update_id"])
     assert failed["executionArn"] in listing
 
