@@ -36,7 +36,9 @@ def call(token: str, method: str, payload: dict, timeout: httpx.Timeout = TIMEOU
     if not isinstance(body, dict):
         body = {}
     description = str(body.get("description", ""))[:300]
-    parameters = body.get("parameters") if isinstance(body.get("parameters"), dict) else {}
+    parameters = body.get("parameters")
+    if not isinstance(parameters, dict):
+        parameters = {}
     status = response.status_code
 
     if status == 200 and body.get("ok") is True:

@@ -226,7 +226,7 @@ class FakeTelegram(FakeServer):
                 return self._fault_answer(fault)
         method, payload = request["method"], request["payload"]
         with self.lock:
-            migrate_to_chat_id = self.migrated.get(payload.get("chat_id"))  # type: ignore[arg-type]
+            migrate_to_chat_id = self.migrated.get(payload.get("chat_id"))
         if migrate_to_chat_id is not None:
             description = "Bad Request: group chat was upgraded to a supergroup chat"
             return _telegram_error(400, description, migrate_to_chat_id=migrate_to_chat_id)
