@@ -10,6 +10,7 @@ import botocore.exceptions
 from botocore.config import Config
 
 from tgrelay.claims import release_parked_claims
+from tgrelay.turns import error_message
 from tgrelay_local.engine import ACCOUNT, REGION, STACK
 from tgrelay_local.history import Step, state_path
 
@@ -127,12 +128,19 @@ def dead_letters(deployment: Deployment) -> list[dict]:
                 "merged": merged,
                 # No error attribute: the queue's redrive policy put it there (executions failed to start).
                 "error": attributes.get("error", "failed to start (queue redrive)"),
-                "cause": attributes.get("cause", ""),
+                "cause": readable_cause(attributes.get("cause", "")),
                 "execution": attributes.get("execution", ""),
                 "sent": message.get("Attributes", {}).get("SentTimestamp"),
             }
         )
     return entries
+
+
+def readable_cause(cause: str) -> str:
+    """The DLQ's cause attribute ("<Error>: <Cause>") with a Lambda error's Cause, the runtime's
+    JSON with its stack trace, shown as its errorMessage: "AgentRejected: agent server answered 400 ..."."""
+    error, separator, rest = cause.partition(": ")
+    return f"{error}{separator}{error_message(rest)}" if separator else cause
 
 
 def _parked_update_ids(body: str) -> tuple[int | None, list[int]]:
