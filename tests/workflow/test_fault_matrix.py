@@ -227,7 +227,7 @@ FAULTS: list[Fault] = [
         "429 retry_after 3601, once (one wait past the bound)",
         "telegram",
         telegram=({"status": 429, "retry_after": 3601},),
-        replies=("apology",),
+        replies=("retry apology",),  # a passing cause: AutoReplay tries it again later
         dlq=1,
         claim="FAILED",
         execution="FAILED",
