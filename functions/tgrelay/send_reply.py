@@ -115,7 +115,7 @@ _THREAD_GONE = ("message thread not found", "topic_deleted", "topic_closed")
 def send_chunk(token: str, payload: dict) -> dict:
     """Send one sendMessage payload, fixing what Telegram says can be fixed:
 
-    - "can't parse entities": resent as plain text (without parse_mode);
+    - the formatting refused (not expected: it is rendered locally): resent as plain text (without entities);
     - the inline keyboard refused: resent without it;
     - the group became a supergroup (400 with parameters.migrate_to_chat_id): resent there,
       without reply_parameters (the quoted message's id belongs to the old chat);
