@@ -246,24 +246,26 @@ def mermaid(asl: dict | None = None) -> str:
             lines.append(f"    {name}[/{name}/]")
         elif state["Type"] == "Task" and state["Resource"].endswith(CALLBACK):
             lines.append(f"    {name}{{{{{name}}}}}")
-        elif state["Type"] == "Choice":
-            lines.append(f"    {name}{{{name}}}")
-            for choice in state["Choices"]:
-                lines.append(f'    {name} -. "{_condition(choice)}" .-> {choice["Next"]}')
-            lines.append(f"    {name} --> {state['Default']}")
         if "Next" in state:
             lines.append(f"    {name} --> {state['Next']}")
         if state["Type"] == "Choice":
             lines.append(f"    {name}{{{name}}}")
-            followed = state["Choices"][-1]["Next"]
-            lines.append(f"    {name} --> {followed}")
+            lines.append(f"    {name} --> {_main_way(state)}")
             for other in _other_choices(state):
-                lines.append(f'    {name} -- "otherwise" --> {other}')
+                lines.append(f'    {name} -. "{_label(state, other)}" .-> {other}')
         if state.get("End"):
             lines.append(f"    {name} --> done((end))")
         for catch in state.get("Catch", []):
             lines.append(f'    {name} -. "{" | ".join(catch["ErrorEquals"])}" .-> {catch["Next"]}')
     return "\n".join(lines)
+
+
+def _label(state: dict, target: str) -> str:
+    """The edge label from a Choice to `target`, not its main way: "otherwise" for its Default, else
+    its rules' conditions ("$.flood present", "$.flood.waited > 3600")."""
+    if target == state["Default"]:
+        return "otherwise"
+    return " or ".join(_condition(rule) for rule in state["Choices"] if rule["Next"] == target)
 
 
 def _condition(choice: dict) -> str:
