@@ -76,7 +76,7 @@ SCENARIOS = {
     # The flood wait: Telegram's retry_after (30 s in the mocked Cause) waited by FloodWait, then sent.
     "TelegramRateLimitThenSuccess": Scenario(
         "SUCCEEDED",
-        (*HAPPY_PATH[:4], *FLOOD_ROUND, "MarkDone"),
+        (*HAPPY_PATH[:5], *FLOOD_ROUND, "MarkDone"),
         caught={"SendReply": "TelegramRateLimited"},
     ),
     "BlockedUser": Scenario(

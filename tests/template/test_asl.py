@@ -583,7 +583,8 @@ def test_a_flood_wait_waits_what_telegram_asked_within_the_bound():
                 ["FloodWaitedBefore", "FirstFloodWait", "AddFloodWait", "WithinFloodWaitBound"],
                 ["FloodWaitedBefore", "NextFloodWait", "AddFloodWait", "WithinFloodWaitBound"],
             )
-            assert path[4] == "RecordFailure" and path[-3:] == ["HandOnTurn", "SendToDeadLetterQueue", "Failed"]
+            assert path[4] == "RecordFailure"
+            assert path[-3:] == ["HandOnTurn", "SendToDeadLetterQueue", "Failed"] or path[-1] == QUIET_END
     assert STATES["FirstFloodWait"]["Parameters"]["waited"] == 0
     assert STATES["NextFloodWait"]["Parameters"]["waited.$"] == "$.flood.waited"
     (over,) = STATES["WithinFloodWaitBound"]["Choices"]

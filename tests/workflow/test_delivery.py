@@ -7,7 +7,8 @@ import json
 
 import pytest
 from run_helpers import mark, post, settle, take_dead_letters
-from workflow_helpers import FLOOD_ROUND, HAPPY_PATH, chat_of, make_update, path_of
+from test_turn_taking import hold_answer
+from workflow_helpers import FLOOD_ROUND, HAPPY_PATH, chat_of, make_update, path_of, wait_for
 
 from tgrelay.envelope import MAX_TEXT_BYTES, carried_text
 from tgrelay.errors import TelegramRateLimited
@@ -64,14 +65,20 @@ def _group_update(text: str) -> dict:
     return make_update("group_text.json", text=f"@tgrelay_demo_bot {text}")
 
 
-def test_the_reply_to_an_upgraded_group_goes_to_the_supergroup(relay):
+def test_the_reply_to_an_upgraded_group_goes_to_the_supergroup(relay, monkeypatch):
     # The input: every send to the old group id answers 400 with migrate_to_chat_id.
     update = _group_update("what changed in v2.3?")
     old, new = chat_of(update), -(10**12) - chat_of(update)
     relay.telegram.migrate_chat(old, new)
     since = mark(relay)
+    # The agent answers once "typing…" shows in the supergroup (the indicator stops with the answer).
+    release = hold_answer(relay, monkeypatch, update["update_id"])
 
     post(relay, update)
+    wait_for(
+        lambda: [c for c in relay.telegram.calls_snapshot() if c["status"] == 200 and c["payload"]["chat_id"] == new]
+    )
+    release.set()
     (execution,) = settle(relay, since)
 
     assert execution["status"] == "SUCCEEDED"
@@ -165,7 +172,7 @@ def test_a_flooded_group_gets_its_reply_after_the_waits_telegram_asked(relay):
     assert relay.clock.take_state_waits() == [300, 300, 300]  # recorded, not slept
     assert relay.clock.take_waits() == []  # no fixed Retry schedule any more
     again = [state.replace("FirstFloodWait", "NextFloodWait") for state in FLOOD_ROUND]
-    assert path_of(relay, execution) == [*HAPPY_PATH[:4], *FLOOD_ROUND, *again, *again, "MarkDone"]
+    assert path_of(relay, execution) == [*HAPPY_PATH[:5], *FLOOD_ROUND, *again, *again, "MarkDone"]
     assert execution["status"] == "SUCCEEDED"
 
 

@@ -21,7 +21,7 @@ def test_telegram_rate_limit_is_waited_as_asked_and_replied_once(relay):
 
     (execution,) = executions_for(relay, update["update_id"])
     assert execution["status"] == "SUCCEEDED"
-    assert path_of(relay, execution) == [*HAPPY_PATH[:4], *FLOOD_ROUND, "MarkDone"]
+    assert path_of(relay, execution) == [*HAPPY_PATH[:5], *FLOOD_ROUND, "MarkDone"]
     assert all(not step.retries for step in state_path(relay.history(execution["executionArn"])))
     # FloodWait waited Telegram's retry_after (recorded, not slept); no Retry waited.
     assert relay.clock.take_state_waits() == [retry_after]
