@@ -104,7 +104,9 @@ def _message_text(message: dict, kind: str = "message") -> str:
         value = message.get(field)
         if value is None:
             continue
-        if not isinstance(value, str) or not _is_unicode(value):
+        if not isinstance(value, str):
+            raise InvalidUpdate(f"{kind}.{field} is not a string")
+        if not _is_unicode(value):
             raise InvalidUpdate(f"{kind}.{field} is not a valid Unicode string")
         if value.strip():
             return carried_text(value)

@@ -248,7 +248,7 @@ def test_a_lone_surrogate_is_invalid(kind):
         sample = update("photo_with_caption" if kind == "caption" else "private_text")
         sample["message"][kind] = broken
 
-    with pytest.raises(InvalidUpdate):
+    with pytest.raises(InvalidUpdate, match="is not a valid Unicode string"):
         envelope(sample)
 
 
@@ -260,11 +260,12 @@ def test_a_blank_caption_is_unhandled():
         envelope(sample)
 
 
-def test_a_caption_that_is_not_a_string_is_invalid():
-    sample = update("photo_with_caption")
-    sample["message"]["caption"] = {"text": "hi"}
+@pytest.mark.parametrize(("field", "value"), [("caption", {"text": "hi"}), ("text", 5), ("text", ["a"])])
+def test_a_text_that_is_not_a_string_says_so(field, value):
+    sample = update("photo_with_caption" if field == "caption" else "private_text")
+    sample["message"][field] = value
 
-    with pytest.raises(InvalidUpdate, match="message.caption"):
+    with pytest.raises(InvalidUpdate, match=f"^message.{field} is not a string$"):
         envelope(sample)
 
 
