@@ -32,6 +32,20 @@ def chunks_already_sent(update_id: int, execution: str) -> int:
     return int(item.get("chunks_sent", {}).get("N", "0"))
 
 
+def chunks_delivered(update_id: int) -> int:
+    """Chunks of a reply the claim counts as delivered, whichever execution sent them (0 when
+    unreadable: the apology is best effort)."""
+    try:
+        item = (
+            clients.dynamodb()
+            .get_item(TableName=setting("TABLE_NAME"), Key=claim_key(update_id), ConsistentRead=True)
+            .get("Item", {})
+        )
+    except (BotoCoreError, ClientError):
+        return 0
+    return int(item.get("chunks_sent", {}).get("N", "0"))
+
+
 def record_chunks_sent(update_id: int, execution: str, count: int) -> None:
     """Count the chunks on the claim, if this execution still holds it. Best effort: the
     chunk is already delivered, the count only ever saves a resend, and failing here would
@@ -77,3 +91,13 @@ def release_parked_claims(dynamodb, table_name: str, execution: str, update_ids:
         except dynamodb.exceptions.ConditionalCheckFailedException:
             pass
     return released
+
+
+def claim_outcomes(dynamodb, table_name: str, update_ids: list[int]) -> dict[int, tuple[str | None, int]]:
+    """update_id -> (claim status, chunks_sent) of each update's claim; (None, 0) for no claim.
+    Consistent reads: a replay decides on them."""
+    outcomes: dict[int, tuple[str | None, int]] = {}
+    for update_id in update_ids:
+        item = dynamodb.get_item(TableName=table_name, Key=claim_key(update_id), ConsistentRead=True).get("Item", {})
+        outcomes[update_id] = (item.get("status", {}).get("S"), int(item.get("chunks_sent", {}).get("N", "0")))
+    return outcomes

@@ -42,9 +42,49 @@ def replay_delays() -> list[int]:
     return [int(delay) for delay in setting("AUTO_REPLAY_DELAYS_SECONDS").split(",") if delay.strip()]
 
 
-def will_be_replayed(envelope: dict, error: str) -> bool:
-    """True when a dead letter of this envelope, parked for `error`, will be replayed automatically."""
-    return error in REPLAYABLE_ERRORS and int(envelope.get("replays") or 0) < len(replay_delays())
+# SQS keeps a message at most 14 days (MessageRetentionPeriod's maximum, the DeadLetterQueue's
+# setting): a wait that long would let the dead letter expire unreplayed, so it is a person's.
+LONGEST_WAIT_SECONDS = 14 * 24 * 3600
+
+
+def will_be_replayed(turn: list[dict], error: str) -> bool:
+    """True when a dead letter of this turn (its envelope, then those merged into it), parked for
+    `error`, will be replayed automatically."""
+    delays = replay_delays()
+    replays = _replays(turn[0])
+    return (
+        error in REPLAYABLE_ERRORS
+        and replays is not None
+        and replays < len(delays)
+        and delays[replays] < LONGEST_WAIT_SECONDS
+    )
+
+
+def parse_turn(body: str) -> list[dict] | None:
+    """The envelopes of a dead letter's turn (its own, then those merged into it), or None when the
+    body is not something a replay can carry: not JSON, no integer update_id, `replays` not a
+    whole number >= 0, `merged` not a list of such envelopes."""
+    try:
+        envelope = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(envelope, dict) or _replays(envelope) is None:
+        return None
+    merged = envelope.get("merged") or []
+    if not isinstance(merged, list) or not all(isinstance(item, dict) for item in merged):
+        return None
+    turn = [envelope, *merged]
+    if not all(isinstance(item.get("update_id"), int) and not isinstance(item.get("update_id"), bool) for item in turn):
+        return None
+    return turn
+
+
+def _replays(envelope: dict) -> int | None:
+    """The envelope's count of automatic replays (0 when absent); None when it is not one."""
+    replays = envelope.get("replays", 0)
+    if isinstance(replays, bool) or not isinstance(replays, int) or replays < 0:
+        return None
+    return replays
 
 
 def decide(body: str, error: str | None, parked_at: float, now: float, delays: list[int]) -> str:
@@ -52,13 +92,11 @@ def decide(body: str, error: str | None, parked_at: float, now: float, delays: l
 
     body: the message body (an envelope, JSON); error: its `error` attribute (None: the queue's
     redrive parked it); parked_at, now: epoch seconds; delays: replay_delays()."""
-    if error not in REPLAYABLE_ERRORS:
+    turn = parse_turn(body)
+    if error not in REPLAYABLE_ERRORS or turn is None:
         return "person"
-    try:
-        envelope = json.loads(body)
-        replays = int(envelope.get("replays") or 0)
-    except (ValueError, TypeError, AttributeError):
-        return "person"
-    if replays >= len(delays):
+    replays = _replays(turn[0])
+    assert replays is not None  # parse_turn checked it
+    if replays >= len(delays) or delays[replays] >= LONGEST_WAIT_SECONDS:
         return "person"
     return "replay" if now - parked_at >= delays[replays] else "wait"

@@ -15,7 +15,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tgrelay import telegram
-from tgrelay.claims import chunks_already_sent, record_chunks_sent
+from tgrelay.claims import chunks_already_sent, chunks_delivered, record_chunks_sent
 from tgrelay.dead_letters import will_be_replayed
 from tgrelay.errors import TelegramRateLimited, TelegramRejected, TelegramUnavailable
 from tgrelay.replies import outgoing_messages
@@ -95,12 +95,14 @@ def longest_chunk_ms() -> int:
 
 
 def apology_text(update: dict, error: str) -> str | None:
-    """The apology for `update`, failed with the error name `error`: RETRY_APOLOGY_TEXT ("I'll try
-    again") when its dead letter will be replayed automatically and this is its first failure;
-    None (say nothing more) when a replay failed and another will follow; else APOLOGY_TEXT
-    ("I could not answer this")."""
-    if will_be_replayed(update, error):
-        return setting("RETRY_APOLOGY_TEXT") if not update.get("replays") else None
+    """The apology for `update`'s turn (it, then update["merged"]), failed with the error name
+    `error`: RETRY_APOLOGY_TEXT ("I'll try again") when its dead letter will be replayed
+    automatically; None (say nothing more) when every message of the turn was told that already (a
+    replay failed again, and another will follow); else APOLOGY_TEXT ("I could not answer this").
+    A reply that was partly delivered is not replayed (dead_letters: for a person): APOLOGY_TEXT."""
+    turn = [update, *(update.get("merged") or [])]
+    if will_be_replayed(turn, error) and not chunks_delivered(update["update_id"]):
+        return None if all(envelope.get("replays") for envelope in turn) else setting("RETRY_APOLOGY_TEXT")
     return setting("APOLOGY_TEXT")
 
 

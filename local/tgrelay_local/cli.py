@@ -46,9 +46,26 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_NOTHING_TO_DO = 3  # `dlq`: the queue is empty; `replay`: nothing to move
+EXIT_INTERRUPTED = 130  # Ctrl-C before the command could finish (the shell's 128 + SIGINT)
 
 # Which option sets the port each local server listens on (engine.PortInUse.role).
 PORT_FLAGS = {"webhook": "--webhook-port", "telegram": "--telegram-port", "agent": "--agent-port", "aws": "--aws-port"}
+
+
+def _speed(value: str) -> float:
+    """argparse type: a speed factor > 0."""
+    speed = float(value)
+    if not speed > 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be more than 0, not {value}")
+    return speed
+
+
+def _port(value: str) -> int:
+    """argparse type: a TCP port, 0 (any free one) to 65535."""
+    port = int(value)
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0 to 65535, not {value}")
+    return port
 
 
 class CommandError(Exception):
@@ -63,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     except CommandError as error:
         print(f"tgrelay {args.command}: {error}", file=sys.stderr)
         return EXIT_FAILED
+    except KeyboardInterrupt:
+        print(f"tgrelay {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
         "post every sample update through the local stack and account for each",
         "Exits 0 when every update was answered, skipped or dead-lettered once; 1 otherwise.",
     )
-    demo.add_argument("--speed", type=float, default=100.0, help="retry waits run this many times faster")
+    demo.add_argument("--speed", type=_speed, default=100.0, help="retry waits run this many times faster")
     _add_parameters(demo)
     demo.set_defaults(run=run_demo)
 
@@ -93,9 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
         "The terminal shows each execution as it ends and each webhook answer that did not enqueue"
         f" the update; handler logs and metrics go to {LOG_DIR.relative_to(ROOT)}/local.log.",
     )
-    local.add_argument("--webhook-port", type=int, default=8080, help="the webhook's port (0: any free port)")
-    local.add_argument("--telegram-port", type=int, default=8081, help="fake Telegram Bot API port (0: any)")
-    local.add_argument("--agent-port", type=int, default=8082, help="echo agent port (0: any)")
+    local.add_argument("--webhook-port", type=_port, default=8080, help="the webhook's port (0: any free port)")
+    local.add_argument("--telegram-port", type=_port, default=8081, help="fake Telegram Bot API port (0: any)")
+    local.add_argument("--agent-port", type=_port, default=8082, help="echo agent port (0: any)")
     local.add_argument("--agent-url", help="a real agent server instead of the echo agent")
     local.add_argument(
         "--agent-token",
@@ -112,9 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_WEBHOOK_SECRET,
         help="the X-Telegram-Bot-Api-Secret-Token the webhook expects",
     )
-    local.add_argument("--speed", type=float, default=1.0, help="retry waits run this many times faster")
+    local.add_argument("--speed", type=_speed, default=1.0, help="retry waits run this many times faster")
     local.add_argument(
-        "--aws-port", type=int, default=DEFAULT_AWS_PORT, help="the local AWS endpoint (moto server; 0: any)"
+        "--aws-port", type=_port, default=DEFAULT_AWS_PORT, help="the local AWS endpoint (moto server; 0: any)"
     )
     _add_parameters(local)
     local.set_defaults(run=run_local)
@@ -171,8 +191,8 @@ def _add_parameters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config-file",
         type=Path,
-        default=ROOT / "samconfig.toml",
-        help="the SAM config file whose [<config-env>.deploy.parameters] parameter_overrides apply (if it exists)",
+        help="the SAM config file whose [<config-env>.deploy.parameters] parameter_overrides apply"
+        " (default: samconfig.toml of the repository, if it exists)",
     )
     parser.add_argument("--config-env", default="default", help="the environment (table) of --config-file to read")
 
@@ -191,11 +211,17 @@ def template_parameters(args: argparse.Namespace) -> dict[str, str]:
     values = args.parameter_overrides
     source = "--parameter-overrides"
     if values is None:
-        if not args.config_file.is_file():
+        config_file = args.config_file or ROOT / "samconfig.toml"
+        if args.config_file is not None and not args.config_file.is_file():
+            raise CommandError(f"--config-file {args.config_file}: no such file")
+        if not config_file.is_file():
             return {}
+        args.config_file = config_file
         source = f"{args.config_file} [{args.config_env}.deploy.parameters] parameter_overrides"
         try:
             config = SamConfig(args.config_file.parent, args.config_file.name)
+            if args.config_env not in config.get_stage_configuration_names():
+                raise CommandError(f"{args.config_file} has no [{args.config_env}] environment (--config-env)")
             values = config.get_all(["deploy"], "parameters", args.config_env).get("parameter_overrides")
         except (SamConfigFileReadException, ValueError) as error:
             # SAM wraps the parser's exception as its argument (and its own str() then fails).
@@ -270,7 +296,8 @@ def run_demo(args: argparse.Namespace) -> int:
         late = _redeliver_after_dedupe_window(relay)
         relay.wait_idle()
         # A dead letter whose cause was passing comes back by itself (AutoReplay), on the scaled clock.
-        auto_replayed = _wait_for_auto_replays(relay, expected="group_text.json" in by_name)
+        expected = "group_text.json" in by_name and relay.template.parameters["AutoReplay"] == "true"
+        auto_replayed = _wait_for_auto_replays(relay, expected=int(expected))
         relay.wait_idle()
         replayed = relay.replay_dead_letters()
         relay.wait_idle()
@@ -515,7 +542,7 @@ def _aws_errors(args: argparse.Namespace) -> Iterator[None]:
     try:
         yield
     except botocore.exceptions.NoRegionError:
-        raise CommandError("no AWS region: pass --region or set AWS_REGION") from None
+        raise CommandError("no AWS region: pass --region or set AWS_REGION (or AWS_DEFAULT_REGION)") from None
     except botocore.exceptions.NoCredentialsError:
         raise CommandError(
             "no AWS credentials: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (`aws configure`)"
@@ -529,6 +556,10 @@ def _aws_errors(args: argparse.Namespace) -> Iterator[None]:
         raise CommandError(f"cannot reach AWS at {error.kwargs.get('endpoint_url')}: check the network") from None
     except botocore.exceptions.ClientError as error:
         raise CommandError(_client_error(error, args)) from None
+    except botocore.exceptions.BotoCoreError as error:  # a profile, region, endpoint or TLS problem
+        raise CommandError(str(error)) from None
+    except ValueError as error:  # botocore: an --local endpoint that is not a URL; operator: not a tgrelay stack
+        raise CommandError(str(error)) from None
 
 
 def _client_error(error: botocore.exceptions.ClientError, args: argparse.Namespace) -> str:
@@ -553,7 +584,12 @@ def _where(args: argparse.Namespace) -> str:
 
 
 def _region(args: argparse.Namespace) -> str:
-    return args.region or boto3.session.Session().region_name or "the default region"
+    if args.region or os.environ.get("AWS_REGION"):
+        return args.region or os.environ["AWS_REGION"]
+    try:
+        return boto3.session.Session().region_name or "the default region"
+    except botocore.exceptions.BotoCoreError:  # e.g. AWS_PROFILE names no profile: _aws_errors says so
+        return "the default region"
 
 
 def _target(args: argparse.Namespace) -> operator.Deployment:
@@ -634,8 +670,13 @@ def run_register_webhook(args: argparse.Namespace) -> int:
 
 def run_local(args: argparse.Namespace) -> int:
     real_telegram = bool(args.bot_token)
+    ports = [args.webhook_port, args.telegram_port, args.agent_port, args.aws_port]
+    taken = sorted({port for port in ports if port and ports.count(port) > 1})
+    if taken:
+        raise CommandError(f"port {taken[0]} is given to two servers: give each its own port (or 0: any free one)")
     parameters = _local_parameters(args)
     stop = threading.Event()
+    refusals: list[str] = []  # Telegram's answer when it refuses getUpdates
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(line_buffering=True)  # each line as it happens, also into a pipe
     log_path = LOG_DIR / "local.log"
@@ -662,7 +703,7 @@ def run_local(args: argparse.Namespace) -> int:
             )
         else:
             print("Telegram        the real Bot API; updates by getUpdates long polling")
-            threading.Thread(target=_long_poll, args=(relay, stop), name="getUpdates", daemon=True).start()
+            threading.Thread(target=_long_poll, args=(relay, stop, refusals), name="getUpdates", daemon=True).start()
         if relay.agent:
             print(f"echo agent      {relay.agent_url}  ({relay.agent.url}/_calls, /_faults, /_reset)")
         else:
@@ -677,6 +718,11 @@ def run_local(args: argparse.Namespace) -> int:
                 _follow(relay, stop)
         finally:
             signal.signal(signal.SIGTERM, previous)
+    if refusals:
+        raise CommandError(
+            f"Telegram refused getUpdates ({refusals[0]}): a 409 means the bot has a webhook"
+            " (deleteWebhook first), a 401 a wrong --bot-token"
+        )
     return EXIT_OK
 
 
@@ -731,8 +777,9 @@ def _webhook_line(status: int, body: str) -> str | None:
     return f"webhook {status}: {_short(body, 120)}"
 
 
-def _long_poll(relay: LocalRelay, stop: threading.Event) -> None:
-    """Real bot without a public URL: fetch updates by getUpdates and post them to the webhook."""
+def _long_poll(relay: LocalRelay, stop: threading.Event, refusals: list[str]) -> None:
+    """Real bot without a public URL: fetch updates by getUpdates and post them to the webhook.
+    Telegram's refusal ends it (and `tgrelay local`): its description is put in `refusals`."""
     api = f"{relay.telegram_api_url}/bot{relay.bot_token}"
     offset = None
     with httpx.Client(timeout=40) as client:
@@ -744,8 +791,7 @@ def _long_poll(relay: LocalRelay, stop: threading.Event) -> None:
                 stop.wait(5)
                 continue
             if not answer.get("ok"):
-                # 409: a webhook is set for this bot; getUpdates cannot be used alongside it.
-                print(f"getUpdates refused: {answer.get('description')}", file=sys.stderr)
+                refusals.append(f"{answer.get('error_code')} {answer.get('description')}")
                 stop.set()
                 return
             for update in answer["result"]:

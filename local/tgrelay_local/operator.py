@@ -2,6 +2,7 @@
 running `tgrelay local` (by its AWS endpoint). The same boto3 calls serve both."""
 
 import json
+import os
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
@@ -38,9 +39,13 @@ class Deployment:
 
 def deployed(stack_name: str, region: str | None = None) -> Deployment:
     """The resources of a `sam deploy`ed stack, from its outputs."""
-    session = boto3.session.Session(region_name=region)
+    # The AWS SDKs read AWS_REGION; boto3 reads only AWS_DEFAULT_REGION.
+    session = boto3.session.Session(region_name=region or os.environ.get("AWS_REGION"))
     stack = session.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"][0]
     outputs = {output["OutputKey"]: output["OutputValue"] for output in stack.get("Outputs", [])}
+    missing = sorted({"UpdatesTableName", "StateMachineArn", "UpdatesQueueUrl", "DeadLetterQueueUrl"} - set(outputs))
+    if missing:
+        raise ValueError(f"stack {stack_name} has no output {missing[0]}: is it a tgrelay stack?")
     registration = None
     try:
         registration = session.client("cloudformation").describe_stack_resource(

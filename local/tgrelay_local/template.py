@@ -3,6 +3,7 @@ intrinsic functions (Ref, GetAtt, Sub) resolved to local names. Nothing is confi
 queue settings, environment variables, substitutions and the pipe's batch size all come
 from the template."""
 
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,8 @@ def check_parameter(name: str, spec: dict, value: str) -> None:
             number = float(value)
         except ValueError:
             raise ValueError(f"parameter {name}={value!r}: must be a number") from None
+        if not math.isfinite(number):
+            raise ValueError(f"parameter {name}={value!r}: must be a number")
         if "MinValue" in spec and number < float(spec["MinValue"]):
             raise ValueError(f"parameter {name}={value!r}: at least {spec['MinValue']}")
         if "MaxValue" in spec and number > float(spec["MaxValue"]):

@@ -223,6 +223,7 @@ LEAST_PRIVILEGE = {
         ("sqs:ChangeMessageVisibility", "GetAtt:DeadLetterQueue.Arn"),
         ("sqs:DeleteMessage", "GetAtt:DeadLetterQueue.Arn"),
         ("sqs:SendMessage", "GetAtt:UpdatesQueue.Arn"),
+        ("dynamodb:GetItem", "GetAtt:UpdatesTable.Arn"),
         ("dynamodb:UpdateItem", "GetAtt:UpdatesTable.Arn"),
     },
     # Reads the bot token and webhook secret to call setWebhook; nothing else.

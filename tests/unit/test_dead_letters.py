@@ -37,6 +37,16 @@ def _body(replays: int | None = None) -> str:
         (_body(), None, 10**6, "person"),  # parked by the queue's redrive: executions failed to start
         ("not json", "AgentUnavailable", 10**6, "person"),
         ('["a list"]', "AgentUnavailable", 10**6, "person"),
+        # What a replay cannot carry, or would misread (found by breaking it): a person's.
+        ('{"update_id": 1, "replays": -10}', "AgentUnavailable", 10**6, "person"),
+        ('{"update_id": 1, "replays": 1e400}', "AgentUnavailable", 10**6, "person"),
+        ('{"update_id": 1, "replays": true}', "AgentUnavailable", 10**6, "person"),
+        ('{"chat_id": 2}', "AgentUnavailable", 10**6, "person"),
+        ('{"update_id": "1"}', "AgentUnavailable", 10**6, "person"),
+        ('{"update_id": 1, "merged": "abc"}', "AgentUnavailable", 10**6, "person"),
+        ('{"update_id": 1, "merged": [1]}', "AgentUnavailable", 10**6, "person"),
+        ('{"update_id": 1, "merged": [{"chat_id": 2}]}', "AgentUnavailable", 10**6, "person"),
+        ('{"update_id": 1, "merged": [{"update_id": 3}]}', "AgentUnavailable", 900, "replay"),
     ],
 )
 def test_decide(body, error, waited, decision):
@@ -49,10 +59,24 @@ def test_the_delays_come_from_the_settings_and_auto_replay_off_means_none(monkey
     assert dead_letters.replay_delays() == []
 
 
+def test_a_delay_longer_than_sqs_keeps_a_message_is_a_persons(monkeypatch):
+    # SQS keeps a dead letter 14 days at most: waiting longer would let it expire unreplayed.
+    assert dead_letters.decide(_body(), "AgentUnavailable", 0.0, 10.0**9, [14 * 24 * 3600]) == "person"
+    assert dead_letters.decide(_body(), "AgentUnavailable", 0.0, 10.0**9, [14 * 24 * 3600 - 1]) == "replay"
+    monkeypatch.setenv("AUTO_REPLAY_DELAYS_SECONDS", "2000000")
+    assert not dead_letters.will_be_replayed([{"update_id": 1}], "AgentUnavailable")
+
+
 def test_the_apology_says_what_will_happen(monkeypatch):
+    monkeypatch.setattr("tgrelay.send_reply.chunks_delivered", lambda update_id: 0)
     update = {"update_id": 1}
     assert apology_text(update, "AgentUnavailable") == "will try again"
     assert apology_text({**update, "replays": 1}, "AgentUnavailable") is None  # told already
+    # A message that joined the replayed turn was not told yet: the turn's apology is for it.
+    newcomer = {"update_id": 2}
+    assert apology_text({**update, "replays": 1, "merged": [newcomer]}, "AgentUnavailable") == "will try again"
+    told = {**update, "replays": 1, "merged": [{**newcomer, "replays": 1}]}
+    assert apology_text(told, "AgentUnavailable") is None
     assert apology_text({**update, "replays": 3}, "AgentUnavailable") == "could not answer"  # replays used up
     assert apology_text(update, "AgentRejected") == "could not answer"
     assert apology_text(update, "") == "could not answer"  # no error name (an older ASL)

@@ -48,8 +48,18 @@ def test_command_line_overrides_replace_the_config_files_as_in_sam(tmp_path):
     assert template_parameters(args) == {"GroupMessages": "all", "BotUsername": "cli_bot"}
 
 
-def test_no_config_file_means_no_overrides(tmp_path):
-    assert template_parameters(_args(tmp_path)) == {}
+def test_no_config_file_means_no_overrides_unless_one_was_named(tmp_path, monkeypatch):
+    monkeypatch.setattr("tgrelay_local.cli.ROOT", tmp_path)  # the repository's samconfig.toml: none
+    assert (
+        template_parameters(argparse.Namespace(parameter_overrides=None, config_file=None, config_env="default")) == {}
+    )
+    with pytest.raises(CommandError, match="samconfig.toml: no such file"):
+        template_parameters(_args(tmp_path))  # named, and missing
+
+
+def test_an_environment_the_config_file_does_not_have_is_a_command_error(tmp_path):
+    with pytest.raises(CommandError, match=r"has no \[prod\] environment"):
+        template_parameters(_args(tmp_path, config=CONFIG, env="prod"))
 
 
 def test_a_malformed_override_or_config_is_a_command_error(tmp_path):

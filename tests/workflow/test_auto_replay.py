@@ -6,14 +6,15 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from test_turn_taking import hold_answer
 from workflow_helpers import (
     AGENT_FAILURE_PATH,
-    DUPLICATE_PATH,
     HAPPY_PATH,
     chat_of,
     executions_for,
     make_update,
     path_of,
+    wait_for,
 )
 
 from tgrelay_local.clock import RetryClock
@@ -36,6 +37,16 @@ def empty_dead_letter_queue(relay):
     yield
     relay.wait_idle(timeout=30)
     list(take_messages(relay.sqs, relay.dead_letter_queue_url))
+
+
+NONE = {"replayed": 0, "waiting": 0, "for_a_person": 0, "answered": 0}
+
+
+def _agent_down(relay, update) -> None:
+    """The agent answers 503 to every attempt of the update's first execution."""
+    relay.agent.add_fault(
+        {"status": 503, "count": AGENT_DOWN_FOR_ONE_EXECUTION, "match": {"update_id": update["update_id"]}}
+    )
 
 
 def _texts(relay, update) -> list[str]:
@@ -72,13 +83,13 @@ def test_an_outage_longer_than_the_retries_is_answered_after_the_first_automatic
     assert _texts(relay, update) == [parameters["RetryApologyText"]]
 
     # Before the first delay (900 s) nothing moves; after it, the replay answers once.
-    assert _fire(relay, 5) == {"replayed": 0, "waiting": 1, "for_a_person": 0}
-    assert _fire(relay, 16) == {"replayed": 1, "waiting": 0, "for_a_person": 0}
+    assert _fire(relay, 5) == {"replayed": 0, "waiting": 1, "for_a_person": 0, "answered": 0}
+    assert _fire(relay, 16) == {"replayed": 1, "waiting": 0, "for_a_person": 0, "answered": 0}
     replayed = executions_for(relay, update["update_id"])[-1]
     assert path_of(relay, replayed) == HAPPY_PATH
     assert _texts(relay, update) == [parameters["RetryApologyText"], "echo: are you back?"]
     assert relay.dead_letters() == []
-    assert _fire(relay, 300) == {"replayed": 0, "waiting": 0, "for_a_person": 0}
+    assert _fire(relay, 300) == {"replayed": 0, "waiting": 0, "for_a_person": 0, "answered": 0}
 
 
 def test_an_error_that_cannot_pass_is_never_replayed(relay):
@@ -86,7 +97,7 @@ def test_an_error_that_cannot_pass_is_never_replayed(relay):
     relay.agent.add_fault({"status": 400, "match": {"update_id": update["update_id"]}})
     relay.post_update(update)
     relay.wait_idle()
-    assert _fire(relay, 24 * 60) == {"replayed": 0, "waiting": 0, "for_a_person": 1}
+    assert _fire(relay, 24 * 60) == {"replayed": 0, "waiting": 0, "for_a_person": 1, "answered": 0}
     assert [entry["error"] for entry in _parked(relay)] == ["AgentRejected"]
     assert len(executions_for(relay, update["update_id"])) == 1
     # The apology says it will not be tried again.
@@ -103,16 +114,18 @@ def test_an_update_that_fails_every_replay_stops_after_the_last_and_keeps_its_co
     minutes = 0.0
     for replay, delay in enumerate(delays, 1):
         minutes += delay / 60 + 1  # each replay's dead letter is parked afresh: its delay counts from then
-        assert _fire(relay, minutes) == {"replayed": 1, "waiting": 0, "for_a_person": 0}, f"replay {replay}"
+        assert _fire(relay, minutes) == {"replayed": 1, "waiting": 0, "for_a_person": 0, "answered": 0}, (
+            f"replay {replay}"
+        )
         (parked,) = _parked(relay)
         assert parked["replays"] == replay
-    assert _fire(relay, minutes + 24 * 60) == {"replayed": 0, "waiting": 0, "for_a_person": 1}
+    assert _fire(relay, minutes + 24 * 60) == {"replayed": 0, "waiting": 0, "for_a_person": 1, "answered": 0}
     assert len(executions_for(relay, update["update_id"])) == 1 + len(delays)
     # One "I'll try again", nothing while the replays fail, one "I could not answer" at the end.
     assert _texts(relay, update) == [parameters["RetryApologyText"], parameters["ApologyText"]]
 
 
-def test_a_replay_of_an_update_answered_meanwhile_stops_at_already_handled(relay):
+def test_a_dead_letter_answered_meanwhile_is_deleted_not_replayed(relay):
     update = make_update(text="answered by a late copy")
     relay.agent.add_fault(
         {"status": 503, "count": AGENT_DOWN_FOR_ONE_EXECUTION, "match": {"update_id": update["update_id"]}}
@@ -125,10 +138,58 @@ def test_a_replay_of_an_update_answered_meanwhile_stops_at_already_handled(relay
     relay.wait_idle()
     assert relay.claim(update["update_id"])["status"] == "DONE"
 
-    assert _fire(relay, 16) == {"replayed": 1, "waiting": 0, "for_a_person": 0}
-    last = executions_for(relay, update["update_id"])[-1]
-    assert path_of(relay, last) == DUPLICATE_PATH
+    assert _fire(relay, 16) == {"replayed": 0, "waiting": 0, "for_a_person": 0, "answered": 1}
+    assert len(executions_for(relay, update["update_id"])) == 2
+    assert relay.dead_letters() == []
     assert _texts(relay, update) == [relay.template.parameters["RetryApologyText"], "echo: answered by a late copy"]
+
+
+def test_a_merged_message_of_a_turn_whose_first_was_answered_meanwhile_is_still_replayed(relay, monkeypatch):
+    """The turn of A carried C (QueuedMessages=merge) and failed; A was answered meanwhile (a late
+    copy from Telegram). The replay leaves A out and answers C."""
+    busy = make_update(text="holds the turn")
+    chat = chat_of(busy)
+    first = make_update(text="first question", chat_id=chat)
+    rider = make_update(text="and a follow-up", chat_id=chat)
+    release = hold_answer(relay, monkeypatch, busy["update_id"])
+    relay.agent.add_fault(
+        {"status": 503, "count": AGENT_DOWN_FOR_ONE_EXECUTION, "match": {"update_id": first["update_id"]}}
+    )
+    relay.post_update(busy)
+    wait_for(lambda: relay.turn_statuses(f"telegram:{chat}").get(busy["update_id"]) == "TURN")
+    relay.post_update(first)
+    relay.post_update(rider)
+    wait_for(
+        lambda: [relay.turn_statuses(f"telegram:{chat}").get(u["update_id"]) for u in (first, rider)] == ["WAITING"] * 2
+    )
+    release.set()
+    relay.wait_idle()
+    ((parked,),) = [_parked(relay)]
+    assert parked["update_id"] == first["update_id"] and [m["update_id"] for m in parked["merged"]] == [
+        rider["update_id"]
+    ]
+    relay.post_update(first)  # the late copy of the first: answered on its own
+    relay.wait_idle()
+
+    assert _fire(relay, 16) == {"replayed": 1, "waiting": 0, "for_a_person": 0, "answered": 0}
+    texts = _texts(relay, busy)
+    assert texts.count("echo: and a follow-up") == 1 and texts.count("echo: first question") == 1
+    assert relay.claim(rider["update_id"])["status"] == "DONE"
+    assert relay.dead_letters() == []
+
+
+def test_a_partly_delivered_reply_is_left_for_a_person(relay):
+    """Telegram took the first message of the reply, then failed: a replay would ask the agent again
+    and send that first message twice. The apology says it will not be tried again."""
+    update = make_update(text="a two-part answer")
+    relay.agent.add_fault({"reply": "part one", "messages": ["part two"], "match": {"update_id": update["update_id"]}})
+    relay.telegram.add_fault({"status": 502, "count": None, "match": {"text": "part two"}})
+    relay.post_update(update)
+    relay.wait_idle()
+    assert _texts(relay, update) == ["part one", relay.template.parameters["ApologyText"]]
+    relay.telegram.reset()
+    assert _fire(relay, 24 * 60) == {"replayed": 0, "waiting": 0, "for_a_person": 1, "answered": 0}
+    assert [entry["error"] for entry in _parked(relay)] == ["TelegramUnavailable"]
 
 
 def test_a_claim_the_parking_execution_left_in_progress_is_released_for_the_replay(relay):
@@ -146,6 +207,6 @@ def test_a_claim_the_parking_execution_left_in_progress_is_released_for_the_repl
         ExpressionAttributeNames={"#status": "status"},
         ExpressionAttributeValues={":in_progress": {"S": "IN_PROGRESS"}},
     )
-    assert _fire(relay, 16) == {"replayed": 1, "waiting": 0, "for_a_person": 0}
+    assert _fire(relay, 16) == {"replayed": 1, "waiting": 0, "for_a_person": 0, "answered": 0}
     assert path_of(relay, executions_for(relay, update["update_id"])[-1]) == HAPPY_PATH
     assert _texts(relay, update)[-1] == "echo: compensation gave up too"

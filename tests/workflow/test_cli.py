@@ -247,3 +247,24 @@ def test_the_terminal_line_for_each_webhook_answer_kind():
     # A button press is enqueued; its answer stops the spinner (answerCallbackQuery): not shown.
     assert _webhook_line(200, json.dumps({"ok": True, "method": "answerCallbackQuery"})) is None
     assert _webhook_line(403, '{"message": "Forbidden"}') == 'webhook 403: {"message": "Forbidden"}'
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["local", "--speed", "0"],
+        ["demo", "--speed", "-1"],
+        ["demo", "--speed", "nan"],
+        ["local", "--aws-port", "70000"],
+    ],
+)
+def test_impossible_option_values_are_usage_errors(arguments, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(arguments)
+    assert exit_.value.code == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_one_port_for_two_servers_is_one_line(capsys):
+    assert main(["local", "--webhook-port", "18100", "--aws-port", "18100"]) == EXIT_FAILED
+    assert "port 18100 is given to two servers" in _one_line_error(capsys.readouterr(), "local")
