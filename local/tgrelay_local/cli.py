@@ -1,6 +1,8 @@
 """`tgrelay` — run the workflow on this machine (`demo`, `local`) and operate it, here or on AWS
 (`retry-plan`, `cost`, `history`, `dlq`, `replay`, `register-webhook`, `diagram`)."""
 
+from __future__ import annotations
+
 import argparse
 import contextlib
 import io
@@ -13,7 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import botocore.exceptions
@@ -21,9 +23,12 @@ import httpx
 
 from tgrelay_local import operator, plans
 from tgrelay_local.clock import RetryClock
-from tgrelay_local.engine import DEFAULT_WEBHOOK_SECRET, STACK, LocalRelay, PortInUse
 from tgrelay_local.history import format_path, state_path
+from tgrelay_local.names import DEFAULT_WEBHOOK_SECRET, STACK
 from tgrelay_local.template import ROOT
+
+if TYPE_CHECKING:  # the engine imports moto: only `demo` and `local` load it
+    from tgrelay_local.engine import LocalRelay, PortInUse
 
 EVENTS = ROOT / "events" / "telegram"
 DEFAULT_AWS_PORT = 8083
@@ -237,6 +242,8 @@ def template_parameters(args: argparse.Namespace) -> dict[str, str]:
 def _local_stack(**options: Any) -> Iterator[LocalRelay]:
     """A started LocalRelay(**options), stopped on the way out. A parameter the template refuses
     (name or value) or a port that is taken is a CommandError."""
+    from tgrelay_local.engine import LocalRelay, PortInUse
+
     try:
         relay = LocalRelay(**options)
     except PortInUse as error:

@@ -31,20 +31,17 @@ from tgrelay_local.clock import RetryClock
 from tgrelay_local.fakes import FakeAgent, FakeTelegram
 from tgrelay_local.http_api import HttpApi
 from tgrelay_local.moto_seams import LocalFunction, Seams
+from tgrelay_local.names import ACCOUNT, DEFAULT_WEBHOOK_SECRET, FAKE_BOT_TOKEN, REGION, SECRET_HEADER, STACK
 from tgrelay_local.pipe import PipePoller
 from tgrelay_local.rules import ExecutionStatusRules, Schedules, rate_seconds
 from tgrelay_local.template import ROOT, Template
+
+__all__ = ["ACCOUNT", "DEFAULT_WEBHOOK_SECRET", "FAKE_BOT_TOKEN", "REGION", "SECRET_HEADER", "STACK", "LocalRelay"]
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.literals import QueueAttributeNameType
     from mypy_boto3_stepfunctions.type_defs import DescribeExecutionOutputTypeDef, HistoryEventTypeDef
 
-REGION = "us-east-1"
-ACCOUNT = "123456789012"
-STACK = "tgrelay-local"
-SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
-FAKE_BOT_TOKEN = "123456789:local-fake-bot-token"
-DEFAULT_WEBHOOK_SECRET = "local-webhook-secret"
 
 # Credentials moto accepts; they only keep botocore from looking for real ones.
 _AWS_ENV = {

@@ -12,8 +12,8 @@ from botocore.config import Config
 
 from tgrelay.claims import release_parked_claims
 from tgrelay.turns import error_message
-from tgrelay_local.engine import ACCOUNT, REGION, STACK
 from tgrelay_local.history import Step, state_path
+from tgrelay_local.names import ACCOUNT, REGION, STACK
 
 # Step Functions Standard list price, us-east-1: $0.025 per 1,000 state transitions
 # (checked 2026-11-22; retries count as transitions).

@@ -268,3 +268,18 @@ def test_impossible_option_values_are_usage_errors(arguments, capsys):
 def test_one_port_for_two_servers_is_one_line(capsys):
     assert main(["local", "--webhook-port", "18100", "--aws-port", "18100"]) == EXIT_FAILED
     assert "port 18100 is given to two servers" in _one_line_error(capsys.readouterr(), "local")
+
+
+def test_a_missing_aws_profile_is_one_line_and_operator_commands_do_not_load_the_engine(tmp_path):
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
+    env.update(AWS_PROFILE="no-such-profile", AWS_CONFIG_FILE=str(tmp_path / "none"), AWS_EC2_METADATA_DISABLED="true")
+    done = subprocess.run([*CLI, "dlq", "--stack-name", "tgrelay"], capture_output=True, text=True, env=env, timeout=60)
+    assert (done.returncode, done.stdout) == (EXIT_FAILED, "")
+    assert done.stderr == "tgrelay dlq: The config profile (no-such-profile) could not be found\n"
+    # moto builds a session when it is imported: the operator commands must not import it.
+    imported = subprocess.run(
+        [sys.executable, "-c", "import sys, tgrelay_local.cli; print('moto' in sys.modules)"],
+        capture_output=True,
+        text=True,
+    )
+    assert imported.stdout.strip() == "False"
