@@ -14,7 +14,7 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from tgrelay.replies import GROUP_CHATS, quotes_the_user
 from tgrelay.settings import setting
@@ -31,7 +31,7 @@ class Route:
     """`action` is "enqueue", "answer" (the webhook answers with `method`) or "skip" (with `reason`).
     An enqueued update may still carry a method for the webhook answer (a button press is acknowledged)."""
 
-    action: str
+    action: Literal["enqueue", "answer", "skip"]
     reason: str = ""
     method: dict[str, Any] = field(default_factory=dict)
 
