@@ -15,6 +15,12 @@ handlers, the template's settings; a recorded retry clock, so retries do not wai
                       agent (QueuedMessages=merge): the first carries the second in one agent
                       request; printed per execution as "turn holder", "merge carrier" and
                       "merged message"
+  photo               a photo (70 KB) with a caption: CallAgent fetches it (getFile, download,
+                      S3 PutObject) and the agent GETs it by its presigned URL
+  photo, download retried   the same, Telegram's file download answers 502 once: CallAgent
+                      is retried (TelegramUnavailable) and stores the file once
+  album               a two-photo album (media_group_id), QueuedMessages=merge: one agent turn
+                      with both photos; printed as "album carrier" and "album photo merged"
 
 For each, every billable request is counted from what actually happened, not read off the
 ASL: state transitions from the execution's history (states entered, plus one per retry:
@@ -81,6 +87,10 @@ Prices (us-east-1, on-demand list prices, free tiers ignored), checked 2026-11-2
                            of a missing item 1 WRU): DynamoDB Developer Guide, "DynamoDB read
                            and write operations" (docs.aws.amazon.com/amazondynamodb/latest/
                            developerguide/read-write-operations.html)
+  S3 Standard              $0.005 per 1,000 PUT, COPY, POST, LIST requests; $0.0004 per 1,000 GET,
+                           SELECT and all other requests (HeadObject; the agent's GET by presigned
+                           URL); storage ($0.023 per GB-month, FileRetentionDays) not counted
+                                                                aws.amazon.com/s3/pricing/
   API Gateway HTTP API     $1.00 per million requests (first 300 million a month), metered in
                            512 KB increments                   aws.amazon.com/api-gateway/pricing/
 """
@@ -112,6 +122,8 @@ PRICE = {
     "wru": 0.625 / 1e6,
     "rru": 0.125 / 1e6,
     "http_api_request": 1.00 / 1e6,
+    "s3_put_request": 0.005 / 1000,
+    "s3_get_request": 0.0004 / 1000,
     "free": 0.0,
 }
 PIPE_CHUNK = SQS_CHUNK = 64 * 1024
@@ -120,7 +132,7 @@ WRITE_UNIT, READ_UNIT = 1024, 4096
 # included), 5 and 2, each one more for CheckEnvelope (issue 14: a message that is not an envelope
 # is dead-lettered instead of failing with States.Runtime); the merge rows are the paths of a
 # carrier and of the message merged into it.
-TARGETS = {"happy path": 6, "duplicate": 3, "merge carrier": 6, "merged message": 4}
+TARGETS = {"happy path": 6, "duplicate": 3, "merge carrier": 6, "merged message": 4, "photo": 6}
 EVENTS = ROOT / "events" / "telegram"
 PREFIX = "tgrelay-local-"
 _calls = itertools.count(1)  # DynamoDB call numbers (next() on a count is atomic in CPython)
@@ -341,6 +353,25 @@ def watch_stepfunctions(meter: Meter, client) -> None:
     client.meta.events.register("before-parameter-build.states", before)
 
 
+def watch_s3(meter: Meter, client) -> None:
+    """CallAgent's S3 requests (HeadObject, PutObject); presigning is local and not a request."""
+
+    def before_send(event_name, **_):  # sent requests only: a presigned URL builds its parameters too
+        caller, update_id = meter.current()
+        meter.add(Request(update_id, caller, "s3", event_name.rsplit(".", 1)[-1]))
+
+    client.meta.events.register("before-send.s3", before_send)
+
+
+def count_agent_downloads(meter: Meter, relay, update_ids: set[int]) -> None:
+    """The agent's GETs of presigned URLs (the echo agent fetches each URL it is given)."""
+    for call in relay.agent.calls_snapshot():
+        if call["request"].get("update_id") in update_ids:
+            for fetched in call.get("fetched", []):
+                if fetched.get("status") is not None:
+                    meter.add(Request(call["request"]["update_id"], "agent", "s3", "GetObject"))
+
+
 def watch_webhook_sqs(meter: Meter, client, queue_url: str) -> None:
     def before(params, model, **_):
         if model.name == "SendMessage" and params.get("QueueUrl") == queue_url:
@@ -454,6 +485,7 @@ def main(argv: list[str] | None = None) -> int:
             watch_dynamodb(meter, clients.dynamodb(), tables)
             watch_dynamodb(meter, clients.webhook_dynamodb(), tables)
             watch_stepfunctions(meter, clients.stepfunctions())
+            watch_s3(meter, clients.s3())
             functions = {id(f): f for f in relay.seams.functions.values()}
             functions[id(relay.webhook_function)] = relay.webhook_function
             for function in functions.values():
@@ -476,6 +508,10 @@ def main(argv: list[str] | None = None) -> int:
             relay.agent.add_fault({"status": 400, "count": 1, "match": {"update_id": failing["update_id"]}})
             results.append(run_path(relay, meter, tables, "terminal failure", failing))
             results += run_merge(relay, meter, tables, gates)
+            results.append(run_path(relay, meter, tables, "photo", _photo_update(7)))
+            relay.telegram.add_fault({"method": "download", "status": 502, "count": 1})
+            results.append(run_path(relay, meter, tables, "photo, download retried", _photo_update(8)))
+            results += run_album(relay, meter, tables)
             claim = relay.dynamodb.get_item(
                 TableName=relay.table_name, Key={"pk": {"S": f"update#{update['update_id']}"}}, ConsistentRead=True
             ).get("Item")
@@ -500,6 +536,17 @@ def _update(n: int, chat: int | None = None) -> dict:
     return update
 
 
+def _photo_update(n: int, chat: int | None = None) -> dict:
+    """events/telegram/photo_with_caption.json with its own ids (files are stored per file)."""
+    update = json.loads((EVENTS / "photo_with_caption.json").read_text())
+    update["update_id"] = 990_000_000 + n
+    update["message"]["chat"]["id"] = update["message"]["from"]["id"] = chat or 880_000_000 + n
+    for size in update["message"]["photo"]:
+        size["file_id"] += f"-cost-{n}"
+        size["file_unique_id"] += f"-cost-{n}"
+    return update
+
+
 def _post(relay, name: str, update: dict) -> None:
     response = relay.post_update(update)
     if response.status_code != 200 or "skipped" in response.json():
@@ -516,7 +563,39 @@ def run_path(relay, meter: Meter, tables: Tables, name: str, update: dict) -> di
     executions = relay.pipe.started[before_executions:]
     if len(executions) != 1:
         raise RuntimeError(f"{name}: expected one execution, got {len(executions)}")
+    count_agent_downloads(meter, relay, {update["update_id"]})
     return _result(relay, tables, name, executions[0], update["update_id"], meter.since(mark))
+
+
+def run_album(relay, meter: Meter, tables: Tables) -> list[dict]:
+    """Two photos of one album, delivered one after the other (both registered at the webhook
+    before the first one's execution starts, as Telegram sends an album within milliseconds)."""
+    from unittest import mock
+
+    chat = 880_000_200
+    first, second = _photo_update(9, chat=chat), _photo_update(10, chat=chat)
+    for photo in (first, second):
+        photo["message"]["media_group_id"] = "cost-album"
+    del second["message"]["caption"]
+    mark = meter.mark()
+    before_executions = len(relay.pipe.started)
+    with mock.patch.object(relay.pipe, "poll_once", return_value=False):
+        _post(relay, "album carrier", first)
+        _post(relay, "album photo merged", second)
+    _wait_for_executions(relay, before_executions + 2)
+    relay.wait_idle(timeout=60)
+    count_agent_downloads(meter, relay, {first["update_id"], second["update_id"]})
+    by_update = {}
+    for arn in relay.pipe.started[before_executions:]:
+        by_update[json.loads(relay.describe(arn)["input"])[0]["update"]["update_id"]] = arn
+    records = meter.since(mark)
+    results = [
+        _result(relay, tables, name, by_update[update["update_id"]], update["update_id"], records)
+        for name, update in (("album carrier", first), ("album photo merged", second))
+    ]
+    if results[1]["path"] != ["CheckEnvelope", "ClaimUpdate", "WaitForTurn", "MergedIntoTurn"]:
+        raise RuntimeError(f"the album's second photo was not merged: {results[1]['path']}")
+    return results
 
 
 def run_merge(relay, meter: Meter, tables: Tables, gates: dict) -> list[dict]:
@@ -732,6 +811,26 @@ def line_items(result: dict) -> list[dict]:
                 "counted": _listing(sfn_api) + " (not billed)",
                 "units": sum(sfn_api.values()),
                 "price": PRICE["free"],
+            }
+        )
+    s3_calls = Counter(f"{r.operation} ({r.caller.removesuffix('Function')})" for r in records if r.service == "s3")
+    if s3_calls:
+        puts = {name: n for name, n in s3_calls.items() if name.startswith("PutObject")}
+        gets = {name: n for name, n in s3_calls.items() if not name.startswith("PutObject")}
+        items.append(
+            {
+                "item": "S3 PUT requests",
+                "counted": _listing(puts),
+                "units": sum(puts.values()),
+                "price": PRICE["s3_put_request"],
+            }
+        )
+        items.append(
+            {
+                "item": "S3 GET requests",
+                "counted": _listing(gets),
+                "units": sum(gets.values()),
+                "price": PRICE["s3_get_request"],
             }
         )
     rule = Counter(r.caller for r in records if r.service == "lambda" and r.note == "rule")

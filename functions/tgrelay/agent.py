@@ -11,21 +11,32 @@ from tgrelay.secrets import secret_field
 from tgrelay.settings import number_setting, setting
 
 
-def agent_request(update: dict) -> dict:
+def agent_request(update: dict, attachments: list[dict] | None = None) -> dict:
     """The JSON body the agent server receives (contract in README.md). `messages` lists every
     message of the turn in order: this update's, then those merged into its turn
-    (update["merged"], QueuedMessages=merge); `text` is their texts joined by newlines."""
+    (update["merged"], QueuedMessages=merge); `text` is their non-empty texts joined by newlines.
+    A message's location, venue or contact rides in its `messages` entry; `attachments` are the
+    turn's files as attachments.files_for_agent gives them (present only when there are some)."""
     turn = [update, *(update.get("merged") or [])]
-    return {
+    request = {
         "update_id": update["update_id"],
         "session_key": session_key(update),
-        "text": "\n".join(message["text"] for message in turn),
-        "messages": [{key: message[key] for key in ("update_id", "message_id", "kind", "text")} for message in turn],
+        "text": "\n".join(message["text"] for message in turn if message["text"]),
+        "messages": [_message(message) for message in turn],
         "kind": update["kind"],
         "chat": {"id": update["chat_id"], "type": update.get("chat_type"), "thread_id": update.get("thread_id")},
         "user": update.get("sender"),
         "message_id": update["message_id"],
     }
+    if attachments:
+        request["attachments"] = attachments
+    return request
+
+
+def _message(message: dict) -> dict:
+    entry = {key: message[key] for key in ("update_id", "message_id", "kind", "text")}
+    entry.update({key: message[key] for key in ("location", "venue", "contact") if key in message})
+    return entry
 
 
 def ask_agent(request: dict) -> dict:

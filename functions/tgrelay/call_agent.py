@@ -15,7 +15,7 @@ from aws_lambda_powertools import Logger, Metrics, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from tgrelay import telegram
+from tgrelay import attachments, telegram
 from tgrelay.agent import agent_request, ask_agent
 from tgrelay.errors import RelayError, TelegramRejected
 from tgrelay.secrets import secret_field
@@ -41,6 +41,8 @@ SETTINGS = declare(
         "TURNS_TABLE_NAME",
         "TURN_LEASE_SECONDS",
         "SECRET_ARN",
+        "FILES_BUCKET_NAME",
+        "FILE_URL_MINUTES",
     ),
     optional=("SECRET_MAX_AGE_SECONDS", "TELEGRAM_API_URL"),
 )
@@ -59,7 +61,7 @@ def handler(event: dict, context: LambdaContext) -> dict:
     started = time.monotonic()
     try:
         with typing_indicator(update):
-            reply = ask_agent(agent_request(update))
+            reply = ask_agent(agent_request(update, fetch_files(update)))
     except RelayError as error:
         # One metric per error name, so a dashboard can tell "down" from "rejected".
         with single_metric(name="AgentErrors", unit=MetricUnit.Count, value=1, namespace=metrics.namespace) as metric:
@@ -77,6 +79,27 @@ def handler(event: dict, context: LambdaContext) -> dict:
         },
     )
     return reply
+
+
+def fetch_files(update: dict) -> list[dict]:
+    """The turn's files for the agent (attachments.files_for_agent), fetched before it is asked;
+    [] without secrets read when the turn has none. Raises what files_for_agent raises."""
+    turn = [update, *(update.get("merged") or [])]
+    if not any(message.get("attachments") for message in turn):
+        return []
+    started = time.monotonic()
+    files = attachments.files_for_agent(turn, secret_field("bot_token"), secret_field("webhook_secret"))
+    # Kinds, sizes and time only: a URL (signed) or a file name (the user's words) is not logged.
+    logger.info(
+        "files fetched",
+        extra={
+            "files": len(files),
+            "bytes": sum(file["size"] or 0 for file in files if file["url"]),
+            "unavailable": sum(1 for file in files if file["url"] is None),
+            "fetch_ms": round((time.monotonic() - started) * 1000),
+        },
+    )
+    return files
 
 
 @contextmanager

@@ -71,6 +71,20 @@ def stepfunctions():
 
 
 @cache
+def s3():
+    # Signature Version 4: what presigned URLs need in every region (and up to 7 days of validity).
+    return boto3.client(
+        "s3",
+        config=Config(
+            signature_version="s3v4",
+            connect_timeout=5,
+            read_timeout=30,
+            retries={"mode": "standard", "max_attempts": 3},
+        ),
+    )
+
+
+@cache
 def http() -> "httpx.Client":
     # Imported here: the webhook never calls HTTP, and httpx is a fifth of its cold import.
     import httpx
@@ -81,7 +95,7 @@ def http() -> "httpx.Client":
 
 def clear() -> None:
     """Forget every client made so far (tests and the local engine: a new moto, new environment)."""
-    for client in (sqs, dynamodb, webhook_dynamodb, secretsmanager, stepfunctions):
+    for client in (sqs, dynamodb, webhook_dynamodb, secretsmanager, stepfunctions, s3):
         client.cache_clear()
     if http.cache_info().currsize:
         http().close()

@@ -17,6 +17,11 @@ EDITED_MESSAGE = "edited_message"
 MAX_TEXT_BYTES = 16 * 1024
 CUT_NOTE = "\n\n[tgrelay: the message was {size} bytes long; only its first {kept} bytes are passed on]"
 
+# The message fields that carry a file the agent gets (Bot API: Message); a photo is a list of sizes.
+FILE_KINDS = ("photo", "document", "voice", "audio", "video", "video_note", "animation")
+# Telegram gives no mime_type for these: it sends photos as JPEG and video notes as MPEG-4.
+_IMPLIED_MIME_TYPES = {"photo": "image/jpeg", "video_note": "video/mp4"}
+
 
 class InvalidUpdate(ValueError):
     """The body is not a Telegram update we can read; the webhook answers 400."""
@@ -44,7 +49,7 @@ def envelope_from_update(update: Any, received_at: int, ttl_seconds: int, *, ans
 
     if "message" in update:
         kind, message, sender = "message", _object(update, "message"), None
-        text = _message_text(message)
+        text = _message_text(message, with_media=_has_media(message))
     elif "callback_query" in update:
         kind = "callback_query"
         query = _object(update, "callback_query")
@@ -56,7 +61,7 @@ def envelope_from_update(update: Any, received_at: int, ttl_seconds: int, *, ans
         if not answer_edits:
             raise UnhandledUpdate("edited messages are ignored")
         kind, message, sender = EDITED_MESSAGE, _object(update, EDITED_MESSAGE), None
-        text = _message_text(message, EDITED_MESSAGE)
+        text = _message_text(message, EDITED_MESSAGE, with_media=_has_media(message))
     else:
         other = next((key for key in update if key != "update_id"), "nothing")
         raise UnhandledUpdate(f"update kind {other!r} is not handled")
@@ -70,7 +75,7 @@ def envelope_from_update(update: Any, received_at: int, ttl_seconds: int, *, ans
         raise InvalidUpdate(f"{kind}.message_id is missing or not an integer")
     sender = sender if sender is not None else message.get("from")
 
-    return {
+    envelope = {
         "v": SCHEMA_VERSION,
         "update_id": update_id,
         "kind": kind,
@@ -83,6 +88,9 @@ def envelope_from_update(update: Any, received_at: int, ttl_seconds: int, *, ans
         "received_at": received_at,
         "expires_at": received_at + ttl_seconds,
     }
+    if kind != "callback_query":  # a callback's message is the bot's own: its files are not the question
+        envelope.update(media_fields(message))
+    return envelope
 
 
 def session_key(envelope: dict) -> str:
@@ -99,7 +107,7 @@ def message_group_id(envelope: dict) -> str:
     return f"{envelope['chat_id']}:{envelope['thread_id']}"
 
 
-def _message_text(message: dict, kind: str = "message") -> str:
+def _message_text(message: dict, kind: str = "message", *, with_media: bool = False) -> str:
     for field in ("text", "caption"):
         value = message.get(field)
         if value is None:
@@ -110,6 +118,8 @@ def _message_text(message: dict, kind: str = "message") -> str:
             raise InvalidUpdate(f"{kind}.{field} is not a valid Unicode string")
         if value.strip():
             return carried_text(value)
+    if with_media:  # a file, a location, a venue or a contact is a question of its own
+        return ""
     raise UnhandledUpdate(f"{kind.replace('_', ' ')} without text or caption")
 
 
@@ -124,6 +134,106 @@ def carried_text(text: str) -> str:
     kept = text.encode("utf-8")[:budget].decode("utf-8", "ignore")
     kept_bytes = len(kept.encode("utf-8"))
     return kept + CUT_NOTE.format(size=size, kept=kept_bytes)
+
+
+def _has_media(message: dict) -> bool:
+    return bool(set(media_fields(message)) - {"media_group_id"})
+
+
+def media_fields(message: dict) -> dict:
+    """The envelope's fields for what a message carries besides text (README: agent contract),
+    each present only when the message has it:
+
+      attachments     [{"kind", "file_id", "file_unique_id", "mime_type", "file_name", "file_size",
+                        "duration", "width", "height"}] (metadata, never bytes; sizes in bytes,
+                        durations in seconds, absent values null); a photo is its largest size
+      media_group_id  the album the message belongs to (Telegram sends an album as one message each)
+      location        {"latitude", "longitude", "horizontal_accuracy", "live_period"}
+      venue           {"title", "address", "latitude", "longitude"} (a venue's message also carries
+                        its location; the venue says it all)
+      contact         {"phone_number", "first_name", "last_name", "user_id", "vcard"}
+
+    A file without a string file_id (never from Telegram) is left out, not refused."""
+    fields: dict[str, Any] = {}
+    files = [file for field in FILE_KINDS if (file := _file(message, field)) is not None]
+    if files:
+        fields["attachments"] = files
+    if isinstance(message.get("media_group_id"), str):
+        fields["media_group_id"] = message["media_group_id"]
+    venue = message.get("venue")
+    if isinstance(venue, dict):
+        location: dict = venue["location"] if isinstance(venue.get("location"), dict) else {}
+        fields["venue"] = {
+            "title": _str(venue.get("title")),
+            "address": _str(venue.get("address")),
+            "latitude": _number(location.get("latitude")),
+            "longitude": _number(location.get("longitude")),
+        }
+    elif isinstance(message.get("location"), dict):
+        location = message["location"]
+        fields["location"] = {
+            "latitude": _number(location.get("latitude")),
+            "longitude": _number(location.get("longitude")),
+            "horizontal_accuracy": _number(location.get("horizontal_accuracy")),
+            "live_period": _int(location.get("live_period")),
+        }
+    contact = message.get("contact")
+    if isinstance(contact, dict):
+        fields["contact"] = {
+            "phone_number": _str(contact.get("phone_number")),
+            "first_name": _str(contact.get("first_name")),
+            "last_name": _str(contact.get("last_name")),
+            "user_id": _int(contact.get("user_id")),
+            "vcard": _str(contact.get("vcard")),
+        }
+    return fields
+
+
+def _file(message: dict, field: str) -> dict | None:
+    """One file's metadata, or None when the message has no readable `field` (or it repeats another)."""
+    value: Any = message.get(field)
+    if field == "document" and message.get("animation") is not None:
+        # An animation's message also carries it as a document (Bot API: for backward compatibility).
+        return None
+    if field == "photo":
+        sizes = [size for size in value if _has_file_id(size)] if isinstance(value, list) else []
+        # The largest size: Telegram lists them smallest first; the pixel count decides regardless.
+        value = max(
+            sizes, key=lambda size: (_int(size.get("width")) or 0) * (_int(size.get("height")) or 0), default=None
+        )
+    if not _has_file_id(value):
+        return None
+    if field == "video_note":  # square: its side is `length`
+        width = height = _int(value.get("length"))
+    else:
+        width, height = _int(value.get("width")), _int(value.get("height"))
+    return {
+        "kind": field,
+        "file_id": value["file_id"],
+        "file_unique_id": _str(value.get("file_unique_id")),
+        "mime_type": _str(value.get("mime_type")) or _IMPLIED_MIME_TYPES.get(field),
+        "file_name": _str(value.get("file_name")),
+        "file_size": _int(value.get("file_size")),
+        "duration": _int(value.get("duration")),
+        "width": width,
+        "height": height,
+    }
+
+
+def _has_file_id(value: Any) -> TypeGuard[dict]:
+    return isinstance(value, dict) and isinstance(value.get("file_id"), str) and value["file_id"] != ""
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and _is_unicode(value) else None
+
+
+def _int(value: Any) -> int | None:
+    return value if _is_int(value) else None
+
+
+def _number(value: Any) -> float | int | None:
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def _thread_id(message: dict, kind: str) -> int | None:

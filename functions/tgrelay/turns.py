@@ -77,6 +77,7 @@ class TurnItem(TypedDict, total=False):
     carried: list[dict]
     lease_until: int
     merged_into: int
+    media_group_id: str
 
 
 # -- the handler ----------------------------------------------------------------------------
@@ -138,6 +139,8 @@ def register_queued(envelope: dict) -> None:
                     "status": QUEUED,
                     "registered_at": envelope["received_at"],
                     "expires_at": envelope["expires_at"],
+                    # An album's later messages hold its first one's turn until they wait too (advance).
+                    **({"media_group_id": envelope["media_group_id"]} if "media_group_id" in envelope else {}),
                 }
             ),
             ConditionExpression="attribute_not_exists(conversation)",
@@ -275,7 +278,10 @@ def advance(conversation: str, *, now: int | None = None) -> None:
             logger.warning("queued message passed over", extra={"queued_update_id": head["update_id"]})
             _delete(head, "#status = :queued", {":queued": QUEUED})
             continue
-        members = _members(head, queue[1:]) if _merges() else []
+        merges = _merges()
+        if merges and _album_still_queued(head, queue[1:], now):
+            return  # the album's next message registers soon, and advances then
+        members = _members(head, queue[1:]) if merges else []
         try:
             dynamodb.transact_write_items(TransactItems=_grant_writes(head, members, now))
         except dynamodb.exceptions.TransactionCanceledException as error:
@@ -307,6 +313,25 @@ def _stale(item: TurnItem, now: int) -> bool:
         .get("Item")
     )
     return claim is not None and claim["status"]["S"] in ("DONE", "UNDELIVERABLE", "FAILED")
+
+
+def _album_still_queued(head: TurnItem, behind: list[TurnItem], now: int) -> bool:
+    """True while a message of `head`'s album (media_group_id) right behind it is still QUEUED.
+
+    Telegram sends an album as one message per file, one after another within milliseconds:
+    the webhook registers them all before the first one's execution comes to WaitForTurn, but
+    their executions start one by one (one FIFO group). Holding the first one's turn until the
+    album's other messages wait lets them ride in one turn (QueuedMessages=merge). A message
+    whose execution never comes is passed over as stale, like any QUEUED head."""
+    album = head.get("envelope", {}).get("media_group_id")
+    if album is None:
+        return False
+    for item in behind:
+        if item.get("media_group_id", item.get("envelope", {}).get("media_group_id")) != album:
+            return False
+        if item["status"] == QUEUED and not _stale(item, now):
+            return True
+    return False
 
 
 def _members(head: TurnItem, behind: list[TurnItem]) -> list[TurnItem]:

@@ -364,8 +364,14 @@ def _inject_demo_faults(relay: LocalRelay, samples: dict[str, dict]) -> list[str
             and _chat_of(other) == _chat_of(update)
             and (text := _text_of(other))
         ]
+        from tgrelay.envelope import media_fields
+        from tgrelay_local.fakes import describe_file
+
+        # The echo agent names the photo after the texts (the samples before it carry no files).
+        (photo,) = media_fields(update["message"])["attachments"]
+        described = describe_file({**photo, "size": photo["file_size"]})
         for start in range(len(before) + 1):
-            reply = "echo: " + "\n".join([*before[start:], update["message"]["caption"]])
+            reply = "echo: " + "\n".join([*before[start:], update["message"]["caption"]]) + f" [{described}]"
             relay.telegram.add_fault({"status": 403, "count": None, "match": {"text": reply}})
         script.append(
             f"the user has blocked the bot by the time update {update['update_id']} is answered"

@@ -146,6 +146,7 @@ class LocalRelay:
         self.webhook_port = webhook_port
         self.aws_port = aws_port
         self.aws_endpoint: str | None = None
+        self.s3_endpoint = ""
         self._saved_env: dict[str, str | None] = {}
         self._finished: set[str] = set()
         # (status, body) of every webhook answer, in order: `tgrelay local` shows the ones that
@@ -184,10 +185,13 @@ class LocalRelay:
         self.dynamodb = boto3.client("dynamodb", region_name=REGION)
         self.sfn = boto3.client("stepfunctions", region_name=REGION)
 
+        # moto over HTTP on loopback: presigned URLs of the files bucket must be fetchable by the agent.
+        self._serve_aws(self.aws_port or 0)
         self._learn_bot_username()
         self._create_secret()
         self._create_queues()
         self._create_tables()
+        self._create_buckets()
         functions = self._load_functions()
         self._create_state_machine()
         self.seams = self._stack.enter_context(Seams(functions, self.clock))
@@ -215,11 +219,11 @@ class LocalRelay:
         self.schedules.start()
         self._stack.callback(self.schedules.stop)
         self._start_webhook(functions)
-        if self.aws_port is not None:
-            self._serve_aws(self.aws_port)
 
     def _serve_aws(self, aws_port: int) -> None:
-        """Serve the same in-process AWS over HTTP, so operator commands in another shell see it."""
+        """Serve the same in-process AWS over HTTP, so operator commands in another shell see it
+        (`aws_endpoint`, when an aws_port was given) and S3's presigned URLs, which the agent
+        fetches, point somewhere real (`s3_endpoint`: S3 clients use it, AWS_ENDPOINT_URL_S3)."""
         from moto.server import ThreadedMotoServer
 
         # werkzeug logs every request at INFO on stderr: an access log nobody asked for.
@@ -228,7 +232,9 @@ class LocalRelay:
         server.start()
         self._stack.callback(server.stop)
         host, port = server.get_host_and_port()
-        self.aws_endpoint = f"http://{host}:{port}"
+        self.s3_endpoint = f"http://{host}:{port}"
+        if self.aws_port is not None:
+            self.aws_endpoint = self.s3_endpoint
 
     def stop(self) -> None:
         with contextlib.suppress(TimeoutError):
@@ -298,6 +304,48 @@ class LocalRelay:
             self.template.resource("AWS::Serverless::StateMachine")[1]["DefinitionSubstitutions"]["UpdatesTableName"]
         )
 
+    def _create_buckets(self) -> None:
+        """Every S3 bucket, with its encryption, public access block and lifecycle from the template."""
+        s3 = boto3.client("s3", region_name=REGION, endpoint_url=self.s3_endpoint)
+        for logical_id, props in self.template.resources("AWS::S3::Bucket").items():
+            name = f"{STACK}-{logical_id}".lower()
+            s3.create_bucket(Bucket=name)
+            s3.put_bucket_encryption(
+                Bucket=name,
+                # CloudFormation's ServerSideEncryptionByDefault is the API's ApplyServerSideEncryptionByDefault.
+                ServerSideEncryptionConfiguration={
+                    "Rules": [
+                        {"ApplyServerSideEncryptionByDefault": rule["ServerSideEncryptionByDefault"]}
+                        for rule in props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+                    ]
+                },
+            )
+            s3.put_public_access_block(
+                Bucket=name, PublicAccessBlockConfiguration=props["PublicAccessBlockConfiguration"]
+            )
+            rules = self.template.resolve(props["LifecycleConfiguration"]["Rules"])
+            s3.put_bucket_lifecycle_configuration(
+                Bucket=name,
+                LifecycleConfiguration={
+                    "Rules": [
+                        {
+                            "ID": rule["Id"],
+                            "Status": rule["Status"],
+                            "Filter": {"Prefix": ""},
+                            "Expiration": {"Days": int(rule["ExpirationInDays"])},
+                            "AbortIncompleteMultipartUpload": {
+                                "DaysAfterInitiation": int(
+                                    rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"]
+                                )
+                            },
+                        }
+                        for rule in rules
+                    ]
+                },
+            )
+            self.template.bind(logical_id, name, Arn=f"arn:aws:s3:::{name}")
+        self.s3 = s3
+
     def _load_functions(self) -> dict[str, LocalFunction]:
         """Bind every function, set the environment the template gives them, import handlers."""
         function_ids = list(self.template.resources("AWS::Serverless::Function"))
@@ -317,6 +365,8 @@ class LocalRelay:
                 environment[key] = str(value)
         # Not in the template: the Lambda code defaults to the real Bot API.
         environment["TELEGRAM_API_URL"] = self.telegram_api_url
+        # boto3's own setting (no tgrelay code reads it): S3 requests and presigned URLs go to moto's HTTP server.
+        environment["AWS_ENDPOINT_URL_S3"] = self.s3_endpoint
         self._set_env(environment)
         self._reset_function_caches()
 
@@ -468,6 +518,8 @@ class LocalRelay:
     def post_update(self, update: Any, *, secret: str | None = None, raw: bytes | None = None) -> httpx.Response:
         """POST an update to the webhook over HTTP, with the right secret header by default."""
         headers = {SECRET_HEADER: self.webhook_secret if secret is None else secret}
+        if self.telegram is not None and update is not None:
+            self.telegram.learn_files(update)  # Telegram knows the files of the updates it sends
         if raw is None:
             raw, headers["content-type"] = json.dumps(update).encode(), "application/json"
         return self._http.post(self.webhook_url, content=raw, headers=headers, timeout=30)

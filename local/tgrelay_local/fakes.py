@@ -24,13 +24,18 @@ A fault applies to the next `count` matching requests (null: until reset). Field
   match         {"chat_id": ..., "update_id": ...}: only requests about that chat/update
 """
 
+import hashlib
 import json
+import random
 import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import httpx
+
+from tgrelay.envelope import FILE_KINDS
 from tgrelay.formatting import ENTITY_TYPES, PARSE_MODE_FORMATS, EntityParseError, render
 from tgrelay.text import utf16_len
 
@@ -41,7 +46,25 @@ class Raw(bytes):
     """An answer body sent as is (a malformed answer)."""
 
 
+class FileBytes(bytes):
+    """An answer body that is a file's bytes (the Bot API's file download)."""
+
+
 DROP = object()  # answer: close the connection without a response
+
+# Bot API, getFile: bots can download files of up to 20 MB.
+MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024
+
+
+def file_bytes(file_id: str, size: int) -> bytes:
+    """The bytes the fake Bot API serves for `file_id`: `size` pseudo-random bytes seeded by the
+    id, the same every time (a test compares what the agent fetched with these)."""
+    return random.Random(file_id).randbytes(size)
+
+
+def default_file_size(file_id: str) -> int:
+    """The size of a file whose update did not say (1-64 KiB, fixed per file_id)."""
+    return 1024 + int(hashlib.sha256(file_id.encode()).hexdigest(), 16) % (63 * 1024)
 
 
 def _fault_body(fault: JSON) -> tuple[int, Any] | None:
@@ -164,6 +187,8 @@ class FakeTelegram(FakeServer):
         self.pending_updates: list[JSON] = []
         self.next_message_id = 1000
         self.migrated: dict[int, int] = {}  # group id -> the supergroup it became
+        self.file_sizes: dict[str, int] = {}  # file_id -> size, learnt from the updates (learn_files)
+        self.file_paths: dict[str, str] = {}  # file_path -> file_id, given out by getFile
 
     def migrate_chat(self, chat_id: int, migrate_to_chat_id: int) -> None:
         """The group `chat_id` was upgraded to the supergroup `migrate_to_chat_id` (until reset)."""
@@ -174,6 +199,32 @@ class FakeTelegram(FakeServer):
         super().reset()
         with self.lock:
             self.migrated.clear()
+            self.file_sizes.clear()
+            self.file_paths.clear()
+
+    def learn_files(self, update: Any) -> None:
+        """Remember the sizes of the files an update names, as Telegram knows its own files."""
+        message = update.get("message") or update.get("edited_message") if isinstance(update, dict) else None
+        if not isinstance(message, dict):
+            return
+        for field in FILE_KINDS:
+            value = message.get(field)
+            for file in value if isinstance(value, list) else [value]:
+                if (
+                    isinstance(file, dict)
+                    and isinstance(file.get("file_id"), str)
+                    and isinstance(file.get("file_size"), int)
+                ):
+                    with self.lock:
+                        self.file_sizes[file["file_id"]] = file["file_size"]
+
+    def file_size(self, file_id: str) -> int:
+        with self.lock:
+            return self.file_sizes.get(file_id) or default_file_size(file_id)
+
+    def served_bytes(self, file_id: str) -> bytes:
+        """What a download of `file_id` returns."""
+        return file_bytes(file_id, self.file_size(file_id))
 
     def sent_messages(self, chat_id: int | None = None) -> list[JSON]:
         """The sendMessage payloads Telegram accepted, in order."""
@@ -204,6 +255,8 @@ class FakeTelegram(FakeServer):
 
     def handle(self, path: str, body: Any, headers: dict) -> tuple[int, Any]:
         parts = path.strip("/").split("/")
+        if len(parts) > 2 and parts[0] == "file" and parts[1].startswith("bot"):
+            return self._download(parts[1][3:], "/".join(parts[2:]))
         if len(parts) != 2 or not parts[0].startswith("bot"):
             return 404, {"ok": False, "error_code": 404, "description": "Not Found"}
         if parts[0][3:] != self.token:
@@ -274,10 +327,45 @@ class FakeTelegram(FakeServer):
             return 200, {"ok": True, "result": {**self.webhook, "pending_update_count": 0}}
         if method == "getUpdates":
             return 200, {"ok": True, "result": self._take_updates(payload.get("offset"))}
+        if method == "getFile":
+            return self._get_file(payload)
         if method == "getMe":
             bot_id = int(self.token.split(":")[0])
             return 200, {"ok": True, "result": {"id": bot_id, "is_bot": True, "username": self.username}}
         return _telegram_error(404, "Not Found: method not found")
+
+    def _download(self, token: str, file_path: str) -> tuple[int, Any]:
+        """GET /file/bot<token>/<file_path>: the file's bytes (recorded as method "download")."""
+        if token != self.token:
+            return 401, {"ok": False, "error_code": 401, "description": "Unauthorized"}
+        request = {"method": "download", "payload": {"file_path": file_path}}
+        fault = self.take_fault(request)
+        with self.lock:
+            file_id = self.file_paths.get(file_path)
+        if fault and ("status" in fault or "body" in fault or fault.get("close")):
+            status, answer = self._fault_answer(fault)
+        elif file_id is None:
+            status, answer = _telegram_error(404, "Not Found")
+        else:
+            status, answer = 200, FileBytes(self.served_bytes(file_id))
+        self.record({**request, "status": status})
+        return status, answer
+
+    def _get_file(self, payload: JSON) -> tuple[int, Any]:
+        file_id = payload.get("file_id")
+        if not isinstance(file_id, str) or not file_id:
+            return _telegram_error(400, "Bad Request: invalid file_id")
+        size = self.file_size(file_id)
+        if size > MAX_DOWNLOAD_BYTES:
+            return _telegram_error(400, "Bad Request: file is too big")
+        file_path = f"documents/file_{hashlib.sha256(file_id.encode()).hexdigest()[:16]}"
+        with self.lock:
+            self.file_paths[file_path] = file_id
+        unique = hashlib.sha256(b"unique:" + file_id.encode()).hexdigest()[:16]
+        return 200, {
+            "ok": True,
+            "result": {"file_id": file_id, "file_unique_id": unique, "file_size": size, "file_path": file_path},
+        }
 
     def queue_update(self, update: JSON) -> None:
         """An update for getUpdates (long polling) to return."""
@@ -320,6 +408,12 @@ class FakeAgent(FakeServer):
         fault = self.take_fault(flat)
         call = self.record({"request": request, "fault": fault is not None})
         try:
+            forced = fault is not None and any(key in fault for key in ("status", "body", "close"))
+            files = request.get("attachments") or []
+            if files and not forced:  # like an agent: fetch what it was given, then answer
+                fetched = [_fetch(file.get("url")) for file in files]
+                with self.lock:
+                    call["fetched"] = fetched  # in the request's record: GET /_calls shows what the agent got
             return self._answer(request, fault)
         finally:
             # When the answer leaves: with `at`, the span of the request (overlap checks).
@@ -338,7 +432,54 @@ class FakeAgent(FakeServer):
             if "reply" in fault:
                 extra = {key: fault[key] for key in ("format", "messages", "buttons") if key in fault}
                 return 200, {"reply": fault["reply"], "parse_mode": fault.get("parse_mode"), **extra}
-        return 200, {"reply": f"echo: {request.get('text', '')}"}
+        return 200, {"reply": echo_text(request)}
+
+
+def echo_text(request: JSON) -> str:
+    """The echo agent's reply: "echo: <text>", then what else the turn carried, e.g.
+    "echo: look [photo 1280x960 image/jpeg 34 KB]" or "[voice 3 s audio/ogg 6 KB]"."""
+    parts = [str(request.get("text") or "")]
+    parts += [f"[{describe_file(file)}]" for file in request.get("attachments") or []]
+    for message in request.get("messages") or []:
+        if "location" in message:
+            parts.append(f"[location {message['location']['latitude']},{message['location']['longitude']}]")
+        if "venue" in message:
+            parts.append(f"[venue {message['venue']['title']}]")
+        if "contact" in message:
+            parts.append(f"[contact {message['contact']['first_name']} {message['contact']['phone_number']}]")
+    return "echo: " + " ".join(part for part in parts if part)
+
+
+def describe_file(file: JSON) -> str:
+    """One attachment as the echo agent describes it: kind, pixels, duration, type, size."""
+    words = [str(file.get("kind"))]
+    if file.get("width") and file.get("height"):
+        words.append(f"{file['width']}x{file['height']}")
+    if file.get("duration"):
+        words.append(f"{file['duration']} s")
+    if file.get("mime_type"):
+        words.append(str(file["mime_type"]))
+    if isinstance(file.get("size"), int):
+        words.append(f"{max(1, round(file['size'] / 1024))} KB")
+    if file.get("url") is None and "url" in file:
+        words.append(f"not fetched: {file.get('reason')}")
+    return " ".join(words)
+
+
+def _fetch(url: Any) -> JSON:
+    """What an agent gets from an attachment's URL: status, size and SHA-256 of the bytes."""
+    if not isinstance(url, str):
+        return {"status": None}
+    try:
+        response = httpx.get(url, timeout=30)
+    except httpx.HTTPError as error:
+        return {"status": None, "error": type(error).__name__}
+    return {
+        "status": response.status_code,
+        "size": len(response.content),
+        "sha256": hashlib.sha256(response.content).hexdigest(),
+        "content_type": response.headers.get("content-type"),
+    }
 
 
 def _shown(text: str, parse_mode: Any, entities: Any) -> tuple[str, list[JSON]] | str:
@@ -470,6 +611,8 @@ def _handler_for(fake: FakeServer) -> type[BaseHTTPRequestHandler]:
             if answer is DROP:
                 self.close_connection = True
                 self.connection.shutdown(socket.SHUT_RDWR)  # the client sees the connection drop
+            elif isinstance(answer, FileBytes):
+                self._send_raw(status, answer, "application/octet-stream")
             elif isinstance(answer, Raw):
                 self._send_raw(status, answer)
             else:
@@ -478,9 +621,9 @@ def _handler_for(fake: FakeServer) -> type[BaseHTTPRequestHandler]:
         def _send(self, status: int, answer: Any) -> None:
             self._send_raw(status, json.dumps(answer).encode())
 
-        def _send_raw(self, status: int, payload: bytes) -> None:
+        def _send_raw(self, status: int, payload: bytes, content_type: str = "application/json") -> None:
             self.send_response(status)
-            self.send_header("content-type", "application/json")
+            self.send_header("content-type", content_type)
             self.send_header("content-length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)

@@ -197,6 +197,10 @@ LEAST_PRIVILEGE = {
     "CallAgentFunctionRole": {
         ("secretsmanager:GetSecretValue", "Ref:BotSecret"),
         ("dynamodb:UpdateItem", "GetAtt:TurnsTable.Arn"),  # renew_lease
+        # attachments.py: store the turn's files, sign the agent's URLs, find an earlier attempt's object
+        ("s3:PutObject", '{"Fn::Sub": "${FilesBucket.Arn}/files/*"}'),
+        ("s3:GetObject", '{"Fn::Sub": "${FilesBucket.Arn}/files/*"}'),
+        ("s3:ListBucket", "GetAtt:FilesBucket.Arn"),  # HeadObject answers 404, not 403, for a new file
     },
     "SendReplyFunctionRole": {
         ("secretsmanager:GetSecretValue", "Ref:BotSecret"),
@@ -460,3 +464,45 @@ def test_outputs(cfn):
     assert cfn["Outputs"]["WebhookUrl"]["Value"]["Fn::Sub"].endswith("/telegram/webhook")
     assert cfn["Outputs"]["StateMachineArn"]["Value"] == {"Ref": "RelayStateMachine"}
     assert "${RelayStateMachine}" in cfn["Outputs"]["StateMachineConsoleUrl"]["Value"]["Fn::Sub"]
+
+
+# --- the files bucket (README: Attachments) ---------------------------------------------------------
+
+
+def test_the_files_bucket_is_private_encrypted_and_expires_its_objects(resources):
+    (bucket,) = of_type(resources, "AWS::S3::Bucket").values()
+    props = bucket["Properties"]
+    assert props["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    (encryption,) = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert encryption["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("AES256", "aws:kms")
+    assert props["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]  # no ACLs
+    (rule,) = props["LifecycleConfiguration"]["Rules"]
+    assert rule["Status"] == "Enabled" and rule["ExpirationInDays"] == {"Ref": "FileRetentionDays"}
+    assert "Prefix" not in rule and "TagFilters" not in rule  # every object expires
+
+
+def test_the_files_bucket_refuses_plain_http(resources):
+    (policy,) = of_type(resources, "AWS::S3::BucketPolicy").values()
+    (deny,) = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert deny["Effect"] == "Deny" and deny["Principal"] == "*" and deny["Action"] == "s3:*"
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert {ref_key(resource) for resource in deny["Resource"]} == {
+        "GetAtt:FilesBucket.Arn",
+        '{"Fn::Sub": "${FilesBucket.Arn}/*"}',
+    }
+
+
+def test_only_call_agent_touches_the_files_bucket(resources):
+    roles = {
+        name
+        for name, role in of_type(resources, "AWS::IAM::Role").items()
+        if any("FilesBucket" in resource for _, resource in grants(role))
+    }
+    assert roles == {"CallAgentFunctionRole"}
+    env = resources["CallAgentFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["FILES_BUCKET_NAME"] == {"Ref": "FilesBucket"} and env["FILE_URL_MINUTES"] == {"Ref": "FileUrlMinutes"}

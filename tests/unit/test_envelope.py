@@ -252,12 +252,176 @@ def test_a_lone_surrogate_is_invalid(kind):
         envelope(sample)
 
 
-def test_a_blank_caption_is_unhandled():
+def test_a_photo_with_a_blank_caption_is_enqueued_with_empty_text():
     sample = update("photo_with_caption")
     sample["message"]["caption"] = " "
 
-    with pytest.raises(UnhandledUpdate):
+    result = envelope(sample)
+
+    assert result["text"] == "" and [file["kind"] for file in result["attachments"]] == ["photo"]
+
+
+# --- attachments, location, venue, contact (README: Attachments) ------------------------------
+
+
+def test_a_photo_is_its_largest_size_as_metadata_never_bytes():
+    result = envelope(update("photo_with_caption"))
+
+    assert result["attachments"] == [
+        {
+            "kind": "photo",
+            "file_id": "AgACAgIAAxkBAAIB_2kheQABbXr3q0y1oq1tJc1R3gABrpsAAkv2MRsWKRFJ3fGxU0kTYQwBAAMCAAN4AAM2BA",
+            "file_unique_id": "AQADS_YxGxYpEUl9",
+            "mime_type": "image/jpeg",
+            "file_name": None,
+            "file_size": 71254,
+            "duration": None,
+            "width": 800,
+            "height": 450,
+        }
+    ]
+
+
+def test_the_largest_photo_size_wins_wherever_it_is_listed():
+    sample = update("photo_with_caption")
+    sample["message"]["photo"].reverse()
+
+    assert envelope(sample)["attachments"][0]["width"] == 800
+
+
+FILES = {
+    "document": {
+        "file_id": "D1",
+        "file_unique_id": "d1",
+        "file_name": "report.pdf",
+        "mime_type": "application/pdf",
+        "file_size": 5,
+    },
+    "voice": {"file_id": "V1", "file_unique_id": "v1", "duration": 3, "mime_type": "audio/ogg", "file_size": 6},
+    "audio": {
+        "file_id": "A1",
+        "file_unique_id": "a1",
+        "duration": 200,
+        "mime_type": "audio/mpeg",
+        "file_name": "song.mp3",
+    },
+    "video": {
+        "file_id": "M1",
+        "file_unique_id": "m1",
+        "width": 640,
+        "height": 360,
+        "duration": 9,
+        "mime_type": "video/mp4",
+    },
+    "video_note": {"file_id": "N1", "file_unique_id": "n1", "length": 240, "duration": 5},
+}
+
+
+@pytest.mark.parametrize("kind", sorted(FILES))
+def test_every_file_kind_is_enqueued_without_a_caption(kind):
+    sample = update("private_text")
+    del sample["message"]["text"]
+    sample["message"][kind] = FILES[kind]
+
+    result = envelope(sample)
+
+    (file,) = result["attachments"]
+    assert result["text"] == "" and file["kind"] == kind and file["file_id"] == FILES[kind]["file_id"]
+    assert file["file_size"] == FILES[kind].get("file_size") and file["duration"] == FILES[kind].get("duration")
+
+
+def test_a_video_note_is_square_and_mpeg4():
+    sample = update("private_text")
+    sample["message"]["video_note"] = FILES["video_note"]
+
+    (file,) = envelope(sample)["attachments"]
+
+    assert (file["width"], file["height"], file["mime_type"]) == (240, 240, "video/mp4")
+
+
+def test_an_animation_is_not_also_a_document():
+    sample = update("private_text")
+    animation = {"file_id": "G1", "file_unique_id": "g1", "mime_type": "video/mp4", "file_name": "cat.mp4"}
+    sample["message"]["animation"] = animation
+    sample["message"]["document"] = animation  # Telegram sets both, for backward compatibility
+
+    assert [file["kind"] for file in envelope(sample)["attachments"]] == ["animation"]
+
+
+def test_a_file_without_a_file_id_is_left_out():
+    sample = update("private_text")
+    sample["message"]["voice"] = {"duration": 3}
+
+    assert "attachments" not in envelope(sample)
+    del sample["message"]["text"]
+    with pytest.raises(UnhandledUpdate, match="without text or caption"):
         envelope(sample)
+
+
+def test_an_album_message_carries_its_media_group_id():
+    sample = update("photo_with_caption")
+    sample["message"]["media_group_id"] = "13579"
+
+    assert envelope(sample)["media_group_id"] == "13579"
+
+
+def test_a_text_message_has_no_media_fields():
+    assert not {"attachments", "media_group_id", "location", "venue", "contact"} & set(envelope(update("private_text")))
+
+
+def test_a_location_is_a_structured_field():
+    sample = update("private_text")
+    del sample["message"]["text"]
+    sample["message"]["location"] = {"latitude": 52.52, "longitude": 13.405, "horizontal_accuracy": 12.5}
+
+    result = envelope(sample)
+
+    assert result["text"] == ""
+    assert result["location"] == {
+        "latitude": 52.52,
+        "longitude": 13.405,
+        "horizontal_accuracy": 12.5,
+        "live_period": None,
+    }
+
+
+def test_a_venue_says_it_all_and_its_location_is_not_repeated():
+    sample = update("private_text")
+    del sample["message"]["text"]
+    location = {"latitude": 48.8584, "longitude": 2.2945}
+    sample["message"]["location"] = location
+    sample["message"]["venue"] = {"location": location, "title": "Eiffel Tower", "address": "Champ de Mars"}
+
+    result = envelope(sample)
+
+    assert result["venue"] == {
+        "title": "Eiffel Tower",
+        "address": "Champ de Mars",
+        "latitude": 48.8584,
+        "longitude": 2.2945,
+    }
+    assert "location" not in result
+
+
+def test_a_contact_is_a_structured_field():
+    sample = update("private_text")
+    del sample["message"]["text"]
+    sample["message"]["contact"] = {"phone_number": "+4912345", "first_name": "Bob", "user_id": 42}
+
+    assert envelope(sample)["contact"] == {
+        "phone_number": "+4912345",
+        "first_name": "Bob",
+        "last_name": None,
+        "user_id": 42,
+        "vcard": None,
+    }
+
+
+def test_a_callback_query_does_not_carry_the_bot_messages_files():
+    sample = update("callback_query")
+    sample["callback_query"]["message"]["photo"] = [{"file_id": "P", "file_unique_id": "p", "width": 1, "height": 1}]
+
+    assert "attachments" not in envelope(sample)
 
 
 @pytest.mark.parametrize(("field", "value"), [("caption", {"text": "hi"}), ("text", 5), ("text", ["a"])])

@@ -30,6 +30,11 @@ HANDLED = {
     "callback_query": "callback_query",
     "command_start": "message",
     "photo_with_caption": "message",
+    "voice_note": "message",
+    "document": "message",
+    "photo_without_caption": "message",
+    "album_photo_1": "message",
+    "album_photo_2": "message",
 }
 SKIPPED = {
     "sticker": "message without text or caption",
@@ -45,6 +50,20 @@ ROUTES = {
     "callback_query": ("enqueue", "answerCallbackQuery"),
     "command_start": ("answer", "sendMessage"),
     "photo_with_caption": ("enqueue", None),
+    "voice_note": ("enqueue", None),
+    "document": ("enqueue", None),
+    "photo_without_caption": ("enqueue", None),
+    "album_photo_1": ("enqueue", None),
+    "album_photo_2": ("enqueue", None),
+}
+# The samples with files, and the file kinds their envelopes carry.
+ATTACHMENTS = {
+    "photo_with_caption": ["photo"],
+    "voice_note": ["voice"],
+    "document": ["document"],
+    "photo_without_caption": ["photo"],
+    "album_photo_1": ["photo"],
+    "album_photo_2": ["photo"],
 }
 
 
@@ -62,8 +81,19 @@ def test_handled_sample(name, kind):
 
     assert envelope["kind"] == kind
     assert envelope["update_id"] == sample["update_id"]
-    assert envelope["text"].strip()
+    assert envelope["text"].strip() or envelope["attachments"]
+    assert [file["kind"] for file in envelope.get("attachments", [])] == ATTACHMENTS.get(name, [])
     assert envelope["sender"] is not None
+
+
+def test_the_album_samples_are_one_album():
+    first, second = (
+        envelope_from_update(update(name), SAMPLE_RECEIVED_AT, DEDUPE_TTL_SECONDS)
+        for name in ("album_photo_1", "album_photo_2")
+    )
+
+    assert first["media_group_id"] == second["media_group_id"] and first["chat_id"] == second["chat_id"]
+    assert second["update_id"] == first["update_id"] + 1
 
 
 @pytest.mark.parametrize(("name", "expected"), sorted(ROUTES.items()))

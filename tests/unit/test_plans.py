@@ -111,8 +111,12 @@ RETRY_PLAN_LINES = {
         "    2 retries, waits (s): 5, 10; at most 15 s of waiting",
         "    3 retries, waits (s): 0-1, 0-2, 0-4; at most 7 s of waiting",
         "    6 retries, waits (s): 0-5, 0-10, 0-20, 0-40, 0-60 (x2); at most 195 s of waiting",
-        # 153 + 15 + 7 + 195 = 370 s; 1 + 6 + 2 + 3 + 6 = 18 attempts x 120 s (AgentTimeoutSeconds' default) = 2160 s
-        "  worst case before giving up: 370 s of waiting + 18 attempts x up to 120 s (AgentTimeoutSeconds) = 2530 s",
+        # fetching the turn's files (attachments.py): Telegram 5xx or network, getFile rate-limited
+        "    5 retries, waits (s): 0-1, 0-2, 0-4, 0-8, 0-16; at most 31 s of waiting",
+        "    3 retries, waits (s): 30, 60, 120; at most 210 s of waiting",
+        # 153 + 15 + 7 + 195 + 31 + 210 = 611 s; 1 + 6 + 2 + 3 + 6 + 5 + 3 = 26 attempts x 120 s = 3120 s
+        "  worst case before giving up: 611 s of waiting + 26 attempts x up to 120 s (AgentTimeoutSeconds)"
+        " = 3731 s (1.0 h)",
         "  TurnLost is caught: back to WaitForTurn, where every count starts again",
     ],
     "SendReply": [

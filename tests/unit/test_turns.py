@@ -296,6 +296,64 @@ def test_each_mode_answers_one_message_per_turn_in_order(aws, sfn, monkeypatch):
     assert [call["token"] for call in sfn.calls] == [token(100), token(101), token(102)]
 
 
+# --- albums (media_group_id): Telegram sends one message per file ----------------------------------
+
+
+def album(update_id: int, group: str = "album-1", **options) -> dict:
+    return {**message(update_id, "", **options), "media_group_id": group}
+
+
+def test_an_albums_first_message_waits_for_the_others_registered_behind_it(aws, sfn):
+    first, second, third = album(100), album(101), album(102)
+    for envelope in (first, second, third):
+        turns.register_queued(envelope)  # the webhook registered all three within milliseconds
+
+    arrive(aws, first)
+    assert sfn.calls == []  # 101 and 102 are QUEUED: their executions come soon
+    arrive(aws, second)
+    assert sfn.calls == []
+    arrive(aws, third)
+
+    assert sfn.granted() == {token(100): [second, third]}
+    assert sfn.merged() == {token(101): "MergedIntoTurn", token(102): "MergedIntoTurn"}
+
+
+def test_an_album_does_not_wait_for_the_next_message_outside_it(aws, sfn):
+    photo, text = album(100), message(101)
+    turns.register_queued(photo)
+    turns.register_queued(text)
+
+    arrive(aws, photo)
+
+    assert sfn.granted() == {token(100): []}
+
+
+def test_an_album_message_whose_execution_never_comes_is_waited_for_until_it_is_stale(aws, sfn):
+    now = int(time.time())
+    first, lost = album(100, received_at=now), album(101, received_at=now)
+    turns.register_queued(first)
+    turns.register_queued(lost)
+    put_claim(aws, 101)
+
+    arrive(aws, first, now=now)
+    turns.advance(CONVERSATION, now=now + turns.QUEUED_STALE_SECONDS - 1)
+    assert sfn.calls == []
+
+    turns.advance(CONVERSATION, now=now + turns.QUEUED_STALE_SECONDS)
+    assert sfn.granted() == {token(100): []}
+
+
+def test_in_each_mode_an_album_is_one_turn_per_message(aws, sfn, monkeypatch):
+    monkeypatch.setenv("QUEUED_MESSAGES", "each")
+    first, second = album(100), album(101)
+    turns.register_queued(first)
+    turns.register_queued(second)
+
+    arrive(aws, first)
+
+    assert sfn.granted() == {token(100): []}
+
+
 # --- a QUEUED message whose execution has not come -------------------------------------------------
 
 

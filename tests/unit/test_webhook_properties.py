@@ -13,7 +13,8 @@ BotUsername=tgrelay_demo_bot, the bot's id 123 from unit_helpers.BOT_TOKEN):
   own limits (4096 / 1024 UTF-16 units today) are not the webhook's (DESIGN.md §3); the generated
   texts stay below the envelope's 16 KiB budget, so the envelope carries them whole. Blank ones are
   passed over, and a message with neither is skipped (200) before anything else of it
-  is looked at; then chat.id and message_id must be 64-bit integers, and message_thread_id too when
+  is looked at — unless it carries a file with a non-empty string file_id (a photo: any size), or a
+  location, venue or contact object (enqueued with empty text); then chat.id and message_id must be 64-bit integers, and message_thread_id too when
   is_topic_message is true (else 400);
 - a callback query: must be an object; without "message" it is skipped; a "message" that is not an
   object is 400; data that is not a non-empty string is skipped, of any length (Telegram's 64 bytes are not
@@ -200,6 +201,8 @@ def _expected_message(update_id: int, message) -> Expected:
         if candidate.strip():
             text = candidate
             break
+    if text is None and _has_media(message):
+        text = ""  # a file, a location, a venue or a contact is a question of its own
     if text is None:
         return SKIPPED
     chat = _checked_chat(message)
@@ -243,6 +246,25 @@ def _expected_callback(update_id: int, query) -> Expected:
         answer=spinner if isinstance(query_id, str) and query_id else {},
         envelope={"update_id": update_id, "kind": "callback_query", "chat_id": chat["id"], "text": data},
     )
+
+
+FILE_FIELDS = ("photo", "document", "voice", "audio", "video", "video_note", "animation")
+
+
+def _has_media(message: dict) -> bool:
+    """A file with a file_id (a photo: any of its sizes), or a location, venue or contact object."""
+
+    def readable(file) -> bool:
+        return isinstance(file, dict) and isinstance(file.get("file_id"), str) and file["file_id"] != ""
+
+    for name in FILE_FIELDS:
+        value = message.get(name)
+        if name == "photo":
+            if isinstance(value, list) and any(readable(size) for size in value):
+                return True
+        elif readable(value):
+            return True
+    return any(isinstance(message.get(name), dict) for name in ("location", "venue", "contact"))
 
 
 def _checked_chat(message: dict) -> dict | None:
@@ -445,8 +467,13 @@ def test_the_oracle_on_the_samples():
     """`expected` itself, on the real samples: what the README says each one gets."""
     outcomes = {name: expected(sample).outcome for name, sample in SAMPLES.items()}
     assert outcomes == {
+        "album_photo_1": "enqueued",
+        "album_photo_2": "enqueued",
         "callback_query": "enqueued",
         "command_start": "answered",
+        "document": "enqueued",
+        "photo_without_caption": "enqueued",
+        "voice_note": "enqueued",
         "edited_message": "skipped",
         "forum_topic_text": "enqueued",
         "group_not_addressed": "skipped",

@@ -75,3 +75,51 @@ def test_no_secret_in_histories_logs_dead_letters_or_answers(relay):
     relay.telegram.reset()
     relay.agent.reset()
     relay.wait_idle()
+
+
+def test_no_secret_in_the_paths_files_take(relay):
+    """Files in: the S3 keys, the URLs and requests the agent gets, the logs, the histories and the
+    dead letter of a file whose download keeps failing carry no secret (the bot token is in every
+    Bot API file URL tgrelay fetches from)."""
+    photo = make_update(text="look")
+    photo["message"]["photo"] = [{"file_id": "secret-scan-photo", "file_unique_id": "ss-1", "file_size": 2048}]
+    too_big = make_update(text="too big")
+    too_big["message"]["document"] = {"file_id": "secret-scan-big", "file_unique_id": "ss-2", "file_size": 30 << 20}
+    broken = make_update(text="broken download")
+    broken["message"]["voice"] = {"file_id": "secret-scan-voice", "file_unique_id": "ss-3", "file_size": 512}
+    relay.telegram.add_fault({"method": "download", "status": 502, "count": None})  # every download fails...
+    relay.post_update(broken)
+    relay.wait_idle()
+    relay.telegram.reset()  # ...until the broken one is dead-lettered
+    relay.post_update(photo)
+    relay.post_update(too_big)
+    relay.wait_idle()
+
+    dead = relay.dead_letters()
+    assert [json.loads(letter["Body"])["update_id"] for letter in dead] == [broken["update_id"]]
+    assert "file download: Telegram answered 502" in json.dumps(dead)
+    requests = [call["request"] for call in relay.agent.calls_snapshot()]
+    urls = [file["url"] for request in requests for file in request.get("attachments", []) if file["url"]]
+    fetched = [call["fetched"][0]["status"] for call in relay.agent.calls_snapshot() if "fetched" in call]
+    assert len(urls) == 1 and sorted(fetched, key=str) == [200, None]  # the photo; the one over 20 MB has no URL
+    bucket = relay.template.refs["FilesBucket"]
+    keys = [item["Key"] for item in relay.s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    assert keys  # the photo was stored
+    executions = relay.executions()
+    readable = {
+        "S3 keys": "\n".join(keys),
+        "agent URLs": "\n".join(urls),
+        "agent requests": json.dumps(requests),
+        "handler logs": relay.log_path.read_text(),
+        "execution histories": json.dumps([relay.history(e["executionArn"]) for e in executions], default=str),
+        "dead letters": json.dumps(dead),
+    }
+    for where, text in readable.items():
+        for secret in SECRETS:
+            assert secret not in text, f"a secret value appears in the {where}"
+    assert "files fetched" in readable["handler logs"]
+    # A presigned URL carries the function's session token: only the agent gets it.
+    for where in ("handler logs", "execution histories", "dead letters"):
+        assert "X-Amz-Signature" not in readable[where] and "X-Amz-Security-Token" not in readable[where], where
+    relay.replay_dead_letters()  # leave the DLQ empty
+    relay.wait_idle()
