@@ -14,8 +14,8 @@ BotUsername=tgrelay_demo_bot, the bot's id 123 from unit_helpers.BOT_TOKEN):
   texts stay below the envelope's 16 KiB budget, so the envelope carries them whole. Blank ones are
   passed over, and a message with neither is skipped (200) before anything else of it
   is looked at — unless it carries a file with a non-empty string file_id (a photo: any size), or a
-  location, venue or contact object (enqueued with empty text); then chat.id and message_id must be 64-bit integers, and message_thread_id too when
-  is_topic_message is true (else 400);
+  location, venue or contact object (enqueued with empty text); then chat.id and message_id must be
+  64-bit integers, and message_thread_id too when is_topic_message is true (else 400);
 - a callback query: must be an object; without "message" it is skipped; a "message" that is not an
   object is 400; data that is not a non-empty string is skipped, of any length (Telegram's 64 bytes are not
   checked); then
