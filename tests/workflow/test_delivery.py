@@ -13,6 +13,7 @@ from workflow_helpers import FLOOD_ROUND, HAPPY_PATH, chat_of, make_update, path
 from tgrelay.envelope import MAX_TEXT_BYTES, carried_text
 from tgrelay.errors import TelegramRateLimited
 from tgrelay.text import split_message
+from tgrelay_local.fakes import describe_file
 
 # -- kind 2: an update Telegram sent is never refused for its length or its fields ----------------
 
@@ -55,7 +56,11 @@ def test_an_update_telegram_sent_is_enqueued_and_answered(relay, update):
     assert carried == carried_text(text)
     assert len(carried.encode()) <= MAX_TEXT_BYTES
     sent = [sent["text"] for sent in relay.telegram.sent_messages(chat_of(update))]
-    assert sent == split_message(f"echo: {carried}")
+    # A photo's caption comes with the photo: the echo agent names the file it was given after the text.
+    (call,) = [call for call in relay.agent.calls_snapshot() if call["request"]["chat"]["id"] == chat_of(update)]
+    files = "".join(f" [{describe_file(file)}]" for file in call["request"].get("attachments", []))
+    assert files or "photo" not in message
+    assert sent == split_message(f"echo: {carried}{files}")
 
 
 # -- kind 3: a group upgraded to a supergroup ------------------------------------------------------
