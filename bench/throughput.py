@@ -39,6 +39,9 @@ from benchlib import ROOT, machine_line, median, percentile, table
 EVENTS = ROOT / "events" / "telegram"
 FIRST_UPDATE_ID = 660_000_000
 FIRST_CHAT_ID = 770_000_000
+# Telegram delivers an update again after a non-2xx answer; here after this pause, this many times.
+REDELIVERIES = 20
+REDELIVERY_PAUSE_SECONDS = 1.0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,7 +86,8 @@ def run(count: int, chats: int, workers: int, timeout: float) -> dict:
 
     updates = make_updates(count, chats)
     local = threading.local()
-    answers: dict[int, tuple[float, float, int]] = {}  # update_id -> (sent, answered, status)
+    answers: dict[int, tuple[float, float, int]] = {}  # update_id -> (sent, answered, status) of the last POST
+    redelivered = [0]  # POSTs made again after a 5xx
     lock = threading.Lock()
 
     with tempfile.TemporaryDirectory() as tmp, open(Path(tmp) / "stdout.log", "w") as handler_stdout:
@@ -94,15 +98,23 @@ def run(count: int, chats: int, workers: int, timeout: float) -> dict:
             print(f"local stack up; posting {count} updates over {chats} chats with {workers} workers", file=sys.stderr)
 
             def post(update: dict) -> None:
+                """POST like Telegram: a 5xx answer (the webhook's AWS calls timed out on the
+                saturated engine) is delivered again, after a pause, until a 2xx or 4xx."""
                 client = getattr(local, "client", None)
                 if client is None:
                     client = local.client = httpx.Client(timeout=60)
                 body = json.dumps(update).encode()
-                sent = time.time()
-                response = client.post(
-                    url, content=body, headers={SECRET_HEADER: secret, "content-type": "application/json"}
-                )
-                answered = time.time()
+                for attempt in range(REDELIVERIES + 1):
+                    sent = time.time()
+                    response = client.post(
+                        url, content=body, headers={SECRET_HEADER: secret, "content-type": "application/json"}
+                    )
+                    answered = time.time()
+                    if response.status_code < 500 or attempt == REDELIVERIES:
+                        break
+                    with lock:
+                        redelivered[0] += 1
+                    time.sleep(REDELIVERY_PAUSE_SECONDS)
                 with lock:
                     answers[update["update_id"]] = (sent, answered, response.status_code)
 
@@ -133,7 +145,10 @@ def run(count: int, chats: int, workers: int, timeout: float) -> dict:
                 update_id = json.loads(description["input"])[0]["update"]["update_id"]
                 start_order.setdefault(update_id, position)
 
-    return account(updates, answers, replies, statuses, start_order, started, posted, timed_out)
+    return {
+        **account(updates, answers, replies, statuses, start_order, started, posted, timed_out),
+        "redelivered": redelivered[0],
+    }
 
 
 def _replies(relay) -> list[tuple[int, int, float]]:
@@ -196,6 +211,7 @@ def report(result: dict, args) -> str:
         ["updates posted (distinct update_id)", result["sent"]],
         ["chats", f"{args.chats} ({args.workers} concurrent HTTP clients, 127.0.0.1)"],
         ["webhook answered 200", result["accepted"]],
+        ["webhook 5xx, delivered again as Telegram does", result["redelivered"]],
         ["posting took", f"{result['post_seconds']:.1f} s ({result['sent'] / result['post_seconds']:.0f} POST/s)"],
         ["webhook ack (POST -> 200), p50 / p99", f"{median(ack) * 1000:.1f} / {percentile(ack, 99) * 1000:.1f} ms"],
         ["end to end: first POST -> last reply", f"{result['end_to_end_seconds']:.1f} s"],
