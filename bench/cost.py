@@ -585,17 +585,25 @@ def run_album(relay, meter: Meter, tables: Tables) -> list[dict]:
     _wait_for_executions(relay, before_executions + 2)
     relay.wait_idle(timeout=60)
     count_agent_downloads(meter, relay, {first["update_id"], second["update_id"]})
-    by_update = {}
-    for arn in relay.pipe.started[before_executions:]:
-        by_update[json.loads(relay.describe(arn)["input"])[0]["update"]["update_id"]] = arn
-    records = meter.since(mark)
-    results = [
-        _result(relay, tables, name, by_update[update["update_id"]], update["update_id"], records)
-        for name, update in (("album carrier", first), ("album photo merged", second))
-    ]
+    results = _results(
+        relay, meter, tables, mark, before_executions, (("album carrier", first), ("album photo merged", second))
+    )
     if results[1]["path"] != ["CheckEnvelope", "ClaimUpdate", "WaitForTurn", "MergedIntoTurn"]:
         raise RuntimeError(f"the album's second photo was not merged: {results[1]['path']}")
     return results
+
+
+def _results(relay, meter: Meter, tables: Tables, mark, first_execution: int, named: tuple) -> list[dict]:
+    """_result of each (name, update) in `named`, from the executions started since index
+    `first_execution` and the requests metered since `mark`."""
+    by_update = {}
+    for arn in relay.pipe.started[first_execution:]:
+        by_update[json.loads(relay.describe(arn)["input"])[0]["update"]["update_id"]] = arn
+    records = meter.since(mark)
+    return [
+        _result(relay, tables, name, by_update[update["update_id"]], update["update_id"], records)
+        for name, update in named
+    ]
 
 
 def run_merge(relay, meter: Meter, tables: Tables, gates: dict) -> list[dict]:
@@ -619,14 +627,14 @@ def run_merge(relay, meter: Meter, tables: Tables, gates: dict) -> list[dict]:
         gate.released.set()
     _wait_for_executions(relay, before_executions + 3)
     relay.wait_idle(timeout=60)
-    by_update = {}
-    for arn in relay.pipe.started[before_executions:]:
-        by_update[json.loads(relay.describe(arn)["input"])[0]["update"]["update_id"]] = arn
-    records = meter.since(mark)
-    results = [
-        _result(relay, tables, name, by_update[update["update_id"]], update["update_id"], records)
-        for name, update in (("turn holder", holder), ("merge carrier", carrier), ("merged message", merged))
-    ]
+    results = _results(
+        relay,
+        meter,
+        tables,
+        mark,
+        before_executions,
+        (("turn holder", holder), ("merge carrier", carrier), ("merged message", merged)),
+    )
     if results[2]["path"] != ["CheckEnvelope", "ClaimUpdate", "WaitForTurn", "MergedIntoTurn"]:
         raise RuntimeError(f"the second message was not merged: {results[2]['path']}")
     return results

@@ -36,14 +36,9 @@ def chunks_delivered(update_id: int) -> int:
     """Chunks of a reply the claim counts as delivered, whichever execution sent them (0 when
     unreadable: the apology is best effort)."""
     try:
-        item = (
-            clients.dynamodb()
-            .get_item(TableName=setting("TABLE_NAME"), Key=claim_key(update_id), ConsistentRead=True)
-            .get("Item", {})
-        )
+        return claim_outcomes(clients.dynamodb(), setting("TABLE_NAME"), [update_id])[update_id][1]
     except (BotoCoreError, ClientError):
         return 0
-    return int(item.get("chunks_sent", {}).get("N", "0"))
 
 
 def record_chunks_sent(update_id: int, execution: str, count: int) -> None:

@@ -50,14 +50,17 @@ LONGEST_WAIT_SECONDS = 14 * 24 * 3600
 def will_be_replayed(turn: list[dict], error: str) -> bool:
     """True when a dead letter of this turn (its envelope, then those merged into it), parked for
     `error`, will be replayed automatically."""
-    delays = replay_delays()
+    return next_wait(turn, error, replay_delays()) is not None
+
+
+def next_wait(turn: list[dict], error: str | None, delays: list[int]) -> int | None:
+    """Seconds a dead letter of this turn, parked for `error`, waits before its next automatic
+    replay; None when it is a person's (an error that cannot pass, its replays used up, or a wait
+    SQS would not keep it for)."""
     replays = _replays(turn[0])
-    return (
-        error in REPLAYABLE_ERRORS
-        and replays is not None
-        and replays < len(delays)
-        and delays[replays] < LONGEST_WAIT_SECONDS
-    )
+    if error not in REPLAYABLE_ERRORS or replays is None or replays >= len(delays):
+        return None
+    return delays[replays] if delays[replays] < LONGEST_WAIT_SECONDS else None
 
 
 def parse_turn(body: str) -> list[dict] | None:
@@ -93,10 +96,7 @@ def decide(body: str, error: str | None, parked_at: float, now: float, delays: l
     body: the message body (an envelope, JSON); error: its `error` attribute (None: the queue's
     redrive parked it); parked_at, now: epoch seconds; delays: replay_delays()."""
     turn = parse_turn(body)
-    if error not in REPLAYABLE_ERRORS or turn is None:
+    wait = None if turn is None else next_wait(turn, error, delays)
+    if wait is None:
         return "person"
-    replays = _replays(turn[0])
-    assert replays is not None  # parse_turn checked it
-    if replays >= len(delays) or delays[replays] >= LONGEST_WAIT_SECONDS:
-        return "person"
-    return "replay" if now - parked_at >= delays[replays] else "wait"
+    return "replay" if now - parked_at >= wait else "wait"

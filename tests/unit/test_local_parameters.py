@@ -77,6 +77,7 @@ def test_a_malformed_override_or_config_is_a_command_error(tmp_path):
         ("AgentTimeoutSeconds", "soon", "must be a number"),
         ("AgentTimeoutSeconds", "0", "at least 1"),
         ("AgentTimeoutSeconds", "841", "at most 840"),
+        ("AgentTimeoutSeconds", "nan", "must be a number"),  # float() takes it; CloudFormation does not
         ("StartText", "", "at least 1 characters"),
     ],
 )
