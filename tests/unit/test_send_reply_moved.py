@@ -15,7 +15,8 @@ from fakes_fixtures import (  # noqa: F401  (pytest fixtures, used by name)
     relay_fixture,
     telegram_server_fixture,
 )
-from unit_helpers import DEDUPE_TTL_SECONDS, SAMPLE_RECEIVED_AT, hold_turn
+from test_send_reply import deliver
+from unit_helpers import DEDUPE_TTL_SECONDS, SAMPLE_RECEIVED_AT
 
 from tgrelay import call_agent, send_reply
 from tgrelay.envelope import envelope_from_update
@@ -26,12 +27,6 @@ GROUP = -1001987654321  # group_text's chat
 SUPERGROUP = -1009876543210
 TOPIC_CHAT = -1002233445566  # forum_topic_text's chat, topic 7690
 THREAD_NOT_FOUND = "Bad Request: message thread not found"
-
-
-def deliver(event: dict, context) -> dict:
-    if event.get("execution"):
-        hold_turn(event["update"], event["execution"])
-    return send_reply.handler(event, context)
 
 
 def reply_event(update: dict, text: str, **reply) -> dict:
