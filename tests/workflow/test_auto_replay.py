@@ -210,3 +210,27 @@ def test_a_claim_the_parking_execution_left_in_progress_is_released_for_the_repl
     assert _fire(relay, 16) == {"replayed": 1, "waiting": 0, "for_a_person": 0, "answered": 0}
     assert path_of(relay, executions_for(relay, update["update_id"])[-1]) == HAPPY_PATH
     assert _texts(relay, update)[-1] == "echo: compensation gave up too"
+
+
+def test_one_letter_that_cannot_be_handled_does_not_stop_the_others(relay, monkeypatch):
+    """DynamoDB refuses to read one letter's claim: that letter waits (counted for a person, so a
+    lasting failure pages), and the next letter is still replayed."""
+    from moto.dynamodb.exceptions import DynamodbException
+    from moto.dynamodb.models import DynamoDBBackend
+
+    unreadable, fine = make_update(text="claim unreadable"), make_update(text="replayed anyway")
+    for update in (unreadable, fine):
+        _agent_down(relay, update)
+        relay.post_update(update)
+    relay.wait_idle()
+    original = DynamoDBBackend.get_item
+
+    def get_item(self, table_name, keys, *args, **kwargs):
+        if keys.get("pk") == {"S": f"update#{unreadable['update_id']}"}:
+            raise DynamodbException("InternalServerError", "injected")
+        return original(self, table_name, keys, *args, **kwargs)
+
+    monkeypatch.setattr(DynamoDBBackend, "get_item", get_item)
+    assert _fire(relay, 16) == {**NONE, "replayed": 1, "for_a_person": 1}
+    assert [entry["update_id"] for entry in _parked(relay)] == [unreadable["update_id"]]
+    assert _texts(relay, fine)[-1] == "echo: replayed anyway"
