@@ -17,7 +17,6 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import boto3
 import botocore.exceptions
 import httpx
 
@@ -597,10 +596,8 @@ def _where(args: argparse.Namespace) -> str:
 
 
 def _region(args: argparse.Namespace) -> str:
-    if args.region or os.environ.get("AWS_REGION"):
-        return args.region or os.environ["AWS_REGION"]
     try:
-        return boto3.session.Session().region_name or "the default region"
+        return operator.session_for(args.region).region_name or "the default region"
     except botocore.exceptions.BotoCoreError:  # e.g. AWS_PROFILE names no profile: _aws_errors says so
         return "the default region"
 

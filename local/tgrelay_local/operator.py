@@ -37,10 +37,15 @@ class Deployment:
         return self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
 
 
+def session_for(region: str | None) -> boto3.session.Session:
+    """A boto3 session in `region`, else AWS_REGION, else the profile's (the AWS SDKs read
+    AWS_REGION; boto3 alone reads only AWS_DEFAULT_REGION)."""
+    return boto3.session.Session(region_name=region or os.environ.get("AWS_REGION"))
+
+
 def deployed(stack_name: str, region: str | None = None) -> Deployment:
     """The resources of a `sam deploy`ed stack, from its outputs."""
-    # The AWS SDKs read AWS_REGION; boto3 reads only AWS_DEFAULT_REGION.
-    session = boto3.session.Session(region_name=region or os.environ.get("AWS_REGION"))
+    session = session_for(region)
     stack = session.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"][0]
     outputs = {output["OutputKey"]: output["OutputValue"] for output in stack.get("Outputs", [])}
     missing = sorted({"UpdatesTableName", "StateMachineArn", "UpdatesQueueUrl", "DeadLetterQueueUrl"} - set(outputs))

@@ -283,3 +283,13 @@ def test_a_missing_aws_profile_is_one_line_and_operator_commands_do_not_load_the
         text=True,
     )
     assert imported.stdout.strip() == "False"
+
+
+def test_aws_region_is_honoured_like_the_aws_sdks_do(no_aws_configuration, monkeypatch, capsys):
+    # boto3 alone reads only AWS_DEFAULT_REGION; the error's advice says AWS_REGION.
+    monkeypatch.setenv("AWS_REGION", "eu-west-2")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        assert main(["dlq", "--stack-name", "no-such-stack"]) == EXIT_FAILED
+    assert _one_line_error(capsys.readouterr(), "dlq") == "tgrelay dlq: no stack named 'no-such-stack' in eu-west-2"
