@@ -7,7 +7,7 @@ update ids and chats, and the fakes and the retry clock are reset between tests.
 import pytest
 
 from tgrelay_local.clock import RetryClock
-from tgrelay_local.engine import LocalRelay
+from tgrelay_local.engine import LocalRelay, take_messages
 
 
 @pytest.fixture(scope="module")
@@ -28,3 +28,15 @@ def clean_fakes(request):
     engine.clock.take_waits()
     yield
     engine.wait_idle(timeout=30)
+
+
+@pytest.fixture
+def empty_dead_letter_queue(relay):
+    """The DLQ empty before and after the test, whatever another test of the module left there
+    (its own assertions then count only its own dead letters). Modules that count dead letters use
+    it: `pytestmark = pytest.mark.usefixtures("empty_dead_letter_queue")`."""
+    relay.wait_idle(timeout=30)
+    list(take_messages(relay.sqs, relay.dead_letter_queue_url))
+    yield
+    relay.wait_idle(timeout=30)
+    list(take_messages(relay.sqs, relay.dead_letter_queue_url))

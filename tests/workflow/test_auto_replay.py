@@ -17,26 +17,11 @@ from workflow_helpers import (
     wait_for,
 )
 
-from tgrelay_local.clock import RetryClock
-from tgrelay_local.engine import LocalRelay, take_messages
-
 # CallAgent's AgentUnavailable retrier: 1 attempt + 6 retries (the ASL), all answered 503.
 AGENT_DOWN_FOR_ONE_EXECUTION = 7
 
 
-@pytest.fixture(scope="module")
-def relay():
-    with LocalRelay(clock=RetryClock("recorded", jitter=1.0)) as engine:
-        yield engine
-
-
-@pytest.fixture(autouse=True)
-def empty_dead_letter_queue(relay):
-    """Each test starts and ends with an empty DLQ, whatever the previous one left."""
-    list(take_messages(relay.sqs, relay.dead_letter_queue_url))
-    yield
-    relay.wait_idle(timeout=30)
-    list(take_messages(relay.sqs, relay.dead_letter_queue_url))
+pytestmark = pytest.mark.usefixtures("empty_dead_letter_queue")
 
 
 NONE = {"replayed": 0, "waiting": 0, "for_a_person": 0, "answered": 0}

@@ -7,7 +7,7 @@ import pytest
 from workflow_helpers import make_update
 
 from tgrelay_local.clock import RetryClock
-from tgrelay_local.engine import LocalRelay, take_messages
+from tgrelay_local.engine import LocalRelay
 
 BOT_TOKEN = "5550001112:TEST-secret-bot-token-QXJ7Zk9wcmV0"
 AGENT_TOKEN = "agent-token-secret-7d1e2f"
@@ -28,19 +28,7 @@ def relay(tmp_path_factory):
         yield engine
 
 
-@pytest.fixture(autouse=True)
-def fresh_fakes_and_empty_dead_letter_queue(relay):
-    """Each test starts with no faults and an empty DLQ, and leaves none, whatever the other left
-    running (a replay started before its faults were cleared could fail again into the DLQ)."""
-    relay.telegram.reset()
-    relay.agent.reset()
-    relay.wait_idle()
-    list(take_messages(relay.sqs, relay.dead_letter_queue_url))
-    yield
-    relay.telegram.reset()
-    relay.agent.reset()
-    relay.wait_idle()
-    list(take_messages(relay.sqs, relay.dead_letter_queue_url))
+pytestmark = pytest.mark.usefixtures("empty_dead_letter_queue")
 
 
 def test_no_secret_in_histories_logs_dead_letters_or_answers(relay):
