@@ -264,6 +264,7 @@ CONVERSATIONS = int(os.environ.get("TGRELAY_TURNS_CONVERSATIONS", "20"))
 PER_CONVERSATION = int(os.environ.get("TGRELAY_TURNS_PER_CONVERSATION", "5"))
 
 
+@pytest.mark.usefixtures("empty_dead_letter_queue")
 def test_load_many_conversations_of_five_messages(relay, capsys):
     """Conversations x 5 messages, posted concurrently (each conversation's messages one after
     another, as Telegram sends them): no overlap within a conversation, order kept, nothing lost or
@@ -289,6 +290,13 @@ def test_load_many_conversations_of_five_messages(relay, capsys):
     relay.wait_idle(timeout=180)
 
     assert errors == []
+    # Nothing dead-lettered; if something was, its error and cause say why (a rare failure under load
+    # is not understood yet: the closing note of 2026-11-30).
+    parked = [
+        {name: value.get("StringValue") for name, value in letter.get("MessageAttributes", {}).items()}
+        for letter in relay.dead_letters()
+    ]
+    assert parked == []
     overlaps = lost = answered_twice = out_of_order = 0
     all_calls = []
     for chat, updates in conversations.items():
