@@ -1,11 +1,9 @@
 """The one Secrets Manager secret (JSON: bot_token, webhook_secret, agent_token).
 
-Powertools Parameters caches it for SECRET_MAX_AGE_SECONDS, so a rotated value is
-picked up within that time without a redeploy. Values are never logged.
+Powertools' SecretsProvider (clients.secrets_provider) caches it for SECRET_MAX_AGE_SECONDS, so a
+rotated value is picked up within that time without a redeploy. Values are never logged.
 """
 
-from aws_lambda_powertools.utilities import parameters
-from aws_lambda_powertools.utilities.parameters.base import DEFAULT_PROVIDERS
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError, TransformParameterError
 
 from tgrelay import clients
@@ -14,14 +12,12 @@ from tgrelay.settings import number_setting, setting
 
 
 def secret_field(field: str, *, required: bool = True) -> str:
-    """One field of the secret; ConfigurationError when a required field is empty."""
-    if "secrets" not in DEFAULT_PROVIDERS:
-        # On boto3's default session, which the other clients use: Powertools' own provider
-        # opens a second session and loads the SDK's models again (~0.1 s of a cold start).
-        # clear_caches() still drops it with the cached values.
-        DEFAULT_PROVIDERS["secrets"] = parameters.SecretsProvider(boto3_client=clients.secretsmanager())
+    """One field of the secret, stripped ("" when absent and not required).
+
+    Raises ConfigurationError when a required field is empty or the secret is not a JSON object,
+    DependencyUnavailable when Secrets Manager cannot be read (worth a retry)."""
     try:
-        values = parameters.get_secret(
+        values = clients.secrets_provider().get(
             setting("SECRET_ARN"),
             transform="json",
             max_age=int(number_setting("SECRET_MAX_AGE_SECONDS", 300)),

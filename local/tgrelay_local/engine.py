@@ -484,11 +484,8 @@ class LocalRelay:
 
     def _reset_function_caches(self) -> None:
         """Clients and cached secrets of an earlier engine in this process must not leak in."""
-        from aws_lambda_powertools.utilities import parameters
-
         from tgrelay import clients
 
-        parameters.clear_caches()
         clients.clear()
 
     def _redirect_function_logs(self, handler_modules) -> None:

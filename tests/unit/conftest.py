@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 
 import boto3
 import pytest
-from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
 from unit_helpers import (
     AGENT_TOKEN,
@@ -26,11 +25,6 @@ from unit_helpers import (
 from tgrelay import clients, webhook
 
 REGION = "us-east-1"
-
-
-def _clear_caches() -> None:
-    parameters.clear_caches()
-    clients.clear()
 
 
 @dataclass
@@ -103,7 +97,7 @@ def aws(monkeypatch, _test_clients):
     monkeypatch.setenv("BOT_USERNAME", SAMPLES_BOT_USERNAME)
     for name in ("GROUP_MESSAGES", "EDITED_MESSAGES", "QUEUED_MESSAGES"):
         monkeypatch.delenv(name, raising=False)
-    _clear_caches()
+    clients.clear()
     with mock_aws():
         sqs, secrets, dynamodb = _test_clients
         queue_url = sqs.create_queue(
@@ -123,7 +117,7 @@ def aws(monkeypatch, _test_clients):
         monkeypatch.setenv("TURNS_TABLE_NAME", TURNS_TABLE_NAME)
         monkeypatch.setenv("TURN_LEASE_SECONDS", global_variable("TURN_LEASE_SECONDS"))
         yield Aws(sqs=sqs, secrets=secrets, dynamodb=dynamodb, queue_url=queue_url, secret_arn=secret_arn)
-    _clear_caches()
+    clients.clear()
 
 
 @dataclass

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from aws_lambda_powertools.utilities import parameters
 from unit_helpers import CLAIMS_TABLE_NAME, DEDUPE_TTL_SECONDS, SAMPLE_RECEIVED_AT, create_table, update
 
 from tgrelay import clients
@@ -141,7 +140,7 @@ class Relay:
     def set_secret(self, values: dict) -> None:
         """Replace the bot secret's JSON and drop the cached copy."""
         self.secrets.put_secret_value(SecretId=self.secret_arn, SecretString=json.dumps(values))
-        parameters.clear_caches()
+        clients.clear()
 
     def put_claim(self, update_id: int, execution: str, **extra: Any) -> None:
         item = {"pk": {"S": f"update#{update_id}"}, "status": {"S": "IN_PROGRESS"}, "execution": {"S": execution}}

@@ -16,7 +16,7 @@ from fakes_fixtures import (  # noqa: F401  (pytest fixtures, used by name)
 from test_send_reply import EXECUTION, deliver, long_reply, reply_event
 from unit_helpers import TURNS_TABLE_NAME, hold_turn
 
-from tgrelay import call_agent, send_reply
+from tgrelay import call_agent, clients, send_reply
 from tgrelay.errors import ConfigurationError, DependencyUnavailable, TelegramUnavailable
 from tgrelay.secrets import secret_field
 from tgrelay.text import split_message
@@ -30,9 +30,7 @@ def raised(handler, event, context) -> Exception:
 
 def test_secrets_manager_unavailable_is_retried_not_terminal(relay, lambda_context):
     relay.secrets.delete_secret(SecretId=relay.secret_arn, ForceDeleteWithoutRecovery=True)
-    from aws_lambda_powertools.utilities import parameters
-
-    parameters.clear_caches()
+    clients.clear()
     update = envelope()
     hold_turn(update, EXECUTION)
     error = raised(call_agent.handler, {"update": update, "execution": EXECUTION}, lambda_context)
@@ -56,9 +54,7 @@ def test_an_unreadable_claim_is_retried_rather_than_guessed(relay, lambda_contex
 
 def test_a_secret_that_is_not_json_is_a_configuration_error(relay):
     relay.secrets.put_secret_value(SecretId=relay.secret_arn, SecretString="not json")
-    from aws_lambda_powertools.utilities import parameters
-
-    parameters.clear_caches()
+    clients.clear()
     with pytest.raises(ConfigurationError):
         secret_field("bot_token")
 
