@@ -9,6 +9,7 @@ import binascii
 import hmac
 import json
 import time
+from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -41,69 +42,169 @@ logger = Logger()
 metrics = Metrics()
 
 
+class Refused(Exception):
+    """The request is answered `status` with {"ok": false, "error": str(self)}; nothing is enqueued."""
+
+    status = 400
+
+
+class NotPost(Refused):
+    status = 405
+
+
+class MissingSecretToken(Refused):
+    status = 401
+
+
+class WrongSecretToken(Refused):
+    status = 403
+
+
+class BodyTooLarge(Refused):
+    status = 413
+
+
+class NotConfigured(Refused):
+    status = 500
+
+
+class DeliverAgain(Refused):
+    """A dependency failed: Telegram delivers the update again after a non-2xx answer, so nothing is lost."""
+
+    status = 503
+
+
+class Skipped(Exception):
+    """Deliberately left: answered 200 {"ok": true, "skipped": reason}, counted in `metric`."""
+
+    def __init__(self, reason: str, metric: str = "SkippedUpdates") -> None:
+        super().__init__(reason)
+        self.reason, self.metric = reason, metric
+
+
 # log_event stays off even if POWERTOOLS_LOGGER_LOG_EVENT is set: the event carries the secret header.
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True, log_event=False)
 def handler(event: dict, context: LambdaContext) -> dict:
-    request = APIGatewayProxyEventV2(event)
-    if request.request_context.http.method != "POST":
-        return _answer(405, error="only POST is accepted")
+    """API Gateway HTTP API event (payload format 2.0) with Telegram's POST -> the HTTP answer
+    {"statusCode", "headers", "body"}: authenticate -> parse -> route -> enqueue.
 
+    200 after SQS accepted the envelope (its body may carry a Bot API method Telegram performs),
+    200 with "skipped" for an update deliberately left, 4xx for a request that is not a genuine
+    update (Refused and its subclasses), 5xx when a dependency fails (Telegram delivers again).
+    The one place an outcome becomes an answer is the `except` clauses below.
+    """
+    request = APIGatewayProxyEventV2(event)
+    try:
+        authenticate(request)
+        update = parse_update(request)
+        envelope = envelope_of(update)
+        route = route_update(update, envelope)
+        if route.action == "enqueue":
+            enqueue(envelope)
+    except Refused as refusal:
+        return _answer(refusal.status, error=str(refusal))
+    except Skipped as skip:
+        metrics.add_metric(name=skip.metric, unit=MetricUnit.Count, value=1)
+        logger.info("skipped update", extra={"reason": skip.reason})
+        return _answer(200, skipped=skip.reason)
+    if route.action == "answer":
+        # Telegram performs the method in our answer: no execution, no request of our own.
+        metrics.add_metric(name="AnsweredAtWebhook", unit=MetricUnit.Count, value=1)
+        logger.info("answered at the webhook", extra={"method": route.method["method"]})
+    return _method_answer(route.method) if route.method else _answer(200)
+
+
+def authenticate(request: APIGatewayProxyEventV2) -> None:
+    """Checks the method and the X-Telegram-Bot-Api-Secret-Token header (Bot API, setWebhook:
+    secret_token, 1-256 characters) against the secret's webhook_secret, in constant time.
+
+    Raises NotPost, MissingSecretToken, WrongSecretToken, NotConfigured (the secret has no
+    webhook_secret) or DeliverAgain (the secret cannot be read now)."""
+    if request.request_context.http.method != "POST":
+        raise NotPost("only POST is accepted")
     try:
         expected_secret = secret_field("webhook_secret")
     except ConfigurationError as error:
         logger.error("webhook secret unavailable", extra={"reason": str(error)})
-        return _answer(500, error="webhook is not configured")
+        raise NotConfigured("webhook is not configured") from None
     except Exception as error:  # any failure to read the secret: never acknowledge the update
         logger.error("webhook secret unavailable", extra={"error_type": type(error).__name__})
-        return _answer(503, error="webhook secret unavailable, deliver again")
+        raise DeliverAgain("webhook secret unavailable, deliver again") from None
     given_secret = request.headers.get(SECRET_HEADER)
     if not given_secret:
-        return _answer(401, error=f"missing {SECRET_HEADER} header")
+        raise MissingSecretToken(f"missing {SECRET_HEADER} header")
     if len(given_secret) > MAX_SECRET_HEADER or not hmac.compare_digest(
         given_secret.encode("utf-8", "surrogateescape"), expected_secret.encode()
     ):
-        return _answer(403, error=f"wrong {SECRET_HEADER} header")
+        raise WrongSecretToken(f"wrong {SECRET_HEADER} header")
 
+
+def parse_update(request: APIGatewayProxyEventV2) -> Any:
+    """The body's JSON value (any JSON; envelope_of checks its shape). Raises BodyTooLarge past
+    MAX_BODY_BYTES, Refused (400) for a body that is not base64 when marked so, empty, not UTF-8,
+    not JSON or nested too deeply."""
+    body = request.body or ""
+    # Checked before decoding: base64 only makes the body longer.
+    if len(body) > MAX_BODY_BYTES * 4 // 3 + 4:
+        raise BodyTooLarge(f"body larger than {MAX_BODY_BYTES} bytes")
     try:
-        update = _parse_body(request)
+        raw = binascii.a2b_base64(body) if request.is_base64_encoded else body.encode("utf-8", "surrogatepass")
+    except (binascii.Error, ValueError):
+        raise _invalid("body is not valid base64") from None
+    if len(raw) > MAX_BODY_BYTES:
+        raise BodyTooLarge(f"body larger than {MAX_BODY_BYTES} bytes")
+    if not raw.strip():
+        raise _invalid("empty body")
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise _invalid("body is not UTF-8") from None
+    except ValueError:
+        raise _invalid("body is not valid JSON") from None
+    except RecursionError:
+        raise _invalid("body is nested too deeply") from None
+
+
+def envelope_of(update: Any) -> dict:
+    """The envelope of `update` (envelope.envelope_from_update). Raises Refused (400) for a value
+    that is not a Telegram update, Skipped for an update of a kind tgrelay does not answer."""
+    try:
         envelope = envelope_from_update(
             update,
             received_at=int(time.time()),
             ttl_seconds=int(number_setting("DEDUPE_TTL_SECONDS")),
             answer_edits=conversation.answers_edits(),
         )
-    except _BodyTooLarge:
-        return _answer(413, error=f"body larger than {MAX_BODY_BYTES} bytes")
     except InvalidUpdate as error:
-        logger.info("rejected update", extra={"reason": str(error)})
-        return _answer(400, error=str(error))
+        raise _invalid(str(error)) from None
     except UnhandledUpdate as reason:
-        metrics.add_metric(name="SkippedUpdates", unit=MetricUnit.Count, value=1)
-        logger.info("skipped update", extra={"update_id": update.get("update_id"), "reason": str(reason)})
-        return _answer(200, skipped=str(reason))
-
+        logger.append_keys(update_id=update.get("update_id"))
+        raise Skipped(str(reason)) from None
     logger.append_keys(update_id=envelope["update_id"], chat_id=envelope["chat_id"])
+    return envelope
+
+
+def route_update(update: dict, envelope: dict) -> conversation.Route:
+    """What to do with the update (conversation.route). Raises Skipped for a chat and sender not on
+    the allow-list (metric DroppedUpdates) or an update the conversation leaves."""
     if not conversation.is_allowed(envelope):
-        metrics.add_metric(name="DroppedUpdates", unit=MetricUnit.Count, value=1)
-        logger.info("dropped update: not on the allow-list")
-        return _answer(200, skipped="chat and sender are not on the allow-list")
+        raise Skipped("chat and sender are not on the allow-list", metric="DroppedUpdates")
     route = conversation.route(update, envelope, bot_id=_bot_id)
     if route.action == "skip":
-        metrics.add_metric(name="SkippedUpdates", unit=MetricUnit.Count, value=1)
-        logger.info("skipped update", extra={"reason": route.reason})
-        return _answer(200, skipped=route.reason)
-    if route.action == "answer":
-        # Telegram performs the method in our answer: no execution, no request of our own.
-        metrics.add_metric(name="AnsweredAtWebhook", unit=MetricUnit.Count, value=1)
-        logger.info("answered at the webhook", extra={"method": route.method["method"]})
-        return _method_answer(route.method)
+        raise Skipped(route.reason)
+    return route
+
+
+def enqueue(envelope: dict) -> None:
+    """Registers the envelope's turn, then sends it to the FIFO queue (group: its conversation,
+    deduplication id: its update_id). Raises DeliverAgain when SQS fails; a failed registration
+    only makes the order best effort (the execution registers itself when it starts)."""
     try:
         # Registered before it is enqueued: Telegram sends one chat's updates one after another,
         # so this fixes the order in which the conversation's turns are taken.
         turns.register_queued(envelope)
     except (BotoCoreError, ClientError) as error:
-        # The execution registers itself when it starts; only the order is then best effort.
         logger.warning("turn not registered; enqueued anyway", extra={"error_type": type(error).__name__})
     try:
         clients.sqs().send_message(
@@ -114,12 +215,16 @@ def handler(event: dict, context: LambdaContext) -> dict:
             MessageDeduplicationId=str(envelope["update_id"]),
         )
     except (BotoCoreError, ClientError) as error:
-        # Telegram redelivers on a non-2xx answer: the update is not lost.
         logger.exception("enqueue failed", extra={"error_type": type(error).__name__})
-        return _answer(503, error="queue unavailable, deliver again")
+        raise DeliverAgain("queue unavailable, deliver again") from None
     metrics.add_metric(name="EnqueuedUpdates", unit=MetricUnit.Count, value=1)
     logger.info("enqueued update", extra={"kind": envelope["kind"]})
-    return _method_answer(route.method) if route.method else _answer(200)
+
+
+def _invalid(reason: str) -> Refused:
+    """400: not a genuine update (logged; nothing about the request is kept)."""
+    logger.info("rejected update", extra={"reason": reason})
+    return Refused(reason)
 
 
 def _bot_id() -> int | None:
@@ -129,33 +234,6 @@ def _bot_id() -> int | None:
     except Exception as error:  # an unknown id only means "not a reply to the bot"
         logger.warning("bot token unavailable", extra={"error_type": type(error).__name__})
         return None
-
-
-class _BodyTooLarge(Exception):
-    pass
-
-
-def _parse_body(request: APIGatewayProxyEventV2):
-    body = request.body or ""
-    # Checked before decoding: base64 only makes the body longer.
-    if len(body) > MAX_BODY_BYTES * 4 // 3 + 4:
-        raise _BodyTooLarge
-    try:
-        raw = binascii.a2b_base64(body) if request.is_base64_encoded else body.encode("utf-8", "surrogatepass")
-    except (binascii.Error, ValueError):
-        raise InvalidUpdate("body is not valid base64") from None
-    if len(raw) > MAX_BODY_BYTES:
-        raise _BodyTooLarge
-    if not raw.strip():
-        raise InvalidUpdate("empty body")
-    try:
-        return json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise InvalidUpdate("body is not UTF-8") from None
-    except ValueError:
-        raise InvalidUpdate("body is not valid JSON") from None
-    except RecursionError:
-        raise InvalidUpdate("body is nested too deeply") from None
 
 
 def _method_answer(method: dict) -> dict:
