@@ -9,9 +9,10 @@ from tgrelay.errors import AgentBadResponse, AgentRejected, AgentTimeout, AgentU
 from tgrelay.replies import reply_from_agent
 from tgrelay.secrets import secret_field
 from tgrelay.settings import number_setting, setting
+from tgrelay.shapes import Envelope
 
 
-def agent_request(update: dict, attachments: list[dict] | None = None) -> dict:
+def agent_request(update: Envelope, attachments: list[dict] | None = None) -> dict:
     """The JSON body the agent server receives (contract in README.md). `messages` lists every
     message of the turn in order: this update's, then those merged into its turn
     (update["merged"], QueuedMessages=merge); `text` is their non-empty texts joined by newlines.
@@ -33,8 +34,8 @@ def agent_request(update: dict, attachments: list[dict] | None = None) -> dict:
     return request
 
 
-def _message(message: dict) -> dict:
-    entry = {key: message[key] for key in ("update_id", "message_id", "kind", "text")}
+def _message(message: Envelope) -> dict:
+    entry: dict = {key: message[key] for key in ("update_id", "message_id", "kind", "text")}
     entry.update({key: message[key] for key in ("location", "venue", "contact") if key in message})
     return entry
 

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from tgrelay.replies import GROUP_CHATS, quotes_the_user
 from tgrelay.settings import setting
+from tgrelay.shapes import Envelope
 
 ANSWERED_COMMANDS = ("start", "help")
 
@@ -41,7 +42,7 @@ def answers_edits() -> bool:
     return _choice("EDITED_MESSAGES", ("ignore", "answer")) == "answer"
 
 
-def route(update: dict, envelope: dict, bot_id: Callable[[], int | None]) -> Route:
+def route(update: dict, envelope: Envelope, bot_id: Callable[[], int | None]) -> Route:
     """What to do with `update` (whose envelope is `envelope`). `bot_id` is asked only when
     it matters: a group message that is not otherwise addressed to the bot."""
     if envelope["kind"] == "callback_query":
@@ -107,7 +108,7 @@ def _entity_text(text: str, entity: dict) -> str:
     return units[2 * offset : 2 * (offset + length)].decode("utf-16-le", "replace")
 
 
-def _command_answer(envelope: dict, name: str) -> dict:
+def _command_answer(envelope: Envelope, name: str) -> dict:
     """sendMessage with the configured text, to the chat (and topic) the command came from."""
     # The texts are template parameters (StartText, HelpText): no second default here.
     text = setting("START_TEXT") if name == "start" else setting("HELP_TEXT")
@@ -129,9 +130,9 @@ def _choice(name: str, allowed: tuple[str, ...]) -> str:
     return value if value in allowed else allowed[0]
 
 
-def is_allowed(envelope: dict) -> bool:
+def is_allowed(envelope: Envelope) -> bool:
     """With ALLOWED_IDS set (comma-separated chat and user ids), only those are answered.
     Empty (the template's default) answers everyone."""
     allowed = {item.strip() for item in os.environ.get("ALLOWED_IDS", "").split(",") if item.strip()}
-    sender = envelope["sender"] or {}
-    return not allowed or str(envelope["chat_id"]) in allowed or str(sender.get("id")) in allowed
+    sender = envelope["sender"]
+    return not allowed or str(envelope["chat_id"]) in allowed or (sender is not None and str(sender["id"]) in allowed)

@@ -1,13 +1,15 @@
 """Telegram update -> the small versioned envelope the workflow runs on (DESIGN.md §3)."""
 
-from typing import Any, TypeGuard
+from typing import Any, Final, TypeGuard, cast
+
+from tgrelay.shapes import Envelope, FileKind, FileMetadata, MediaFields, Sender, UpdateKind
 
 SCHEMA_VERSION = 1
 
 # The update kinds the webhook answers; setWebhook's allowed_updates (register_webhook.py).
 HANDLED_UPDATE_KINDS = ("message", "callback_query")
 # Answered too with EDITED_MESSAGES=answer (README: Conversation behaviour).
-EDITED_MESSAGE = "edited_message"
+EDITED_MESSAGE: Final = "edited_message"
 
 # The text an envelope carries to the agent, in UTF-8 bytes: the unit of the limits it
 # protects (Step Functions: 256 KiB of UTF-8 state, which also holds the reply and the
@@ -36,8 +38,10 @@ def handled_update_kinds(answer_edits: bool = False) -> list[str]:
     return [*HANDLED_UPDATE_KINDS, EDITED_MESSAGE] if answer_edits else list(HANDLED_UPDATE_KINDS)
 
 
-def envelope_from_update(update: Any, received_at: int, ttl_seconds: int, *, answer_edits: bool = False) -> dict:
-    """The envelope for `update`, or InvalidUpdate / UnhandledUpdate saying why not.
+def envelope_from_update(update: Any, received_at: int, ttl_seconds: int, *, answer_edits: bool = False) -> Envelope:
+    """The envelope for `update` (any JSON value: the webhook's parsed body; received_at in epoch
+    seconds, ttl_seconds until the claim expires). Raises InvalidUpdate for a value that is not a
+    Telegram update we can read, UnhandledUpdate for an update of a kind not answered.
 
     An edited message is answered like a new one (kind "edited_message") if `answer_edits`;
     its update_id is new, so it is not a duplicate of the original."""
@@ -48,7 +52,8 @@ def envelope_from_update(update: Any, received_at: int, ttl_seconds: int, *, ans
         raise InvalidUpdate("update_id is missing or not a non-negative integer")
 
     if "message" in update:
-        kind, message, sender = "message", _object(update, "message"), None
+        kind: UpdateKind = "message"
+        message, sender = _object(update, "message"), None
         text = _message_text(message, with_media=_has_media(message))
     elif "callback_query" in update:
         kind = "callback_query"
@@ -75,7 +80,7 @@ def envelope_from_update(update: Any, received_at: int, ttl_seconds: int, *, ans
         raise InvalidUpdate(f"{kind}.message_id is missing or not an integer")
     sender = sender if sender is not None else message.get("from")
 
-    envelope = {
+    envelope: Envelope = {
         "v": SCHEMA_VERSION,
         "update_id": update_id,
         "kind": kind,
@@ -93,14 +98,14 @@ def envelope_from_update(update: Any, received_at: int, ttl_seconds: int, *, ans
     return envelope
 
 
-def session_key(envelope: dict) -> str:
+def session_key(envelope: Envelope) -> str:
     """The conversation `envelope` belongs to: "telegram:<chat>", or "telegram:<chat>:<topic>" in a
     forum topic. The agent keeps its memory under it (README: agent contract); turns are taken per it."""
     key = f"telegram:{envelope['chat_id']}"
     return key if envelope.get("thread_id") is None else f"{key}:{envelope['thread_id']}"
 
 
-def message_group_id(envelope: dict) -> str:
+def message_group_id(envelope: Envelope) -> str:
     """SQS FIFO group: one chat, or one forum topic, is processed in order."""
     if envelope["thread_id"] is None:
         return str(envelope["chat_id"])
@@ -140,7 +145,7 @@ def _has_media(message: dict) -> bool:
     return bool(set(media_fields(message)) - {"media_group_id"})
 
 
-def media_fields(message: dict) -> dict:
+def media_fields(message: dict) -> MediaFields:
     """The envelope's fields for what a message carries besides text (README: agent contract),
     each present only when the message has it:
 
@@ -154,7 +159,7 @@ def media_fields(message: dict) -> dict:
       contact         {"phone_number", "first_name", "last_name", "user_id", "vcard"}
 
     A file without a string file_id (never from Telegram) is left out, not refused."""
-    fields: dict[str, Any] = {}
+    fields: MediaFields = {}
     files = [file for field in FILE_KINDS if (file := _file(message, field)) is not None]
     if files:
         fields["attachments"] = files
@@ -189,7 +194,7 @@ def media_fields(message: dict) -> dict:
     return fields
 
 
-def _file(message: dict, field: str) -> dict | None:
+def _file(message: dict, field: str) -> FileMetadata | None:
     """One file's metadata, or None when the message has no readable `field` (or it repeats another)."""
     value: Any = message.get(field)
     if field == "document" and message.get("animation") is not None:
@@ -208,7 +213,7 @@ def _file(message: dict, field: str) -> dict | None:
     else:
         width, height = _int(value.get("width")), _int(value.get("height"))
     return {
-        "kind": field,
+        "kind": cast(FileKind, field),
         "file_id": value["file_id"],
         "file_unique_id": _str(value.get("file_unique_id")),
         "mime_type": _str(value.get("mime_type")) or _IMPLIED_MIME_TYPES.get(field),
@@ -256,7 +261,7 @@ def _callback_data(query: dict) -> str:
     return data
 
 
-def _sender(user: Any) -> dict | None:
+def _sender(user: Any) -> Sender | None:
     if not isinstance(user, dict) or not _is_int(user.get("id")):
         return None
     return {

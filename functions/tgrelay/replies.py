@@ -17,6 +17,7 @@ from aws_lambda_powertools import Logger
 
 from tgrelay.errors import AgentBadResponse
 from tgrelay.formatting import PARSE_MODE_FORMATS, EntityParseError, render
+from tgrelay.shapes import Envelope
 from tgrelay.text import cut_entities, split_entities, split_message, utf16_len
 
 logger = Logger(child=True)
@@ -191,7 +192,7 @@ def _within_budget(messages: list[tuple[str, list[dict]]], budget: int) -> list[
     return kept
 
 
-def outgoing_messages(update: dict, reply: dict) -> list[dict]:
+def outgoing_messages(update: Envelope, reply: dict) -> list[dict]:
     """The sendMessage payloads that deliver `reply` (CallAgent's shape) to the chat of `update`, in order."""
     chunks = [
         chunk
@@ -227,7 +228,7 @@ def _reply_messages(reply: dict) -> list[tuple[str, list[dict]]]:
     return [(message["text"], message.get("entities", [])) for message in messages]
 
 
-def quotes_the_user(update: dict) -> bool:
+def quotes_the_user(update: Envelope) -> bool:
     """In groups the answer quotes the message it answers, so threads stay readable. In a private
     chat the answer follows the question anyway; a button press has no message of the user's."""
     return update.get("chat_type") in GROUP_CHATS and update.get("kind") != "callback_query"

@@ -37,6 +37,7 @@ from tgrelay.claims import claim_key
 from tgrelay.envelope import session_key
 from tgrelay.errors import DependencyUnavailable, MergedIntoTurn, TurnLost
 from tgrelay.settings import declare, number_setting, setting
+from tgrelay.shapes import Envelope
 
 QUEUED, WAITING, TURN, MERGED = "QUEUED", "WAITING", "TURN", "MERGED"
 # A QUEUED message whose execution has not come to WaitForTurn after this long is passed over,
@@ -73,8 +74,8 @@ class TurnItem(TypedDict, total=False):
     expires_at: int
     execution: str
     token: str
-    envelope: dict
-    carried: list[dict]
+    envelope: Envelope
+    carried: list[Envelope]
     lease_until: int
     merged_into: int
     media_group_id: str
@@ -123,7 +124,7 @@ def handler(event: dict, context: LambdaContext) -> dict:
 # -- the webhook's registration -------------------------------------------------------------
 
 
-def register_queued(envelope: dict) -> None:
+def register_queued(envelope: Envelope) -> None:
     """The webhook's part: mark the message QUEUED in its conversation before it is enqueued.
 
     A redelivered update finds its item and changes nothing. Raises ClientError/BotoCoreError
@@ -150,7 +151,7 @@ def register_queued(envelope: dict) -> None:
 # -- WaitForTurn ----------------------------------------------------------------------------
 
 
-def wait_for_turn(envelope: dict, execution: str, token: str, now: int | None = None) -> dict:
+def wait_for_turn(envelope: Envelope, execution: str, token: str, now: int | None = None) -> dict:
     """Park `token` as this message's WAITING item, then let the conversation advance (which may
     grant this very token at once). A WaitForTurn retried after its timeout comes here again
     with a new token: a turn (or a merge) granted meanwhile is delivered to the new token.
@@ -215,7 +216,7 @@ def _deliver_again(conversation: str, update_id: int, token: str) -> dict:
     return {"conversation": conversation, "status": TURN}
 
 
-def _adopt_carried(merged: list[dict], execution: str) -> list[dict]:
+def _adopt_carried(merged: list[Envelope], execution: str) -> list[Envelope]:
     """A replayed turn brings the messages merged into it (its dead-letter body): take over
     the claims of those still FAILED; one answered meanwhile is left out (answered once)."""
     dynamodb = _dynamodb()
@@ -408,7 +409,7 @@ def _waiting_becomes(item: TurnItem, status: str, assignment: str, values: dict[
     }
 
 
-def _turn_messages(head: TurnItem, members: list[TurnItem]) -> list[dict]:
+def _turn_messages(head: TurnItem, members: list[TurnItem]) -> list[Envelope]:
     """WaitForTurn's result ($.update.merged): the envelopes answered with head's, in order, each
     once (a turn that was lost and granted again carries its merged messages and still finds
     their MERGED items)."""
@@ -419,7 +420,7 @@ def _turn_messages(head: TurnItem, members: list[TurnItem]) -> list[dict]:
     return [envelopes[update_id] for update_id in sorted(envelopes)]
 
 
-def _send_success(token: str, merged: list[dict]) -> bool:
+def _send_success(token: str, merged: list[Envelope]) -> bool:
     """Wake the turn's execution; False when its token no longer waits."""
     try:
         clients.stepfunctions().send_task_success(taskToken=token, output=json.dumps(merged))
@@ -485,7 +486,7 @@ def _send_failure(token: str, carrier_update_id: int) -> None:
 # -- heartbeat ------------------------------------------------------------------------------
 
 
-def renew_lease(envelope: dict, execution: str) -> None:
+def renew_lease(envelope: Envelope, execution: str) -> None:
     """CallAgent's and SendReply's heartbeat: this execution still holds its conversation's turn
     for TURN_LEASE_SECONDS more. Raises TurnLost when it does not (the ASL waits for the turn
     again), DependencyUnavailable when DynamoDB fails."""
@@ -523,7 +524,7 @@ def error_message(cause: str) -> str:
 
 
 def finish_turn(
-    envelope: dict, execution: str, outcome: Outcome, *, chunks: int | None = None, reason: str = ""
+    envelope: Envelope, execution: str, outcome: Outcome, *, chunks: int | None = None, reason: str = ""
 ) -> dict:
     """Record `outcome` on the claims of every message of the turn this execution held, drop
     its items, hand the turn on. Idempotent (the ASL retries it); touches only what this
@@ -642,9 +643,11 @@ def _merges() -> bool:
     return mode == "merge"
 
 
-def _own(envelope: dict) -> dict:
+def _own(envelope: Envelope) -> Envelope:
     """An envelope without the messages merged into it."""
-    return {key: value for key, value in envelope.items() if key != "merged"}
+    own = envelope.copy()
+    own.pop("merged", None)
+    return own
 
 
 def _key(conversation: str, update_id: int) -> dict:

@@ -22,6 +22,7 @@ from tgrelay.envelope import InvalidUpdate, UnhandledUpdate, envelope_from_updat
 from tgrelay.errors import ConfigurationError
 from tgrelay.secrets import secret_field
 from tgrelay.settings import declare, number_setting, setting
+from tgrelay.shapes import Envelope
 
 SECRET_HEADER = "x-telegram-bot-api-secret-token"
 # What protects the function (memory, parse time), far above any update Telegram sends (a
@@ -166,7 +167,7 @@ def parse_update(request: APIGatewayProxyEventV2) -> Any:
         raise _invalid("body is nested too deeply") from None
 
 
-def envelope_of(update: Any) -> dict:
+def envelope_of(update: Any) -> Envelope:
     """The envelope of `update` (envelope.envelope_from_update). Raises Refused (400) for a value
     that is not a Telegram update, Skipped for an update of a kind tgrelay does not answer."""
     try:
@@ -185,7 +186,7 @@ def envelope_of(update: Any) -> dict:
     return envelope
 
 
-def route_update(update: dict, envelope: dict) -> conversation.Route:
+def route_update(update: dict, envelope: Envelope) -> conversation.Route:
     """What to do with the update (conversation.route). Raises Skipped for a chat and sender not on
     the allow-list (metric DroppedUpdates) or an update the conversation leaves."""
     if not conversation.is_allowed(envelope):
@@ -196,7 +197,7 @@ def route_update(update: dict, envelope: dict) -> conversation.Route:
     return route
 
 
-def enqueue(envelope: dict) -> None:
+def enqueue(envelope: Envelope) -> None:
     """Registers the envelope's turn, then sends it to the FIFO queue (group: its conversation,
     deduplication id: its update_id). Raises DeliverAgain when SQS fails; a failed registration
     only makes the order best effort (the execution registers itself when it starts)."""

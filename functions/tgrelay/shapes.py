@@ -1,0 +1,86 @@
+"""The shapes tgrelay passes between its parts, as TypedDicts a type checker holds (mypy in
+`make test`). Only shapes tgrelay defines are here; Telegram's own objects stay `dict` (their
+fields are read defensively: envelope.py).
+
+The envelope is what an update becomes at the webhook (DESIGN.md §3): it is the SQS message
+body, the `update` field of every execution's state (the ASL's name, kept for the console's
+readers), and what the agent request is built from. Sizes are in bytes, times in epoch seconds.
+"""
+
+from typing import Literal, NotRequired, TypedDict
+
+UpdateKind = Literal["message", "callback_query", "edited_message"]
+FileKind = Literal["photo", "document", "voice", "audio", "video", "video_note", "animation"]
+
+
+class Sender(TypedDict):
+    id: int
+    username: str | None
+    language_code: str | None
+
+
+class FileMetadata(TypedDict):
+    """A file a message carries (Bot API: PhotoSize, Document, Voice, ...): metadata, never bytes;
+    absent values are None; a photo is its largest size; duration in seconds, width/height in pixels."""
+
+    kind: FileKind
+    file_id: str
+    file_unique_id: str | None
+    mime_type: str | None
+    file_name: str | None
+    file_size: int | None
+    duration: int | None
+    width: int | None
+    height: int | None
+
+
+class Location(TypedDict):
+    latitude: float | int | None
+    longitude: float | int | None
+    horizontal_accuracy: float | int | None
+    live_period: int | None
+
+
+class Venue(TypedDict):
+    title: str | None
+    address: str | None
+    latitude: float | int | None
+    longitude: float | int | None
+
+
+class Contact(TypedDict):
+    phone_number: str | None
+    first_name: str | None
+    last_name: str | None
+    user_id: int | None
+    vcard: str | None
+
+
+class MediaFields(TypedDict, total=False):
+    """What a message carries besides text, each present only when it has it (envelope.media_fields)."""
+
+    attachments: list[FileMetadata]
+    media_group_id: str
+    location: Location
+    venue: Venue
+    contact: Contact
+
+
+class Envelope(MediaFields):
+    """One update as the workflow carries it (envelope.envelope_from_update); `v` is SCHEMA_VERSION."""
+
+    v: int
+    update_id: int
+    kind: UpdateKind
+    chat_id: int
+    chat_type: str | None
+    thread_id: int | None  # a forum topic's message_thread_id, else None
+    message_id: int
+    sender: Sender | None
+    text: str
+    received_at: int
+    expires_at: int  # received_at + the dedupe TTL: the claim's DynamoDB TTL
+    # Set by DeadLetterReplayFunction: how often this turn was replayed (dead_letters.py).
+    replays: NotRequired[int]
+    # A replayed merged turn's other envelopes (turns.py, QueuedMessages=merge).
+    merged: NotRequired[list["Envelope"]]
