@@ -7,8 +7,7 @@ import threading
 import uuid
 from unittest import mock
 
-from run_helpers import mark, settle
-from workflow_helpers import HAPPY_PATH, make_update, path_of, wait_for
+from workflow_helpers import HAPPY_PATH, make_update, mark, path_of, settle, wait_for
 
 from tgrelay.attachments import MAX_DOWNLOAD_BYTES, object_key
 from tgrelay_local.engine import FAKE_BOT_TOKEN, LocalRelay

@@ -11,8 +11,7 @@ import copy
 import json
 
 import pytest
-from run_helpers import HTTP, mark, settle
-from workflow_helpers import EVENTS, chat_of, make_update
+from workflow_helpers import EVENTS, HTTP, chat_of, make_update, mark, settle
 
 from tgrelay.text import split_message
 from tgrelay_local.engine import SECRET_HEADER

@@ -6,9 +6,19 @@ README's rows of the same kinds; these add the inputs the matrix's shape does no
 import json
 
 import pytest
-from run_helpers import mark, post, settle, take_dead_letters
 from test_turn_taking import hold_answer
-from workflow_helpers import FLOOD_ROUND, HAPPY_PATH, chat_of, make_update, path_of, wait_for
+from workflow_helpers import (
+    FLOOD_ROUND,
+    HAPPY_PATH,
+    chat_of,
+    make_update,
+    mark,
+    path_of,
+    post,
+    settle,
+    take_dead_letters,
+    wait_for,
+)
 
 from tgrelay.envelope import MAX_TEXT_BYTES, carried_text
 from tgrelay.errors import TelegramRateLimited

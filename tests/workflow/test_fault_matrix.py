@@ -27,8 +27,21 @@ import pytest
 from botocore.retries.standard import ExponentialBackoff
 from moto.dynamodb.exceptions import DynamodbException
 from moto.dynamodb.models import DynamoDBBackend
-from run_helpers import executions_of, mark, post, settle, take_dead_letters, update_id_of
-from workflow_helpers import DUPLICATE_PATH, chat_of, deliver_again, envelope_of, make_update, path_of, wait_for
+from workflow_helpers import (
+    DUPLICATE_PATH,
+    chat_of,
+    deliver_again,
+    envelope_of,
+    executions_for,
+    make_update,
+    mark,
+    path_of,
+    post,
+    settle,
+    take_dead_letters,
+    update_id_of,
+    wait_for,
+)
 
 from tgrelay.envelope import session_key
 from tgrelay.text import split_message
@@ -742,11 +755,11 @@ def _deliver(engine, row: Fault, update: dict, monkeypatch, since: int) -> list[
         assert settle(engine, since) == [], "a 503 must not have enqueued the update"
     answers.append(post(engine, update).status_code)
     if row.while_running:
-        first = wait_for(lambda: (executions_of(engine, since, update_id) or [None])[0])
+        first = wait_for(lambda: (executions_for(engine, update_id, since=since) or [None])[0])
         wait_for(lambda: engine.agent.calls_snapshot())  # the first execution is inside CallAgent
         for copy_number in range(row.copies):
             deliver_again(engine, first, f"matrix-{copy_number}")
-        wait_for(lambda: len(executions_of(engine, since, update_id)) == row.copies + 1)
+        wait_for(lambda: len(executions_for(engine, update_id, since=since)) == row.copies + 1)
         assert engine.describe(first["executionArn"])["status"] == "RUNNING", "the copies came too late"
     else:
         for _ in range(row.copies):
@@ -872,7 +885,7 @@ def test_fault(engine, row: Fault, monkeypatch):
         requests = [c for c in calls if c["method"] == "sendMessage" and c["payload"].get("chat_id") in chats]
         assert len(requests) == row.telegram_requests
     # The executions: one did the work, every other copy stopped at the claim.
-    first, *others = executions_of(engine, since, update_id)
+    first, *others = executions_for(engine, update_id, since=since)
     assert first["status"] == row.execution
     assert first.get("error") == (row.error if row.execution == "FAILED" else None)
     assert [path_of(engine, execution) for execution in others] == [DUPLICATE_PATH] * row.duplicates
@@ -979,7 +992,7 @@ class Conversation:
         return self.updates[number - 1]["update_id"]
 
     def executions(self, number: int) -> list[dict]:
-        return executions_of(self.engine, self.since, self.update_id(number))
+        return executions_for(self.engine, self.update_id(number), since=self.since)
 
     def agent_call(self, number: int) -> dict | None:
         calls = self.engine.agent.calls_snapshot()

@@ -12,9 +12,19 @@ import pytest
 from moto.dynamodb.exceptions import DynamodbException
 from moto.dynamodb.models import DynamoDBBackend
 from moto.sqs.models import SQSBackend
-from run_helpers import executions_of, mark, post, settle, take_dead_letters, update_id_of
 from test_fault_matrix import THROTTLED, _throttle
-from workflow_helpers import HAPPY_PATH, chat_of, deliver_again, make_update
+from workflow_helpers import (
+    HAPPY_PATH,
+    chat_of,
+    deliver_again,
+    executions_for,
+    make_update,
+    mark,
+    post,
+    settle,
+    take_dead_letters,
+    update_id_of,
+)
 
 from tgrelay_local.history import state_path
 
@@ -217,7 +227,7 @@ def test_an_update_failing_again_after_a_replay_is_dead_lettered_again(relay, mo
     (first,) = settle(relay, since)
     deliver_again(relay, first, "replayed")
     settle(relay, since)
-    first, second = executions_of(relay, since, update_id)
+    first, second = executions_for(relay, update_id, since=since)
 
     assert first["status"] == second["status"] == "FAILED"
     # The behaviour first: both failures are parked (SQS keeps a message whose id it has not seen).

@@ -19,8 +19,19 @@ from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from run_helpers import mark, post, settle, take_dead_letters, update_id_of, update_of
-from workflow_helpers import HAPPY_PATH, chat_of, make_update, path_of, wait_for
+from workflow_helpers import (
+    HAPPY_PATH,
+    chat_of,
+    envelope_of,
+    make_update,
+    mark,
+    path_of,
+    post,
+    settle,
+    take_dead_letters,
+    update_id_of,
+    wait_for,
+)
 
 from tgrelay_local.clock import RetryClock
 from tgrelay_local.engine import LocalRelay
@@ -134,7 +145,7 @@ def test_burst_across_chats_every_update_accounted_for(engine):
     # second delivery stopped at the claim.
     runs = defaultdict(list)
     for execution in executions:
-        runs[update_of(execution)].append(execution)
+        runs[envelope_of(execution)["update_id"]].append(execution)
     assert set(runs) == {u["update_id"] for u in updates} - skipped
     heads_dead = {turn[0] for turn in turns_dead}
     for update_id, update_runs in runs.items():
@@ -149,7 +160,7 @@ def test_burst_across_chats_every_update_accounted_for(engine):
         assert relay.claim(update_id)["status"] == "FAILED"
     # One chat's executions start in the order Telegram sent the chat's updates, and its replies
     # answer its messages in that order.
-    start_order = list(dict.fromkeys(update_of(execution) for execution in executions))
+    start_order = list(dict.fromkeys(envelope_of(execution)["update_id"] for execution in executions))
     for chat, chat_updates in chats.items():
         sent_order = [u["update_id"] for u in chat_updates if u["update_id"] not in skipped]
         assert [uid for uid in start_order if uid in sent_order] == sent_order, f"chat {chat}"
@@ -180,7 +191,7 @@ def test_a_slow_reply_is_not_overtaken_by_the_next_one_of_its_chat(engine):
     assert post(engine, second).status_code == 200
     executions = settle(engine, since)
 
-    assert [update_of(e) for e in executions] == [first["update_id"], second["update_id"]]
+    assert [envelope_of(e)["update_id"] for e in executions] == [first["update_id"], second["update_id"]]
     assert [path_of(engine, e) for e in executions] == [HAPPY_PATH, HAPPY_PATH]
     assert [m["text"] for m in engine.telegram.sent_messages(chat)] == ["echo: slow question", "echo: quick question"]
     # One request per turn, in order; the second started only after the first's reply was delivered.

@@ -1,12 +1,19 @@
-"""Helpers for the workflow tests: fresh updates, executions per update, their paths."""
+"""Helpers for the workflow tests: fresh updates, posting them, the executions they started and
+their paths, the dead-letter queue.
+
+Tests share one engine per module (conftest.py), so most helpers look only at the executions a
+test started: `mark` before, then `settle`, `started_since` or `executions_for(..., since=mark)`."""
 
 import copy
 import json
 import time
 from itertools import count
 from pathlib import Path
+from typing import Any
 
-from tgrelay_local.engine import LocalRelay
+import httpx
+
+from tgrelay_local.engine import SECRET_HEADER, LocalRelay, take_messages
 from tgrelay_local.history import state_path
 
 EVENTS = Path(__file__).resolve().parents[2] / "events" / "telegram"
@@ -52,13 +59,9 @@ def envelope_of(execution: dict) -> dict:
     return json.loads(execution["input"])[0]["update"]
 
 
-def executions_for(relay: LocalRelay, update_id: int) -> list[dict]:
-    found = []
-    for arn in relay.pipe.started:
-        description = relay.describe(arn)
-        if envelope_of(description)["update_id"] == update_id:
-            found.append(description)
-    return found
+def executions_for(relay: LocalRelay, update_id: int, since: int = 0) -> list[dict]:
+    """describe_execution of the executions for `update_id` started after the mark `since`."""
+    return [e for e in started_since(relay, since) if envelope_of(e)["update_id"] == update_id]
 
 
 def path_of(relay: LocalRelay, execution: dict) -> list[str]:
@@ -85,3 +88,60 @@ def wait_for(predicate, timeout: float = 10.0):
             return value
         time.sleep(0.02)
     raise TimeoutError("condition not reached")
+
+
+# One client for all posts: LocalRelay.post_update makes a new one (and an SSL context) per request.
+HTTP = httpx.Client(timeout=30, trust_env=False)
+_FINISHED = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+
+
+def mark(relay: LocalRelay) -> int:
+    """A mark: executions started after it are this test's."""
+    return len(relay.pipe.started)
+
+
+def started_since(relay: LocalRelay, since: int) -> list[dict]:
+    """describe_execution of every execution started after `since`, in start order."""
+    return [relay.describe(arn) for arn in list(relay.pipe.started[since:])]
+
+
+def post(relay: LocalRelay, update: Any = None, *, body: bytes | None = None, **headers: str) -> httpx.Response:
+    """POST to the webhook like LocalRelay.post_update, on a shared connection."""
+    content = json.dumps(update).encode() if body is None else body
+    headers = {SECRET_HEADER: relay.webhook_secret, "content-type": "application/json", **headers}
+    return HTTP.post(relay.webhook_url, content=content, headers=headers)
+
+
+def settle(relay: LocalRelay, since: int, timeout: float = 60, poll: float = 0.04) -> list[dict]:
+    """Wait until the source queue is empty, the pipe idle and no execution since `since` runs;
+    then describe_execution of those executions, in start order."""
+    deadline = time.monotonic() + timeout
+    finished: dict[str, dict] = {}  # describe_execution is slow in moto: each execution once finished
+    while time.monotonic() < deadline:
+        counts = relay.sqs.get_queue_attributes(
+            QueueUrl=relay.pipe.queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        if not sum(int(value) for value in counts.values()) and not relay.pipe.busy:
+            arns = list(relay.pipe.started[since:])
+            for arn in arns:
+                if arn not in finished:
+                    description = relay.describe(arn)
+                    if description["status"] not in _FINISHED:
+                        break
+                    finished[arn] = description
+            else:
+                if not relay.pipe.busy and len(relay.pipe.started) == since + len(arns):
+                    return [finished[arn] for arn in arns]
+        time.sleep(poll)
+    raise TimeoutError(f"still busy after {timeout} s")
+
+
+def take_dead_letters(relay: LocalRelay) -> list[dict]:
+    """Every message in the dead-letter queue, received and deleted (the queue is left empty)."""
+    return list(take_messages(relay.sqs, relay.dead_letter_queue_url))
+
+
+def update_id_of(message: dict) -> int:
+    """The update_id of an SQS message carrying an envelope."""
+    return json.loads(message["Body"])["update_id"]
