@@ -68,7 +68,7 @@ from benchlib import (
     webhook_function_id,
 )
 
-from tgrelay_local.moto_seams import LambdaContext
+from tgrelay_local.lambda_events import LambdaContext, http_api_event
 from tgrelay_local.template import Template
 from tgrelay_local.toolchain import find_python313
 
@@ -353,9 +353,7 @@ def measure_warm(requests: int, warmup: int = 100) -> dict[str, list[float]]:
                 },
             )
 
-        context = LambdaContext(
-            "bench-WebhookFunction", "arn:aws:lambda:us-east-1:123456789012:function:bench-WebhookFunction", 256, 10
-        )
+        context = LambdaContext("bench-WebhookFunction", timeout_s=10)
 
         def call_ours(i: int) -> dict:
             return ours(events["ours"][i], context)
@@ -657,11 +655,11 @@ def _check_registered(dynamodb, table_name: str, expected: int, part: str) -> No
 
 
 def _event_with_update_id(base_event: dict, update_id: int) -> dict:
+    """The sample's request with another update_id, built like every other HTTP API event here."""
     update = json.loads(base_event["body"])
     update["update_id"] = update_id
     body = json.dumps(update, separators=(",", ":"), ensure_ascii=False)
-    headers = {**base_event["headers"], "content-length": str(len(body.encode()))}
-    return {**base_event, "headers": headers, "body": body}
+    return http_api_event(body, headers=base_event["headers"] | {"content-length": str(len(body.encode()))})
 
 
 def _version(package: str) -> str:

@@ -2,13 +2,12 @@
 2.0) event for the real WebhookFunction handler, and its answer the HTTP response.
 Like HTTP API, a path or method with no route gets 404 without calling the function."""
 
-import base64
 import json
 import threading
-import time
-import uuid
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from tgrelay_local.lambda_events import http_api_event
 
 
 class HttpApi:
@@ -32,38 +31,9 @@ class HttpApi:
 
     def event(self, method: str, path: str, headers: dict[str, str], body: bytes) -> dict:
         """The HTTP API payload 2.0 event API Gateway would pass to the function."""
-        try:
-            text, encoded = body.decode("utf-8"), False
-        except UnicodeDecodeError:
-            text, encoded = base64.b64encode(body).decode(), True
-        now = time.time()
-        return {
-            "version": "2.0",
-            "routeKey": f"{self.route_method} {self.route_path}",
-            "rawPath": path,
-            "rawQueryString": "",
-            "headers": {key.lower(): value for key, value in headers.items()},
-            "requestContext": {
-                "accountId": "123456789012",
-                "apiId": "local",
-                "domainName": "127.0.0.1",
-                "domainPrefix": "127",
-                "http": {
-                    "method": method,
-                    "path": path,
-                    "protocol": "HTTP/1.1",
-                    "sourceIp": "127.0.0.1",
-                    "userAgent": headers.get("user-agent", ""),
-                },
-                "requestId": str(uuid.uuid4()),
-                "routeKey": f"{self.route_method} {self.route_path}",
-                "stage": "$default",
-                "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
-                "timeEpoch": int(now * 1000),
-            },
-            "body": text,
-            "isBase64Encoded": encoded,
-        }
+        return http_api_event(
+            body, method=method, path=path, route_key=f"{self.route_method} {self.route_path}", headers=headers
+        )
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         api = self

@@ -25,7 +25,6 @@ import logging
 import threading
 import traceback
 import types
-import uuid
 from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any
@@ -39,6 +38,7 @@ from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wai
 from moto.stepfunctions.parser.backend import execution as execution_backend
 
 from tgrelay_local.clock import RetryClock
+from tgrelay_local.lambda_events import LambdaContext
 
 # (module, attribute) pairs this file replaces; the seam test checks they still exist.
 SEAMS = (
@@ -51,23 +51,6 @@ SEAMS = (
 )
 
 Handler = Callable[[dict, Any], Any]
-
-
-class LambdaContext:
-    """The parts of the Lambda context object Powertools and the handlers read."""
-
-    def __init__(self, function_name: str, function_arn: str, memory_mb: int, timeout_s: int):
-        self.function_name = function_name
-        self.function_version = "$LATEST"
-        self.invoked_function_arn = function_arn
-        self.memory_limit_in_mb = memory_mb
-        self.aws_request_id = str(uuid.uuid4())
-        self.log_group_name = f"/aws/lambda/{function_name}"
-        self.log_stream_name = "local"
-        self._timeout_s = timeout_s
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self._timeout_s * 1000
 
 
 class LocalFunction:

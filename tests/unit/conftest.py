@@ -1,11 +1,8 @@
 """Unit-test fixtures: moto as the AWS account, a Lambda context, the webhook driver, captured logs."""
 
-import base64
-import copy
 import json
 import sys
-import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import boto3
 import pytest
@@ -23,6 +20,8 @@ from unit_helpers import (
 )
 
 from tgrelay import clients, webhook
+from tgrelay.webhook import SECRET_HEADER
+from tgrelay_local.lambda_events import LambdaContext, http_api_event
 
 REGION = "us-east-1"
 
@@ -120,23 +119,9 @@ def aws(monkeypatch, _test_clients):
     clients.clear()
 
 
-@dataclass
-class FakeLambdaContext:
-    """The attributes of the Lambda context object that Powertools reads."""
-
-    function_name: str = "tgrelay-WebhookFunction-Xk3rPq9LmN2b"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:tgrelay-WebhookFunction-Xk3rPq9LmN2b"
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    remaining_ms: int = 120_000
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
-
-
 @pytest.fixture
-def lambda_context() -> FakeLambdaContext:
-    return FakeLambdaContext()
+def lambda_context() -> LambdaContext:
+    return LambdaContext()
 
 
 @dataclass
@@ -153,35 +138,29 @@ _KEEP = object()
 
 
 class Webhook:
-    """Builds API Gateway HTTP API v2 events from events/aws/http_api_v2_webhook.json and invokes the handler."""
+    """Builds API Gateway HTTP API v2 events (tgrelay_local.lambda_events, the local engine's
+    builder) with events/aws/http_api_v2_webhook.json's update as the default body, and invokes
+    the handler."""
 
-    def __init__(self, context: FakeLambdaContext):
+    def __init__(self, context: LambdaContext):
         self.context = context
-        self.sample = load_event("aws/http_api_v2_webhook.json")
+        self.sample_body = load_event("aws/http_api_v2_webhook.json")["body"]
 
     def event(self, body=_KEEP, *, method: str = "POST", secret=WEBHOOK_SECRET, headers: dict | None = None) -> dict:
         """`body`: dict/list -> JSON text; str -> as is; bytes -> base64 with isBase64Encoded; None -> no body.
 
         `secret`: the header value, or None for no header. `headers`: extra headers (override).
         """
-        event = copy.deepcopy(self.sample)
-        event["requestContext"]["http"]["method"] = method
-        event["routeKey"] = event["requestContext"]["routeKey"] = f"{method} /telegram/webhook"
-        if body is not _KEEP:
-            event["isBase64Encoded"] = isinstance(body, bytes)
-            if body is None:
-                event.pop("body", None)
-            elif isinstance(body, bytes):
-                event["body"] = base64.b64encode(body).decode("ascii")
-            elif isinstance(body, str):
-                event["body"] = body
-            else:
-                event["body"] = json.dumps(body, ensure_ascii=False)
-        event["headers"].pop("x-telegram-bot-api-secret-token")
+        if body is _KEEP:
+            body = self.sample_body
+        elif not isinstance(body, bytes | str | None):
+            body = json.dumps(body, ensure_ascii=False)
+        given = {"content-type": "application/json"}
         if secret is not None:
-            event["headers"]["x-telegram-bot-api-secret-token"] = secret
-        event["headers"].update(headers or {})
-        return event
+            given[SECRET_HEADER] = secret
+        return http_api_event(
+            body, method=method, headers={**given, **(headers or {})}, base64_encoded=isinstance(body, bytes)
+        )
 
     def invoke(self, event: dict) -> Answer:
         response = webhook.handler(event, self.context)

@@ -1,6 +1,7 @@
 """events/ samples agree with the code: each Telegram sample is handled or skipped as stated, the AWS
 envelopes carry exactly what the webhook produces."""
 
+import base64
 import hashlib
 import importlib.util
 import json
@@ -20,6 +21,7 @@ from unit_helpers import (
 from tgrelay.conversation import route
 from tgrelay.envelope import UnhandledUpdate, envelope_from_update, message_group_id
 from tgrelay.text import utf16_len
+from tgrelay_local.lambda_events import http_api_event
 
 # Every file in events/telegram/, and what the webhook does with it.
 HANDLED = {
@@ -210,3 +212,31 @@ def test_the_readme_names_every_sample():
 
     for path in [*EVENTS.glob("telegram/*.json"), *EVENTS.glob("aws/*.json")]:
         assert f"`{path.name}`" in readme, path.name
+
+
+def _shape(value):
+    """Keys all the way down (values' types for leaves): what a handler can read from an event."""
+    if isinstance(value, dict):
+        return {key: _shape(item) for key, item in value.items()}
+    return type(value).__name__
+
+
+def test_the_one_event_builder_builds_the_shape_of_the_sample_http_api_event():
+    """The engine, the unit tests and the benchmarks build events with lambda_events.http_api_event;
+    it must keep the shape of a real HTTP API payload 2.0 event (the sample, as API Gateway sends it)."""
+    sample = load_event("aws/http_api_v2_webhook.json")
+    built = http_api_event(sample["body"], headers=sample["headers"])
+
+    assert _shape(built) == _shape(sample)
+    assert built["body"] == sample["body"] and built["isBase64Encoded"] is False
+    assert built["routeKey"] == built["requestContext"]["routeKey"] == sample["routeKey"]
+    assert built["rawPath"] == built["requestContext"]["http"]["path"] == sample["rawPath"]
+
+
+def test_the_event_builder_encodes_a_body_that_is_not_utf8_as_base64():
+    built = http_api_event(b"\xff\xfe{}", headers={"Content-Type": "application/json"})
+
+    assert built["isBase64Encoded"] is True
+    assert base64.b64decode(built["body"]) == b"\xff\xfe{}"
+    assert built["headers"]["content-type"] == "application/json"  # names lower-cased, as HTTP APIs do
+    assert "body" not in http_api_event(None, method="GET")
