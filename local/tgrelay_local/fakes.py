@@ -148,6 +148,7 @@ class FakeServer:
 
 # The bot the samples in events/telegram talk to (mentioned as @tgrelay_demo_bot).
 FAKE_BOT_USERNAME = "tgrelay_demo_bot"
+LONG_POLL_SECONDS = 1.0  # the longest the fake holds a getUpdates that has nothing to return
 CHAT_ACTIONS = frozenset(
     {
         "typing",
@@ -184,7 +185,8 @@ class FakeTelegram(FakeServer):
         self.token = token
         self.username = username
         self.webhook: JSON = {"url": ""}
-        self.pending_updates: list[JSON] = []
+        self.pending_updates: list[JSON] = []  # for getUpdates (tgrelay local with a real bot's poller)
+        self.updates_queued = threading.Condition(self.lock)
         self.next_message_id = 1000
         self.migrated: dict[int, int] = {}  # group id -> the supergroup it became
         self.file_sizes: dict[str, int] = {}  # file_id -> size, learnt from the updates (learn_files)
@@ -326,7 +328,7 @@ class FakeTelegram(FakeServer):
         if method == "getWebhookInfo":
             return 200, {"ok": True, "result": {**self.webhook, "pending_update_count": 0}}
         if method == "getUpdates":
-            return 200, {"ok": True, "result": self._take_updates(payload.get("offset"))}
+            return 200, {"ok": True, "result": self._take_updates(payload.get("offset"), payload.get("timeout"))}
         if method == "getFile":
             return self._get_file(payload)
         if method == "getMe":
@@ -371,11 +373,17 @@ class FakeTelegram(FakeServer):
         """An update for getUpdates (long polling) to return."""
         with self.lock:
             self.pending_updates.append(update)
+            self.updates_queued.notify_all()
 
-    def _take_updates(self, offset: int | None) -> list[JSON]:
+    def _take_updates(self, offset: int | None, timeout: Any) -> list[JSON]:
+        """getUpdates: the updates from `offset` on (earlier ones are confirmed and forgotten), waiting
+        up to `timeout` seconds for one as long polling does (Bot API: getUpdates) - here at most
+        LONG_POLL_SECONDS, so a poller that is told to stop ends soon."""
+        wait = min(float(timeout), LONG_POLL_SECONDS) if isinstance(timeout, int | float) else 0.0
         with self.lock:
             if offset is not None:
                 self.pending_updates = [u for u in self.pending_updates if u["update_id"] >= offset]
+            self.updates_queued.wait_for(lambda: self.pending_updates, timeout=wait)
             return list(self.pending_updates)
 
     @staticmethod

@@ -9,18 +9,23 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 from moto import mock_aws
-from workflow_helpers import make_update
+from workflow_helpers import chat_of, make_update, wait_for
 
-from tgrelay_local.cli import EXIT_FAILED, EXIT_NOTHING_TO_DO, build_parser, main
+from tgrelay_local.cli import EXIT_FAILED, EXIT_NOTHING_TO_DO, _long_poll, build_parser, main
 from tgrelay_local.engine import SECRET_HEADER
 
 CLI = [sys.executable, "-m", "tgrelay_local.cli"]
+# Telegram's answer to getUpdates while the bot has a webhook.
+CONFLICT = json.dumps(
+    {"ok": False, "error_code": 409, "description": "Conflict: can't use getUpdates method while webhook is active"}
+)
 
 
 def _one_line_error(captured, command: str) -> str:
@@ -293,3 +298,32 @@ def test_aws_region_is_honoured_like_the_aws_sdks_do(no_aws_configuration, monke
     with mock_aws():
         assert main(["dlq", "--stack-name", "no-such-stack"]) == EXIT_FAILED
     assert _one_line_error(capsys.readouterr(), "dlq") == "tgrelay dlq: no stack named 'no-such-stack' in eu-west-2"
+
+
+def test_a_real_bots_poller_posts_each_update_once_and_telegrams_refusal_ends_it(relay):
+    """`tgrelay local --bot-token`: updates come by getUpdates (here from the fake Bot API's
+    backlog); each reaches the webhook once, the offset confirms it; a 409 (the bot has a webhook)
+    stops the poller with Telegram's description."""
+    updates = [make_update(text=f"polled {number}") for number in range(3)]
+    stop, refusals = threading.Event(), []
+    poller = threading.Thread(target=_long_poll, args=(relay, stop, refusals), daemon=True)
+    poller.start()
+    try:
+        for update in updates:
+            relay.telegram.queue_update(update)
+        wait_for(lambda: all(relay.telegram.sent_messages(chat_of(u)) for u in updates), timeout=60)
+        relay.telegram.add_fault({"method": "getUpdates", "status": 409, "body": CONFLICT, "count": None})
+        poller.join(timeout=10)
+        assert not poller.is_alive()
+        relay.wait_idle(timeout=60)
+
+        for update in updates:
+            replies = [m["text"] for m in relay.telegram.sent_messages(chat_of(update))]
+            assert replies == [f"echo: {update['message']['text']}"]
+        assert refusals == ["409 Conflict: can't use getUpdates method while webhook is active"]
+        # The offset confirmed every update, so Telegram would not send them again.
+        polls = [call["payload"] for call in relay.telegram.calls_snapshot() if call["method"] == "getUpdates"]
+        assert polls[-1]["offset"] == updates[-1]["update_id"] + 1
+    finally:
+        stop.set()
+        relay.telegram.reset()
