@@ -667,9 +667,17 @@ def _closed_port_url() -> str:
 
 @pytest.fixture(scope="module")
 def engine():
-    # Not conftest's `relay`: its per-test wait_idle describes every execution ever started.
     with LocalRelay(clock=RetryClock("recorded", jitter=1.0)) as relay:
         yield relay
+
+
+@pytest.fixture(scope="module")
+def relay(engine):
+    """conftest's fixtures (clean fakes, an empty dead-letter queue around each test) on this engine."""
+    return engine
+
+
+pytestmark = pytest.mark.usefixtures("empty_dead_letter_queue")
 
 
 def _throttle(monkeypatch, update_id: int, state: str, times: int | None) -> list[str]:
@@ -780,7 +788,6 @@ def _throttled_error() -> Exception:
 
 
 def test_dead_letters_lists_every_message(engine):
-    take_dead_letters(engine)
     for index in range(12):
         engine.sqs.send_message(
             QueueUrl=engine.dead_letter_queue_url,
@@ -788,10 +795,7 @@ def test_dead_letters_lists_every_message(engine):
             MessageGroupId=f"group-{index}",
             MessageDeduplicationId=f"dead-{index}",
         )
-    try:
-        assert len(engine.dead_letters()) == 12
-    finally:
-        take_dead_letters(engine)
+    assert len(engine.dead_letters()) == 12
 
 
 def test_a_failed_chunk_count_write_does_not_undo_a_delivered_reply(engine, monkeypatch):
@@ -837,7 +841,6 @@ def test_a_claim_written_by_record_failure_expires(engine, monkeypatch):
 
     post(engine, update)
     (execution,) = settle(engine, since)
-    take_dead_letters(engine)
 
     envelope = envelope_of(execution)
     claim = engine.claim(update["update_id"])
@@ -1072,7 +1075,6 @@ def test_conversation(engine, row: Fault, monkeypatch):
     for fake in (engine.telegram, engine.agent):
         fake.reset()
     engine.clock.take_waits()
-    take_dead_letters(engine)
     since = mark(engine)
     conversation = Conversation(engine, row, since, monkeypatch)
     for fault in row.agent:

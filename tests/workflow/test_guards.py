@@ -32,14 +32,8 @@ INTERNAL_ERROR = "DynamoDB.InternalServerError"
 CONDITION_FAILED = "DynamoDB.ConditionalCheckFailedException"
 OTHER_EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:tgrelay-Relay:someone-else"
 QUIET_END = "ClaimedByAnotherExecution"
-
-
-@pytest.fixture(autouse=True)
-def empty_dead_letter_queue(relay):
-    """Each test starts and ends with an empty dead-letter queue, whatever the test did."""
-    take_dead_letters(relay)
-    yield
-    take_dead_letters(relay)
+# Each test starts and ends with an empty dead-letter queue, whatever the test did (conftest.py).
+pytestmark = pytest.mark.usefixtures("empty_dead_letter_queue")
 
 
 def _applied_then_lost(monkeypatch, update_id: int) -> list[str]:

@@ -19,6 +19,9 @@ from workflow_helpers import (
 
 from tgrelay_local.retry_plan import load_asl, retrier_for, retry_waits
 
+# Each test starts and ends with an empty dead-letter queue, whatever the test did (conftest.py).
+pytestmark = pytest.mark.usefixtures("empty_dead_letter_queue")
+
 
 def billed_transitions(relay, execution) -> int:
     """Standard workflows bill one transition per state entered."""
@@ -116,7 +119,6 @@ def test_agent_unavailable_until_retries_run_out_goes_to_the_dlq(relay):
     assert relay.clock.take_waits() == retry_waits(retrier)
     assert len(relay.agent.calls_snapshot()) == retrier["MaxAttempts"] + 1
     assert update["update_id"] in [json.loads(m["Body"])["update_id"] for m in relay.dead_letters()]
-    relay.replay_dead_letters()  # leave the DLQ empty for the other tests
     relay.agent.reset()
     relay.wait_idle()
 
