@@ -84,3 +84,29 @@ class Envelope(MediaFields):
     replays: NotRequired[int]
     # A replayed merged turn's other envelopes (turns.py, QueuedMessages=merge).
     merged: NotRequired[list["Envelope"]]
+
+
+# -- the events of the workflow's own functions (what the ASL's Parameters build) ----------------
+
+Outcome = Literal["DONE", "UNDELIVERABLE", "FAILED"]
+
+
+class TurnWaitEvent(TypedDict):
+    """TurnsFunction from WaitForTurn (lambda:invoke.waitForTaskToken)."""
+
+    action: Literal["wait"]
+    update: Envelope
+    execution: str  # the execution's ARN
+    token: str  # the task token (never logged)
+
+
+class TurnFinishEvent(TypedDict):
+    """TurnsFunction from MarkDone, MarkUndeliverable and HandOnTurn."""
+
+    action: Literal["finish"]
+    update: Envelope
+    execution: str
+    outcome: Outcome
+    chunks: NotRequired[int | None]  # the reply's chunk count (DONE)
+    reason: NotRequired[str]  # the cause (UNDELIVERABLE)
+    error: NotRequired[str]  # the error name (FAILED)

@@ -26,7 +26,7 @@ import contextlib
 import json
 import time
 from collections.abc import Mapping
-from typing import Any, Literal, TypedDict, cast
+from typing import Any, TypedDict, cast
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -37,7 +37,7 @@ from tgrelay.claims import claim_key
 from tgrelay.envelope import session_key
 from tgrelay.errors import DependencyUnavailable, MergedIntoTurn, TurnLost
 from tgrelay.settings import declare, number_setting, setting
-from tgrelay.shapes import Envelope
+from tgrelay.shapes import Envelope, Outcome, TurnFinishEvent, TurnWaitEvent
 
 QUEUED, WAITING, TURN, MERGED = "QUEUED", "WAITING", "TURN", "MERGED"
 # A QUEUED message whose execution has not come to WaitForTurn after this long is passed over,
@@ -60,8 +60,6 @@ SETTINGS = declare(
 )
 
 logger = Logger()
-
-Outcome = Literal["DONE", "UNDELIVERABLE", "FAILED"]
 
 
 class TurnItem(TypedDict, total=False):
@@ -105,17 +103,18 @@ def handler(event: dict, context: LambdaContext) -> dict:
     if event.get("source") == "aws.states":
         detail = event["detail"]
         return release_execution(detail["executionArn"], detail.get("input"))
-    update, execution = event["update"], event["execution"]
-    logger.append_keys(update_id=update["update_id"], chat_id=update["chat_id"], execution=execution)
+    turn_event = cast(TurnWaitEvent | TurnFinishEvent, event)
+    envelope, execution = turn_event["update"], turn_event["execution"]
+    logger.append_keys(update_id=envelope["update_id"], chat_id=envelope["chat_id"], execution=execution)
     try:
-        if event["action"] == "wait":
-            return wait_for_turn(update, execution, event["token"])
+        if turn_event["action"] == "wait":
+            return wait_for_turn(envelope, execution, turn_event["token"])
         return finish_turn(
-            update,
+            envelope,
             execution,
-            event["outcome"],
-            chunks=event.get("chunks"),
-            reason=error_message(event.get("reason") or event.get("error") or ""),
+            turn_event["outcome"],
+            chunks=turn_event.get("chunks"),
+            reason=error_message(turn_event.get("reason") or turn_event.get("error") or ""),
         )
     except (BotoCoreError, ClientError) as error:
         raise DependencyUnavailable(f"turns table or Step Functions unavailable ({type(error).__name__})") from None

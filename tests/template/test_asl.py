@@ -6,10 +6,12 @@ import inspect
 import json
 import re
 from collections.abc import Iterator
+from typing import get_args
 
 import pytest
 
 import tgrelay.errors
+from tgrelay.shapes import Outcome, TurnFinishEvent, TurnWaitEvent
 from tgrelay_local import plans
 
 from .conftest import FUNCTIONS_DIR, TEMPLATE, load_asl
@@ -797,3 +799,22 @@ def test_what_is_not_an_envelope_is_dead_lettered_with_the_reason():
         "DeadLetterNotAnEnvelope",
         "NotAnEnvelope",
     ]
+
+
+# The events the ASL builds for TurnsFunction, and the shapes the handler is typed with (shapes.py).
+TURN_EVENTS = {"wait": TurnWaitEvent, "finish": TurnFinishEvent}
+
+
+@pytest.mark.parametrize(
+    "state", [name for name, state in ASL["States"].items() if "TurnsFunctionArn" in str(state.get("Parameters", {}))]
+)
+def test_each_turns_event_the_asl_builds_has_the_shape_the_handler_is_typed_with(state):
+    payload = ASL["States"][state]["Parameters"]["Payload"]
+    keys = {key.removesuffix(".$") for key in payload}
+    shape = TURN_EVENTS[payload["action"]]
+
+    assert shape.__required_keys__ <= keys, f"{state} leaves out {sorted(shape.__required_keys__ - keys)}"
+    unknown = keys - shape.__required_keys__ - shape.__optional_keys__
+    assert not unknown, f"{state} sends {sorted(unknown)}, which {shape.__name__} does not have"
+    if "outcome" in payload:
+        assert payload["outcome"] in get_args(Outcome)
