@@ -14,12 +14,11 @@ import time
 import httpx
 from botocore.exceptions import BotoCoreError, ClientError
 
-from tgrelay import clients, telegram
+from tgrelay import clients, telegram, telegram_limits
 from tgrelay.errors import DependencyUnavailable, TelegramRejected, TelegramUnavailable
 from tgrelay.settings import number_setting, setting
 
-# Bot API, getFile: "For the moment, bots can download files of up to 20MB in size."
-MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024
+MAX_DOWNLOAD_BYTES = telegram_limits.DOWNLOAD_BYTES
 # One download's connect and per-read timeouts (seconds); a 20 MB file takes a few seconds.
 DOWNLOAD_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 KEY_PREFIX = "files/"

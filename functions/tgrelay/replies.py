@@ -18,6 +18,7 @@ from aws_lambda_powertools import Logger
 from tgrelay.errors import AgentBadResponse
 from tgrelay.formatting import PARSE_MODE_FORMATS, EntityParseError, render
 from tgrelay.shapes import Envelope
+from tgrelay.telegram_limits import CALLBACK_DATA_BYTES, MESSAGE_TEXT_UNITS
 from tgrelay.text import cut_entities, split_entities, split_message, utf16_len
 
 logger = Logger(child=True)
@@ -27,14 +28,14 @@ logger = Logger(child=True)
 FORMAT_VALUES = {"markdown": "markdown", "html": "html", "markdownv2": "markdownv2", "text": "text"}
 # The whole answer's visible text (after rendering), in UTF-16 units as Telegram counts: 8
 # Telegram messages. Past it the answer is cut and says so (CUT_NOTE).
-MAX_REPLY_UNITS = 8 * 4096
+MAX_REPLY_UNITS = 8 * MESSAGE_TEXT_UNITS
 CUT_NOTE = "…\n\n[The rest of this answer was cut: it is too long to send.]"
 # Separate messages one answer may ask for besides `reply` (Telegram allows about one message a
 # second per chat); more are left out, and the last one sent ends with CUT_NOTE.
 MAX_MESSAGES = 10
-# Bot API: callback_data is 1-64 bytes; we keep a keyboard to 100 buttons.
+# We keep a keyboard to 100 buttons; callback_data is Telegram's 1-64 bytes.
 MAX_BUTTONS = 100
-MAX_CALLBACK_DATA_BYTES = 64
+MAX_CALLBACK_DATA_BYTES = CALLBACK_DATA_BYTES
 MAX_URL_CHARS = 2048
 MAX_BUTTON_TEXT_CHARS = 256
 # Step Functions fails an execution whose state passes 256 KiB of UTF-8 text, and no Catch can

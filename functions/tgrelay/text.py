@@ -4,7 +4,7 @@ import re
 from bisect import bisect_left
 from dataclasses import dataclass
 
-TELEGRAM_MESSAGE_LIMIT = 4096
+from tgrelay.telegram_limits import MESSAGE_TEXT_UNITS as TELEGRAM_MESSAGE_LIMIT
 
 # Preferred places to split a long reply, best first.
 _BOUNDARIES = ("\n\n", "\n", " ")

@@ -23,6 +23,7 @@ from tgrelay.errors import ConfigurationError
 from tgrelay.secrets import secret_field
 from tgrelay.settings import declare, number_setting, setting
 from tgrelay.shapes import Envelope
+from tgrelay.telegram_limits import SECRET_TOKEN_CHARS
 
 SECRET_HEADER = "x-telegram-bot-api-secret-token"
 # What protects the function (memory, parse time), far above any update Telegram sends (a
@@ -30,7 +31,7 @@ SECRET_HEADER = "x-telegram-bot-api-secret-token"
 # Lambda accepts. What goes on to SQS is the envelope, whose text has its own budget
 # (envelope.MAX_TEXT_BYTES), not the body.
 MAX_BODY_BYTES = 1024 * 1024
-MAX_SECRET_HEADER = 256  # Telegram's secret_token is 1-256 characters
+MAX_SECRET_HEADER = SECRET_TOKEN_CHARS
 
 # Every setting this handler reads (tests/unit/test_declared_settings.py); checked at its cold start.
 SETTINGS = declare(
