@@ -1,0 +1,60 @@
+"""functions/tgrelay/ in three kinds (README: Layout): handlers, domain, adapters. The domain
+modules do no I/O: they import no adapter, no AWS or HTTP library, so their rules can be read
+and tested without a network; nothing under local/ is imported by functions/ (DESIGN.md §2)."""
+
+import ast
+
+import pytest
+
+from .conftest import FUNCTIONS_DIR
+
+PACKAGE = FUNCTIONS_DIR / "tgrelay"
+HANDLERS = {"webhook", "call_agent", "send_reply", "turns", "auto_replay", "register_webhook"}
+DOMAIN = {
+    "envelope",
+    "conversation",
+    "replies",
+    "formatting",
+    "text",
+    "dead_letters",
+    "shapes",
+    "errors",
+    "telegram_limits",
+    "settings",
+}
+ADAPTERS = {"clients", "telegram", "agent", "attachments", "claims", "secrets"}
+# What talks to a service: the adapters, and the libraries they use for it.
+IO_LIBRARIES = {"boto3", "botocore", "httpx", "urllib", "http", "socket", "requests"}
+
+
+def imported(module: str) -> set[str]:
+    """The top-level names a module imports (tgrelay.x as x)."""
+    tree = ast.parse((PACKAGE / f"{module}.py").read_text())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+            if node.module == "tgrelay":
+                names |= {f"tgrelay.{alias.name}" for alias in node.names}
+    return {name.removeprefix("tgrelay.") if name.startswith("tgrelay.") else name.split(".")[0] for name in names}
+
+
+def test_every_module_has_one_kind():
+    modules = {path.stem for path in PACKAGE.glob("*.py") if path.stem != "__init__"}
+    assert modules == HANDLERS | DOMAIN | ADAPTERS, "add the new module to its kind here and in the README's Layout"
+    assert not (HANDLERS & DOMAIN or HANDLERS & ADAPTERS or DOMAIN & ADAPTERS)
+
+
+@pytest.mark.parametrize("module", sorted(DOMAIN))
+def test_domain_modules_do_no_io(module):
+    names = imported(module)
+    assert not names & ADAPTERS, f"{module} imports the adapter(s) {sorted(names & ADAPTERS)}"
+    assert not names & HANDLERS, f"{module} imports the handler(s) {sorted(names & HANDLERS)}"
+    assert not names & IO_LIBRARIES, f"{module} imports {sorted(names & IO_LIBRARIES)}"
+
+
+@pytest.mark.parametrize("module", sorted(HANDLERS | DOMAIN | ADAPTERS))
+def test_nothing_in_functions_imports_local(module):
+    assert not {name for name in imported(module) if name.startswith("tgrelay_local")}
