@@ -110,3 +110,26 @@ class TurnFinishEvent(TypedDict):
     chunks: NotRequired[int | None]  # the reply's chunk count (DONE)
     reason: NotRequired[str]  # the cause (UNDELIVERABLE)
     error: NotRequired[str]  # the error name (FAILED)
+
+
+class CallAgentEvent(TypedDict):
+    """CallAgentFunction from CallAgent."""
+
+    update: Envelope
+    execution: str
+
+
+class SendReplyEvent(TypedDict):
+    """SendReplyFunction from SendReply: `reply` is what CallAgent returned (replies.py)."""
+
+    update: Envelope
+    reply: dict
+    execution: str
+
+
+class ApologyEvent(TypedDict):
+    """SendReplyFunction from ApologizeToUser: `error` is the failure's error name."""
+
+    update: Envelope
+    apology: Literal[True]
+    error: str

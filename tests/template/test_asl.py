@@ -11,7 +11,14 @@ from typing import get_args
 import pytest
 
 import tgrelay.errors
-from tgrelay.shapes import Outcome, TurnFinishEvent, TurnWaitEvent
+from tgrelay.shapes import (
+    ApologyEvent,
+    CallAgentEvent,
+    Outcome,
+    SendReplyEvent,
+    TurnFinishEvent,
+    TurnWaitEvent,
+)
 from tgrelay_local import plans
 
 from .conftest import FUNCTIONS_DIR, TEMPLATE, load_asl
@@ -801,17 +808,29 @@ def test_what_is_not_an_envelope_is_dead_lettered_with_the_reason():
     ]
 
 
-# The events the ASL builds for TurnsFunction, and the shapes the handler is typed with (shapes.py).
-TURN_EVENTS = {"wait": TurnWaitEvent, "finish": TurnFinishEvent}
+# The events the ASL builds for each function, and the shapes its handler is typed with (shapes.py).
+EVENT_SHAPES = {
+    ("TurnsFunctionArn", "wait"): TurnWaitEvent,
+    ("TurnsFunctionArn", "finish"): TurnFinishEvent,
+    ("CallAgentFunctionArn", None): CallAgentEvent,
+    ("SendReplyFunctionArn", None): SendReplyEvent,
+    ("SendReplyFunctionArn", True): ApologyEvent,
+}
+
+
+def _event_shape(state: dict):
+    function = re.search(r"\$\{(\w+)\}", state["Parameters"]["FunctionName"]).group(1)
+    payload = state["Parameters"]["Payload"]
+    return EVENT_SHAPES[(function, payload.get("action", payload.get("apology")))]
 
 
 @pytest.mark.parametrize(
-    "state", [name for name, state in ASL["States"].items() if "TurnsFunctionArn" in str(state.get("Parameters", {}))]
+    "state", [name for name, state in ASL["States"].items() if "FunctionName" in state.get("Parameters", {})]
 )
-def test_each_turns_event_the_asl_builds_has_the_shape_the_handler_is_typed_with(state):
+def test_each_event_the_asl_builds_has_the_shape_its_handler_is_typed_with(state):
     payload = ASL["States"][state]["Parameters"]["Payload"]
     keys = {key.removesuffix(".$") for key in payload}
-    shape = TURN_EVENTS[payload["action"]]
+    shape = _event_shape(ASL["States"][state])
 
     assert shape.__required_keys__ <= keys, f"{state} leaves out {sorted(shape.__required_keys__ - keys)}"
     unknown = keys - shape.__required_keys__ - shape.__optional_keys__
