@@ -1,6 +1,8 @@
 """The agent server client: the request the contract (README) promises, one POST, and every
 outcome named by the error classes the ASL retries or catches."""
 
+import time
+
 import httpx
 
 from tgrelay import clients
@@ -10,6 +12,7 @@ from tgrelay.replies import reply_from_agent
 from tgrelay.secrets import secret_field
 from tgrelay.settings import number_setting, setting
 from tgrelay.shapes import Envelope
+from tgrelay.streaming import EVENT_STREAM, OnText, is_event_stream, read_stream
 
 
 def agent_request(update: Envelope, attachments: list[dict] | None = None) -> dict:
@@ -40,20 +43,37 @@ def _message(message: Envelope) -> dict:
     return entry
 
 
-def ask_agent(request: dict) -> dict:
-    """POST `request` to the agent server; the reply (replies.reply_from_agent) or a named error."""
+def ask_agent(request: dict, on_text: OnText | None = None) -> dict:
+    """POST `request` to the agent server; the reply (replies.reply_from_agent) or a named error.
+
+    A streamed answer (text/event-stream, streaming.read_stream) calls `on_text(text so far,
+    format)` after each delta; a JSON answer is read whole, as before streaming existed."""
     timeout = number_setting("AGENT_TIMEOUT_SECONDS")
-    headers = {}
+    deadline = time.monotonic() + timeout
+    # Says the agent may stream; a JSON answer is read the same as ever.
+    headers = {"accept": f"application/json, {EVENT_STREAM}"}
     token = secret_field("agent_token", required=False)
     if token:
         headers["authorization"] = f"Bearer {token}"
     try:
-        response = clients.http().post(
+        with clients.http().stream(
+            "POST",
             setting("AGENT_URL"),
             json=request,
             headers=headers,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
-        )
+        ) as response:
+            streamed = response.status_code == 200 and is_event_stream(response)
+            if streamed:
+                return read_stream(
+                    response,
+                    on_text=on_text,
+                    idle_seconds=number_setting("AGENT_STREAM_IDLE_SECONDS"),
+                    deadline=deadline,
+                    empty_text=setting("EMPTY_REPLY_TEXT"),
+                    snippet=lambda text: _blanked(text[:300], token),
+                )
+            response.read()
     except httpx.ConnectTimeout:
         raise AgentUnavailable("could not connect to the agent server in time") from None
     except httpx.TimeoutException:
@@ -75,7 +95,10 @@ def ask_agent(request: dict) -> dict:
 def _snippet(response: httpx.Response, token: str) -> str:
     """The start of the agent's answer for the error message (it reaches execution history
     and the DLQ), with the token blanked in case the agent echoes its request headers."""
-    text = response.text[:300]
+    return _blanked(response.text[:300], token)
+
+
+def _blanked(text: str, token: str) -> str:
     return text.replace(token, "[agent token]") if token else text
 
 

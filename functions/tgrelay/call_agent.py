@@ -2,12 +2,14 @@
 
 Retries and their waits are the state machine's business (statemachine/relay.asl.json);
 this function makes exactly one request and names its outcome. While it waits, the chat
-shows "typing…": a background thread repeats sendChatAction until the request ends.
+shows "typing…": a background thread repeats sendChatAction until the request ends, or until
+the first draft of a streamed answer is shown (private chats: drafts.py); in groups and
+topics a streamed answer is read the same way and only the final message is sent.
 """
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import httpx
@@ -17,6 +19,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tgrelay import attachments, telegram
 from tgrelay.agent import agent_request, ask_agent
+from tgrelay.drafts import Drafts
 from tgrelay.errors import RelayError, TelegramRejected
 from tgrelay.secrets import secret_field
 from tgrelay.settings import declare
@@ -37,6 +40,8 @@ SETTINGS = declare(
     required=(
         "AGENT_URL",
         "AGENT_TIMEOUT_SECONDS",
+        "AGENT_STREAM_IDLE_SECONDS",
+        "DRAFT_INTERVAL_SECONDS",
         "EMPTY_REPLY_TEXT",
         "TURNS_TABLE_NAME",
         "TURN_LEASE_SECONDS",
@@ -60,8 +65,18 @@ def handler(event: dict, context: LambdaContext) -> dict:
     renew_lease(update, event["execution"])
     started = time.monotonic()
     try:
-        with typing_indicator(update):
-            reply = ask_agent(agent_request(update, fetch_files(update)))
+        with typing_indicator(update) as typing:
+            request = agent_request(update, fetch_files(update))
+            drafts = drafts_for(update, on_shown=typing.set)
+            if drafts is None:
+                reply = ask_agent(request)
+            else:
+                try:
+                    reply = ask_agent(request, on_text=drafts.show)
+                except BaseException:
+                    drafts.stop()
+                    raise
+                drafts.finish()
     except RelayError as error:
         # One metric per error name, so a dashboard can tell "down" from "rejected".
         with single_metric(name="AgentErrors", unit=MetricUnit.Count, value=1, namespace=metrics.namespace) as metric:
@@ -102,9 +117,23 @@ def fetch_files(update: dict) -> list[dict]:
     return files
 
 
+def drafts_for(update: dict, on_shown: Callable[[], None]) -> Drafts | None:
+    """The drafts of this attempt (drafts.Drafts) in a private chat; None elsewhere (Bot API:
+    sendMessageDraft is for private chats) or without a readable bot token (the indicator and
+    the final message report that)."""
+    if update.get("chat_type") != "private":
+        return None
+    try:
+        token = secret_field("bot_token", required=False)
+    except Exception:  # logged by typing_indicator, which reads it first
+        return None
+    return Drafts(token, update, on_shown) if token else None
+
+
 @contextmanager
-def typing_indicator(update: dict) -> Iterator[None]:
-    """`with typing_indicator(update):` the chat shows "typing…" until the block ends.
+def typing_indicator(update: dict) -> Iterator[threading.Event]:
+    """`with typing_indicator(update) as stop:` the chat shows "typing…" until the block ends or
+    `stop` is set (the first draft of a streamed answer is shown).
 
     A daemon thread sends sendChatAction at once and every TYPING_INTERVAL_SECONDS. Its
     failures are logged and ignored: the indicator is a courtesy, the agent call goes on.
@@ -123,7 +152,7 @@ def typing_indicator(update: dict) -> Iterator[None]:
         thread = threading.Thread(target=_keep_typing, args=(token, payload, stop), name="typing", daemon=True)
         thread.start()
     try:
-        yield
+        yield stop
     finally:
         stop.set()
         if thread is not None:

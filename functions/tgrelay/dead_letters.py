@@ -12,6 +12,9 @@ REPLAYABLE_ERRORS = frozenset(
     {
         "AgentUnavailable",
         "AgentTimeout",
+        "AgentStreamError",
+        "AgentStreamBroken",
+        "AgentStreamIdle",
         "TelegramUnavailable",
         "TelegramRateLimited",
         "DependencyUnavailable",

@@ -29,6 +29,21 @@ class AgentBadResponse(RelayError):
     """Agent server answered 2xx with a body that is not the agreed JSON. Terminal."""
 
 
+class AgentStreamError(RelayError):
+    """A streamed answer (text/event-stream) ended with an `error` event: the agent could not
+    finish it. Retried like AgentUnavailable (README: Streaming replies)."""
+
+
+class AgentStreamBroken(RelayError):
+    """A streamed answer's connection was lost before its end (the body was cut off). Retried like
+    AgentUnavailable; the retry asks the agent again from the start."""
+
+
+class AgentStreamIdle(RelayError):
+    """A streamed answer went silent (no bytes) for longer than AGENT_STREAM_IDLE_SECONDS.
+    Retried like AgentTimeout."""
+
+
 class TelegramUnavailable(RelayError):
     """Telegram answered 5xx or the network failed. Retried."""
 

@@ -263,6 +263,14 @@ def cut_entities(text: str, entities: list[dict], limit: int) -> tuple[str, list
     return _chunk(text, units, _spans(units, entities), 0, max(end, 0))
 
 
+def last_units(text: str, entities: list[dict], limit: int) -> tuple[str, list[dict]]:
+    """The last `limit` UTF-16 units of a rendered message (at most; a surrogate pair is kept
+    whole or left out), with its entities clipped to them and their offsets made relative."""
+    units = _unit_offsets(text)
+    start = _index_at(units, units[-1] - limit)
+    return _chunk(text, units, _spans(units, entities), start, len(text))
+
+
 def _unit_offsets(text: str) -> list[int]:
     """units[i] is the UTF-16 offset of text[i]; units[len(text)] the length in UTF-16 units."""
     units = [0]

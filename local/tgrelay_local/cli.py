@@ -64,6 +64,14 @@ def _speed(value: str) -> float:
     return speed
 
 
+def _seconds(value: str) -> float:
+    """argparse type: a number of seconds, 0 or more."""
+    seconds = float(value)
+    if not seconds >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return seconds
+
+
 def _port(value: str) -> int:
     """argparse type: a TCP port, 0 (any free one) to 65535."""
     port = int(value)
@@ -121,6 +129,15 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument("--telegram-port", type=_port, default=8081, help="fake Telegram Bot API port (0: any)")
     local.add_argument("--agent-port", type=_port, default=8082, help="echo agent port (0: any)")
     local.add_argument("--agent-url", help="a real agent server instead of the echo agent")
+    local.add_argument(
+        "--stream-replies",
+        type=_seconds,
+        nargs="?",
+        const=0.1,
+        metavar="SECONDS",
+        help="the echo agent streams every answer (text/event-stream), one word per SECONDS (0.1 if not given);"
+        " per request: a fault with stream true/false",
+    )
     local.add_argument(
         "--agent-token",
         default=os.environ.get("TGRELAY_AGENT_TOKEN", ""),
@@ -715,7 +732,9 @@ def run_local(args: argparse.Namespace) -> int:
             print("Telegram        the real Bot API; updates by getUpdates long polling")
             threading.Thread(target=_long_poll, args=(relay, stop, refusals), name="getUpdates", daemon=True).start()
         if relay.agent:
-            print(f"echo agent      {relay.agent_url}  ({relay.agent.url}/_calls, /_faults, /_reset)")
+            relay.agent.stream_delay = args.stream_replies
+            streams = f", streams a word per {args.stream_replies:g} s" if args.stream_replies is not None else ""
+            print(f"echo agent      {relay.agent_url}  ({relay.agent.url}/_calls, /_faults, /_reset){streams}")
         else:
             print(f"agent server    {relay.agent_url}")
         print(f"AWS (moto)      {relay.aws_endpoint}  (tgrelay history|dlq|replay --local {relay.aws_endpoint})")

@@ -19,6 +19,15 @@ A fault applies to the next `count` matching requests (null: until reset). Field
   body          raw body to answer with instead of JSON (malformed answers)
   reply         the agent's reply text (agent fake), e.g. "" or a long text; with it, any of
                 parse_mode, format, messages, buttons are answered too
+  stream        true: the agent fake streams this answer (text/event-stream, README: Streaming
+                replies) word by word, one `delta` event per word; false: one JSON answer,
+                whatever `tgrelay local --stream-replies` says. With it:
+  word_delay    seconds between two deltas (default: the agent's stream_delay, else 0.05)
+  reply_event   true: end with a `reply` event (the reply object, with the fields above)
+                instead of letting the deltas make the reply
+  break_after   drop the connection after this many deltas (a broken stream)
+  error_after   send an `error` event after this many deltas
+  stall_after   after this many deltas, say nothing for `stall` seconds, then go on
   close         true: drop the connection without answering (network error)
   method        Telegram method the fault is for (default sendMessage)
   match         {"chat_id": ..., "update_id": ...}: only requests about that chat/update
@@ -27,9 +36,11 @@ A fault applies to the next `count` matching requests (null: until reset). Field
 import hashlib
 import json
 import random
+import re
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -51,6 +62,16 @@ class FileBytes(bytes):
 
 
 DROP = object()  # answer: close the connection without a response
+
+
+class Stream:
+    """An answer sent as it is made: `chunks` (bytes, or DROP to cut the connection there) go out
+    with chunked transfer encoding, each flushed at once; the iterator may sleep between them."""
+
+    def __init__(self, content_type: str, chunks: Iterator[Any]):
+        self.content_type = content_type
+        self.chunks = chunks
+
 
 # Bot API, getFile: bots can download files of up to 20 MB.
 MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024
@@ -242,6 +263,10 @@ class FakeTelegram(FakeServer):
             and (chat_id is None or call["payload"].get("chat_id") == chat_id)
         ]
 
+    def drafts(self, chat_id: int | None = None) -> list[JSON]:
+        """The sendMessageDraft payloads Telegram accepted (in a chat), in order."""
+        return self.accepted("sendMessageDraft", chat_id)
+
     def accepted(self, method: str, chat_id: int | None = None) -> list[JSON]:
         """The payloads of `method` calls Telegram accepted (in a chat), in order."""
         return [
@@ -309,6 +334,8 @@ class FakeTelegram(FakeServer):
             if entities:
                 message["entities"] = entities
             return 200, {"ok": True, "result": message}
+        if method == "sendMessageDraft":
+            return _draft_answer(payload)
         if method == "sendChatAction":
             if payload.get("chat_id") is None:
                 return _telegram_error(400, "Bad Request: chat_id is empty")
@@ -404,9 +431,12 @@ class FakeAgent(FakeServer):
 
     name = "fake-agent"
 
-    def __init__(self, token: str = "", port: int = 0):
+    def __init__(self, token: str = "", port: int = 0, stream_delay: float | None = None):
         super().__init__(port)
         self.token = token
+        # Seconds between words when every answer is streamed (`tgrelay local --stream-replies`);
+        # None: answers are JSON unless a fault says `stream`.
+        self.stream_delay = stream_delay
 
     def handle(self, path: str, body: Any, headers: dict) -> tuple[int, Any]:
         if self.token and headers.get("authorization") != f"Bearer {self.token}":
@@ -422,7 +452,11 @@ class FakeAgent(FakeServer):
                 fetched = [_fetch(file.get("url")) for file in files]
                 with self.lock:
                     call["fetched"] = fetched  # in the request's record: GET /_calls shows what the agent got
-            return self._answer(request, fault)
+            status, answer = self._answer(request, fault)
+            streamed = fault.get("stream") if fault and "stream" in fault else self.stream_delay is not None
+            if status == 200 and isinstance(answer, dict) and streamed:
+                return 200, self._stream(answer, fault or {}, call)
+            return status, answer
         finally:
             # When the answer leaves: with `at`, the span of the request (overlap checks).
             with self.lock:
@@ -441,6 +475,44 @@ class FakeAgent(FakeServer):
                 extra = {key: fault[key] for key in ("format", "messages", "buttons") if key in fault}
                 return 200, {"reply": fault["reply"], "parse_mode": fault.get("parse_mode"), **extra}
         return 200, {"reply": echo_text(request)}
+
+    def _stream(self, answer: JSON, fault: JSON, call: JSON) -> Stream:
+        """`answer` (a reply object) streamed word by word as the fault says (module docstring)."""
+        words = re.findall(r"\S+\s*|\s+", str(answer.get("reply") or ""))
+        delay = float(fault.get("word_delay", self.stream_delay if self.stream_delay is not None else 0.05))
+        fields = {key: value for key, value in answer.items() if key != "reply" and value is not None}
+        reply_event = bool(fault.get("reply_event"))
+
+        def event(name: str, data: JSON) -> bytes:
+            return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
+
+        def chunks() -> Iterator[Any]:
+            try:
+                for index, word in enumerate(words):
+                    if index == fault.get("break_after"):
+                        yield DROP
+                        return
+                    if index == fault.get("error_after"):
+                        yield event("error", {"message": "injected error"})
+                        return
+                    if index == fault.get("stall_after"):
+                        time.sleep(float(fault.get("stall", 0)))
+                    if index:
+                        time.sleep(delay)
+                    delta: JSON = {"text": word}
+                    if index == 0 and not reply_event:
+                        delta.update(fields)
+                    with self.lock:
+                        call.setdefault("first_delta_at", time.time())
+                        call["deltas"] = index + 1
+                    yield event("delta", delta)
+                if reply_event:
+                    yield event("reply", answer)
+            finally:
+                with self.lock:
+                    call["ended_at"] = time.time()
+
+        return Stream("text/event-stream", chunks())
 
 
 def echo_text(request: JSON) -> str:
@@ -531,6 +603,29 @@ def _entities_problem(text: str, entities: Any) -> str | None:
     return None
 
 
+def _draft_answer(payload: JSON) -> tuple[int, Any]:
+    """sendMessageDraft (Bot API 9.5) as Telegram answers it: the text's markup is read first, then
+    the chat and the draft (its servers' descriptions: TEXTDRAFT_PEER_INVALID for a chat that is not
+    private - a private chat's id is its user's, positive; RANDOM_ID_INVALID for a zero or missing
+    draft_id)."""
+    chat_id, text = payload.get("chat_id"), payload.get("text")
+    if chat_id is None:
+        return _telegram_error(400, "Bad Request: chat_id is empty")
+    if not isinstance(text, str) or not text:
+        return _telegram_error(400, "Bad Request: message text is empty")
+    shown = _shown(text, payload.get("parse_mode"), payload.get("entities"))
+    if isinstance(shown, str):
+        return _telegram_error(400, f"Bad Request: {shown}")
+    if not isinstance(chat_id, int) or isinstance(chat_id, bool) or chat_id <= 0:
+        return _telegram_error(400, "Bad Request: TEXTDRAFT_PEER_INVALID")
+    draft_id = payload.get("draft_id")
+    if not isinstance(draft_id, int) or isinstance(draft_id, bool) or draft_id == 0:
+        return _telegram_error(400, "Bad Request: RANDOM_ID_INVALID")
+    if utf16_len(shown[0]) > 4096:
+        return _telegram_error(400, "Bad Request: message is too long")
+    return 200, {"ok": True, "result": True}
+
+
 def _reply_parameters_problem(value: Any) -> str | None:
     if value is None:
         return None
@@ -619,12 +714,31 @@ def _handler_for(fake: FakeServer) -> type[BaseHTTPRequestHandler]:
             if answer is DROP:
                 self.close_connection = True
                 self.connection.shutdown(socket.SHUT_RDWR)  # the client sees the connection drop
+            elif isinstance(answer, Stream):
+                self._send_stream(status, answer)
             elif isinstance(answer, FileBytes):
                 self._send_raw(status, answer, "application/octet-stream")
             elif isinstance(answer, Raw):
                 self._send_raw(status, answer)
             else:
                 self._send(status, answer)
+
+        def _send_stream(self, status: int, answer: Stream) -> None:
+            self.send_response(status)
+            self.send_header("content-type", answer.content_type)
+            self.send_header("transfer-encoding", "chunked")
+            self.send_header("cache-control", "no-store")
+            self.end_headers()
+            self.wfile.flush()
+            for chunk in answer.chunks:
+                if chunk is DROP:  # cut off mid-body: the client sees an incomplete chunked read
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
 
         def _send(self, status: int, answer: Any) -> None:
             self._send_raw(status, json.dumps(answer).encode())

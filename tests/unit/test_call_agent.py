@@ -309,13 +309,13 @@ def hold_the_agent(monkeypatch, condition) -> HeldAgent:
     before = set(threading.enumerate())
     ask = call_agent.ask_agent
 
-    def held_ask(request):
+    def held_ask(request, **kwargs):
         deadline = time.monotonic() + 10.0
         while not condition() and time.monotonic() < deadline:
             time.sleep(0.005)
         held.met.append(condition())
         held.typing.extend(t for t in threading.enumerate() if t.name == "typing" and t not in before)
-        return ask(request)
+        return ask(request, **kwargs)
 
     monkeypatch.setattr(call_agent, "ask_agent", held_ask)
     return held
