@@ -17,6 +17,7 @@ A fault applies to the next `count` matching requests (null: until reset). Field
   retry_after   seconds, for a Telegram 429
   delay         seconds to wait before answering (the agent timeout case)
   body          raw body to answer with instead of JSON (malformed answers)
+  content_type  the Content-Type of `body` (default application/json), e.g. text/event-stream
   reply         the agent's reply text (agent fake), e.g. "" or a long text; with it, any of
                 parse_mode, format, messages, buttons are answered too
   stream        true: the agent fake streams this answer (text/event-stream, README: Streaming
@@ -54,7 +55,9 @@ JSON = dict[str, Any]
 
 
 class Raw(bytes):
-    """An answer body sent as is (a malformed answer)."""
+    """An answer body sent as is (a malformed answer), with its Content-Type."""
+
+    content_type = "application/json"
 
 
 class FileBytes(bytes):
@@ -93,7 +96,9 @@ def _fault_body(fault: JSON) -> tuple[int, Any] | None:
     if fault.get("close"):
         return 0, DROP
     if "body" in fault:
-        return fault.get("status", 200), Raw(str(fault["body"]).encode())
+        raw = Raw(str(fault["body"]).encode())
+        raw.content_type = fault.get("content_type", Raw.content_type)
+        return fault.get("status", 200), raw
     return None
 
 
@@ -719,7 +724,7 @@ def _handler_for(fake: FakeServer) -> type[BaseHTTPRequestHandler]:
             elif isinstance(answer, FileBytes):
                 self._send_raw(status, answer, "application/octet-stream")
             elif isinstance(answer, Raw):
-                self._send_raw(status, answer)
+                self._send_raw(status, answer, answer.content_type)
             else:
                 self._send(status, answer)
 

@@ -1,0 +1,365 @@
+"""A streamed agent answer (README: Streaming replies): reading it, its named outcomes, and the drafts
+a private chat is shown meanwhile (sendMessageDraft), against the loopback fakes."""
+
+import logging
+import time
+
+import httpx
+import pytest
+from fakes_fixtures import (  # noqa: F401  (pytest fixtures, used by name)
+    AGENT_TOKEN,
+    BOT_TOKEN,
+    agent_server_fixture,
+    envelope,
+    fake_agent_fixture,
+    fake_telegram_fixture,
+    relay_fixture,
+    telegram_server_fixture,
+)
+from unit_helpers import hold_turn
+
+from tgrelay import call_agent, drafts
+from tgrelay.errors import (
+    AgentBadResponse,
+    AgentStreamBroken,
+    AgentStreamError,
+    AgentStreamIdle,
+    AgentTimeout,
+)
+from tgrelay.replies import reply_from_agent
+from tgrelay.text import utf16_len
+
+EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:tgrelay-relay:5e1a9c3b"
+ANSWER = "The quick brown fox jumps over the lazy dog and keeps on running far away."
+
+
+# Generous: the machine may be busy; the tests that are about these timeouts set their own.
+AGENT_TIMEOUT_SECONDS = 20
+IDLE_SECONDS = 2.0
+
+
+@pytest.fixture(autouse=True)
+def _roomy_timeouts(request, monkeypatch):
+    if "relay" in request.fixturenames:
+        request.getfixturevalue("relay")  # its environment first, then these over it
+        monkeypatch.setenv("AGENT_TIMEOUT_SECONDS", str(AGENT_TIMEOUT_SECONDS))
+        monkeypatch.setenv("AGENT_STREAM_IDLE_SECONDS", str(IDLE_SECONDS))
+
+
+def invoke(update: dict, context) -> dict:
+    hold_turn(update, EXECUTION)
+    return call_agent.handler({"update": update, "execution": EXECUTION}, context)
+
+
+def raised(update: dict, context) -> Exception:
+    with pytest.raises(Exception) as caught:
+        invoke(update, context)
+    assert AGENT_TOKEN not in str(caught.value)
+    return caught.value
+
+
+def streamed(**fault) -> dict:
+    """A fault that makes the echo agent stream `ANSWER` (or fault["reply"]) word by word, fast."""
+    return {"reply": ANSWER, "stream": True, "word_delay": 0.005, **fault}
+
+
+def draft_calls(relay) -> list[dict]:
+    return [call for call in relay.telegram.calls_snapshot() if call["method"] == "sendMessageDraft"]
+
+
+# --- reading the stream -----------------------------------------------------------------------------
+
+
+def test_a_streamed_answer_is_the_deltas_joined_in_the_format_a_delta_names(relay, lambda_context):
+    relay.agent.add_fault(streamed(reply="Some **bold** words here", format="markdown"))
+
+    reply = invoke(envelope("group_text"), lambda_context)
+
+    assert reply["text"] == "Some bold words here"
+    assert reply["entities"] == [{"type": "bold", "offset": 5, "length": 4}]
+    [call] = relay.agent.calls_snapshot()
+    assert call["deltas"] == 4  # it was streamed, one delta per word
+
+
+def test_a_reply_event_is_the_reply_whatever_the_deltas_said(relay, lambda_context):
+    buttons = [[{"text": "More", "callback_data": "more"}]]
+    relay.agent.add_fault(streamed(reply="<b>Done</b> now", parse_mode="HTML", buttons=buttons, reply_event=True))
+
+    reply = invoke(envelope("group_text"), lambda_context)
+
+    assert reply == {
+        "text": "Done now",
+        "entities": [{"type": "bold", "offset": 0, "length": 4}],
+        "buttons": buttons,
+    }
+
+
+def test_an_error_event_is_agent_stream_error(relay, lambda_context):
+    relay.agent.add_fault(streamed(error_after=3))
+
+    error = raised(envelope("group_text"), lambda_context)
+
+    assert type(error) is AgentStreamError
+    assert "injected error" in str(error)
+
+
+def test_a_stream_cut_off_mid_way_is_agent_stream_broken(relay, lambda_context):
+    relay.agent.add_fault(streamed(break_after=4))
+
+    error = raised(envelope("group_text"), lambda_context)
+
+    assert type(error) is AgentStreamBroken
+    assert "after 4 deltas" in str(error)
+
+
+def test_silence_longer_than_the_idle_timeout_is_agent_stream_idle_long_before_the_attempt_timeout(
+    relay, lambda_context
+):
+    # The attempt may take 20 s; the stream goes silent for 15 s after 2 words; the idle timeout is 2 s.
+    relay.agent.add_fault(streamed(stall_after=2, stall=15.0))
+    started = time.monotonic()
+
+    error = raised(envelope("group_text"), lambda_context)
+
+    assert type(error) is AgentStreamIdle
+    assert "silent for more than 2 s" in str(error)
+    # Caught by the idle timeout (the body's read timeout), not by the 20 s of the attempt or the 15 s stall.
+    assert time.monotonic() - started < IDLE_SECONDS + 8.0
+
+
+def test_a_stream_still_going_after_the_attempt_timeout_is_agent_timeout(relay, lambda_context, monkeypatch):
+    # Every word comes within the idle timeout (2 s), but the answer (6 s) takes longer than the attempt may (1 s).
+    monkeypatch.setenv("AGENT_TIMEOUT_SECONDS", "1")
+    relay.agent.add_fault(streamed(reply="word " * 60, word_delay=0.1))
+
+    assert type(raised(envelope("group_text"), lambda_context)) is AgentTimeout
+
+
+def _agent_answers(relay, body: str) -> None:
+    """The agent answers the next request with `body`, as a whole text/event-stream."""
+    relay.agent.add_fault({"body": body, "content_type": "text/event-stream"})
+
+
+@pytest.mark.parametrize(
+    ("body", "names"),
+    [
+        ("event: delta\ndata: not json\n\n", "data is not JSON"),
+        ("event: delta\ndata: [1]\n\n", "not a JSON object"),
+        ('event: delta\ndata: {"text": 5}\n\n', '"text" is not a string'),
+        ('event: delta\ndata: {"text": "a", "format": "bbcode"}\n\n', "format 'bbcode'"),
+        ('event: reply\ndata: {"reply": 7}\n\n', '"reply" that is not a string'),
+    ],
+)
+def test_an_event_that_breaks_the_contract_is_agent_bad_response(relay, lambda_context, body, names):
+    _agent_answers(relay, body)
+
+    error = raised(envelope("group_text"), lambda_context)
+
+    assert type(error) is AgentBadResponse
+    assert names in str(error)
+
+
+def test_comments_unknown_events_and_what_follows_a_reply_event_are_ignored(relay, lambda_context):
+    _agent_answers(
+        relay,
+        ": keep-alive\n\nevent: ping\ndata: {}\n\ndata: an unnamed event\n\n"
+        'event: delta\ndata: {"text": "Hello"}\n\nevent: delta\r\ndata: {"text": " there"}\r\n\r\n'
+        'event: reply\ndata: {"reply": "Hello there!"}\n\nevent: error\ndata: {}\n\n',
+    )
+
+    assert invoke(envelope("group_text"), lambda_context) == {"text": "Hello there!"}
+
+
+def test_the_agent_token_in_an_error_event_is_blanked(relay, lambda_context):
+    _agent_answers(relay, f"event: error\ndata: bad auth {AGENT_TOKEN}\n\n")
+
+    error = raised(envelope("group_text"), lambda_context)  # asserts the token is absent
+
+    assert "bad auth [agent token]" in str(error)
+
+
+def test_the_request_says_a_stream_is_welcome(relay, lambda_context):
+    invoke(envelope("group_text"), lambda_context)
+
+    [seen] = relay.agent.seen
+    assert seen["headers"]["accept"] == "application/json, text/event-stream"
+
+
+# --- drafts in a private chat -----------------------------------------------------------------------
+
+
+def test_a_private_chat_sees_growing_drafts_ending_at_the_final_text(relay, lambda_context):
+    relay.agent.add_fault(streamed(word_delay=0.02))
+
+    reply = invoke(envelope("private_text"), lambda_context)
+
+    texts = [payload["text"] for payload in relay.telegram.drafts()]
+    assert len(texts) >= 2
+    assert all(later.startswith(earlier) and later != earlier for earlier, later in zip(texts, texts[1:], strict=False))
+    assert texts[-1] == reply["text"] == ANSWER
+    assert {payload["chat_id"] for payload in relay.telegram.drafts()} == {284719365}
+    [draft_id] = {payload["draft_id"] for payload in relay.telegram.drafts()}  # one draft, animated
+    assert 0 < draft_id < 2**31
+    assert relay.telegram.sent_messages() == []  # the final message is SendReply's
+
+
+def test_drafts_come_at_most_once_per_interval(relay, lambda_context, monkeypatch):
+    interval = 0.2
+    monkeypatch.setenv("DRAFT_INTERVAL_SECONDS", str(interval))
+    relay.agent.add_fault(streamed(reply="word " * 60, word_delay=0.01))  # 0.6 s of deltas
+
+    invoke(envelope("private_text"), lambda_context)
+
+    times = [call["at"] for call in draft_calls(relay)]
+    assert 3 <= len(times) <= 6  # 60 deltas, a few drafts
+    # Measured where the fake Bot API receives them: the sender waits the interval from the start of each send.
+    assert min(later - earlier for earlier, later in zip(times, times[1:], strict=False)) > interval * 0.8
+
+
+def test_a_group_gets_no_drafts(relay, lambda_context):
+    for sample in ("group_text", "forum_topic_text"):
+        relay.agent.add_fault(streamed())
+        assert invoke(envelope(sample), lambda_context)["text"] == ANSWER
+    assert draft_calls(relay) == []
+
+
+def test_a_draft_in_a_private_topic_names_its_thread(relay, lambda_context):
+    update = {**envelope("private_text"), "thread_id": 77}
+    relay.agent.add_fault(streamed())
+
+    invoke(update, lambda_context)
+
+    assert {payload.get("message_thread_id") for payload in relay.telegram.drafts()} == {77}
+
+
+def test_typing_stops_once_the_first_draft_is_shown(relay, lambda_context, monkeypatch):
+    monkeypatch.setattr(call_agent, "TYPING_INTERVAL_SECONDS", 0.03)
+    # Typing for 0.3 s before the first word, then 0.6 s of words.
+    relay.agent.add_fault(streamed(reply="word " * 30, word_delay=0.02, stall_after=0, stall=0.25))
+
+    invoke(envelope("private_text"), lambda_context)
+
+    calls = relay.telegram.calls_snapshot()
+    first_draft = next(call["at"] for call in calls if call["method"] == "sendMessageDraft")
+    typing = [call["at"] for call in calls if call["method"] == "sendChatAction"]
+    assert len([at for at in typing if at < first_draft]) >= 3  # it was typing before
+    assert len([at for at in typing if at > first_draft]) <= 1  # at most the one in flight
+
+
+def test_refused_drafts_stop_the_drafts_not_the_turn_and_typing_goes_on(relay, lambda_context, monkeypatch):
+    monkeypatch.setattr(call_agent, "TYPING_INTERVAL_SECONDS", 0.03)
+    relay.telegram.add_fault({"method": "sendMessageDraft", "status": 400, "description": "Bad Request: nope"})
+    relay.agent.add_fault(streamed(reply="word " * 30, word_delay=0.02))
+
+    assert invoke(envelope("private_text"), lambda_context)["text"] == "word " * 30
+
+    assert [call["status"] for call in draft_calls(relay)] == [400]  # one try, then no more this attempt
+    calls = relay.telegram.calls_snapshot()
+    refused = next(call["at"] for call in calls if call["method"] == "sendMessageDraft")
+    assert len([call for call in calls if call["method"] == "sendChatAction" and call["at"] > refused]) >= 3
+
+
+def test_a_rate_limited_draft_is_skipped_and_the_next_waits_as_asked(relay, lambda_context):
+    relay.telegram.add_fault({"method": "sendMessageDraft", "status": 429, "retry_after": 1})
+    relay.agent.add_fault(streamed(reply="word " * 75, word_delay=0.02))  # 1.5 s of deltas
+
+    assert invoke(envelope("private_text"), lambda_context)["text"] == "word " * 75
+
+    calls = draft_calls(relay)
+    assert [call["status"] for call in calls[:2]] == [429, 200]
+    assert calls[1]["at"] - calls[0]["at"] > 0.8  # retry_after: 1 s
+    assert calls[-1]["status"] == 200 and calls[-1]["payload"]["text"] == "word " * 75
+
+
+def test_drafts_that_fail_in_every_way_never_fail_the_turn_nor_log_the_token(relay, lambda_context, caplog):
+    caplog.set_level(logging.INFO)
+    relay.telegram.add_fault({"method": "sendMessageDraft", "status": 503, "count": 3})
+    relay.telegram.add_fault({"method": "sendMessageDraft", "close": True, "count": 2})
+    relay.agent.add_fault(streamed(word_delay=0.02))
+
+    assert invoke(envelope("private_text"), lambda_context)["text"] == ANSWER
+
+    assert [call["status"] for call in draft_calls(relay)][:3] == [503, 503, 503]
+    # What tgrelay's own code logged (its messages and extra fields), not the libraries'.
+    logged = " ".join(str(vars(record)) for record in caplog.records if "/tgrelay/" in record.pathname)
+    assert "draft not shown" in logged
+    assert BOT_TOKEN not in logged
+
+
+def test_a_retried_attempt_starts_a_fresh_draft(relay, lambda_context):
+    update = envelope("private_text")
+    relay.agent.add_fault(streamed(break_after=6, word_delay=0.02))
+    assert type(raised(update, lambda_context)) is AgentStreamBroken
+    relay.agent.add_fault(streamed(word_delay=0.02))
+
+    assert invoke(update, lambda_context)["text"] == ANSWER
+
+    ids = [payload["draft_id"] for payload in relay.telegram.drafts()]
+    first, second = ids[0], ids[-1]
+    assert first != second
+    assert ids == [first] * ids.count(first) + [second] * ids.count(second)  # the first attempt's, then the second's
+    assert [p["text"] for p in relay.telegram.drafts() if p["draft_id"] == second][-1] == ANSWER
+
+
+def test_a_json_answer_in_a_private_chat_makes_no_drafts(relay, lambda_context):
+    assert invoke(envelope("private_text"), lambda_context)["text"].startswith("echo: ")
+    assert draft_calls(relay) == []
+
+
+# --- what one draft shows ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "fmt"),
+    [("Some **bold** and `code`", "markdown"), ("<b>b</b> <i>i</i>", "html"), ("*b* _i_", "markdownv2")],
+)
+def test_a_draft_is_rendered_like_the_final_message(text, fmt):
+    final = reply_from_agent({"reply": text, "format": fmt}, empty_text="-")
+
+    payload = drafts.draft_payload({"chat_id": 5}, 9, text, fmt)
+
+    assert payload == {"chat_id": 5, "draft_id": 9, "text": final["text"], "entities": final["entities"]}
+
+
+def test_markup_that_does_not_parse_yet_and_blank_text_make_no_draft():
+    assert drafts.draft_payload({"chat_id": 5}, 9, "<b>still op", "html") is None
+    assert drafts.draft_payload({"chat_id": 5}, 9, "  \n", "text") is None
+    assert drafts.draft_payload({"chat_id": 5}, 9, "<b>closed</b> now", "html") is not None
+
+
+def test_a_long_draft_shows_the_last_4096_utf16_units():
+    text = "🙂" + "a" * 4092 + "**end**"  # rendered: 2 + 4092 + 3 = 4097 units; the cut falls inside the emoji
+    payload = drafts.draft_payload({"chat_id": 5}, 9, text, "markdown")
+
+    assert payload is not None
+    assert payload["text"] == "a" * 4092 + "end"  # the emoji is left out whole, never cut in half
+    assert payload["entities"] == [{"type": "bold", "offset": utf16_len(payload["text"]) - 3, "length": 3}]
+
+
+# --- the fake Bot API's sendMessageDraft ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("payload", "description"),
+    [
+        ({"chat_id": 5, "draft_id": 0, "text": "x"}, "Bad Request: RANDOM_ID_INVALID"),
+        ({"chat_id": 5, "text": "x"}, "Bad Request: RANDOM_ID_INVALID"),
+        ({"chat_id": -1001, "draft_id": 3, "text": "x"}, "Bad Request: TEXTDRAFT_PEER_INVALID"),
+        ({"chat_id": 5, "draft_id": 3, "text": ""}, "Bad Request: message text is empty"),
+        ({"chat_id": 5, "draft_id": 3, "text": "x" * 4097}, "Bad Request: message is too long"),
+    ],
+)
+def test_the_fake_bot_api_refuses_drafts_as_telegram_does(fake_telegram, payload, description):
+    answer = httpx.post(f"{fake_telegram.url}/bot{BOT_TOKEN}/sendMessageDraft", json=payload, timeout=5)
+
+    assert (answer.status_code, answer.json()["description"]) == (400, description)
+    assert fake_telegram.drafts() == []
+
+
+def test_the_fake_bot_api_records_an_accepted_draft(fake_telegram):
+    payload = {"chat_id": 5, "draft_id": 3, "text": "hello", "message_thread_id": 2}
+
+    answer = httpx.post(f"{fake_telegram.url}/bot{BOT_TOKEN}/sendMessageDraft", json=payload, timeout=5)
+
+    assert answer.json() == {"ok": True, "result": True}
+    assert fake_telegram.drafts(5) == [payload]
