@@ -46,7 +46,10 @@ def test_a_private_chat_sees_growing_drafts_then_one_final_message(relay):
     drafts = relay.telegram.drafts(chat)
     texts = [draft["text"] for draft in drafts]
     assert len(texts) >= 3
-    assert all(later.startswith(earlier) and len(later) > len(earlier) for earlier, later in zip(texts, texts[1:]))
+    assert all(
+        later.startswith(earlier) and len(later) > len(earlier)
+        for earlier, later in zip(texts, texts[1:], strict=False)
+    )
     assert texts[-1] == ANSWER
     assert len({draft["draft_id"] for draft in drafts}) == 1
     assert [message["text"] for message in relay.telegram.received(chat)] == [ANSWER]
