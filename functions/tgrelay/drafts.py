@@ -8,7 +8,7 @@ rate-limits is logged and skipped, and nothing about drafts can fail a turn.
 
 One Drafts per CallAgent attempt: its draft_id is drawn at random, so a retried attempt starts
 a fresh draft instead of animating the failed attempt's text into the new one. A daemon thread
-sends: at most one draft per DRAFT_INTERVAL_SECONDS, always the latest text, rendered as the
+sends: at most one draft per DRAFT_THROTTLE_SECONDS, always the latest text, rendered as the
 final message will be (formatting.render); the agent's stream is read meanwhile, never held up.
 """
 
@@ -68,7 +68,7 @@ class Drafts:
         self.update = update
         self.on_shown = on_shown
         self.draft_id = secrets.randbelow(MAX_DRAFT_ID) + 1
-        self.interval = number_setting("DRAFT_INTERVAL_SECONDS")
+        self.interval = number_setting("DRAFT_THROTTLE_SECONDS")
         self.sent = 0  # drafts Telegram accepted
         self._pending: tuple[str, str] | None = None
         self._finishing = False

@@ -36,7 +36,7 @@ EMPTY_REPLY_TEXT = "The agent had nothing to say this time."
 APOLOGY_TEXT = "Sorry, I could not answer that message. Please try again later."
 AGENT_TIMEOUT_SECONDS = 0.5
 AGENT_STREAM_IDLE_SECONDS = 0.3
-DRAFT_INTERVAL_SECONDS = 0.05
+DRAFT_THROTTLE_SECONDS = 0.05
 
 
 def envelope(name: str = "private_text") -> dict:
@@ -173,7 +173,7 @@ def relay_fixture(aws, monkeypatch, fake_telegram, fake_agent) -> Relay:
         "AGENT_URL": f"{fake_agent.url}/agent",
         "AGENT_TIMEOUT_SECONDS": str(AGENT_TIMEOUT_SECONDS),
         "AGENT_STREAM_IDLE_SECONDS": str(AGENT_STREAM_IDLE_SECONDS),
-        "DRAFT_INTERVAL_SECONDS": str(DRAFT_INTERVAL_SECONDS),
+        "DRAFT_THROTTLE_SECONDS": str(DRAFT_THROTTLE_SECONDS),
         "EMPTY_REPLY_TEXT": EMPTY_REPLY_TEXT,
         "APOLOGY_TEXT": APOLOGY_TEXT,
         "RETRY_APOLOGY_TEXT": "Sorry, I could not answer that just now. I will try again in a while.",

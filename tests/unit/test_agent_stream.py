@@ -205,7 +205,7 @@ def test_a_private_chat_sees_growing_drafts_ending_at_the_final_text(relay, lamb
 
 def test_drafts_come_at_most_once_per_interval(relay, lambda_context, monkeypatch):
     interval = 0.2
-    monkeypatch.setenv("DRAFT_INTERVAL_SECONDS", str(interval))
+    monkeypatch.setenv("DRAFT_THROTTLE_SECONDS", str(interval))
     relay.agent.add_fault(streamed(reply="word " * 60, word_delay=0.01))  # 0.6 s of deltas
 
     invoke(envelope("private_text"), lambda_context)

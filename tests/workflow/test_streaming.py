@@ -9,7 +9,7 @@ from tgrelay_local.clock import RetryClock
 from tgrelay_local.engine import LocalRelay
 from tgrelay_local.history import state_path
 
-DRAFT_INTERVAL = 0.2
+DRAFT_THROTTLE = 0.2
 ANSWER = "Streaming makes the answer appear while the agent is still writing it, one word after another."
 
 
@@ -17,7 +17,7 @@ ANSWER = "Streaming makes the answer appear while the agent is still writing it,
 def relay():
     # A short draft interval, so a stream of a second shows several drafts.
     with LocalRelay(
-        clock=RetryClock("recorded", jitter=1.0), parameters={"DraftIntervalSeconds": str(DRAFT_INTERVAL)}
+        clock=RetryClock("recorded", jitter=1.0), parameters={"DraftThrottleSeconds": str(DRAFT_THROTTLE)}
     ) as engine:
         yield engine
 
