@@ -128,6 +128,7 @@ def test_sam_build(tool_env, tmp_path):
         assert (built / "tgrelay" / "webhook.py").is_file(), f"{name}: the tgrelay package is not in the bundle"
         assert (built / "httpx" / "__init__.py").is_file(), f"{name}: httpx (functions/requirements.txt) missing"
         assert (built / "aws_lambda_powertools" / "__init__.py").is_file(), f"{name}: aws_lambda_powertools missing"
+        assert (built / "httpx_sse" / "__init__.py").is_file(), f"{name}: httpx_sse (streamed answers) missing"
         assert (built / "telegramify_markdown" / "__init__.py").is_file(), f"{name}: telegramify_markdown missing"
         # pyromark is compiled: the bundle must carry the build for the functions' arm64 python3.13.
         compiled = [path.name for path in (built / "pyromark").glob("*.so")]
