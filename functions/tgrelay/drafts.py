@@ -30,9 +30,9 @@ logger = Logger(child=True)
 
 # One sendMessageDraft may take this long (the agent's stream is read meanwhile).
 DRAFT_TIMEOUT = httpx.Timeout(3.0, connect=2.0)
-# When the answer is complete, how long the last draft may wait for its turn and its send: the
-# interval, plus this. Then the attempt returns whatever happened to it.
-FINISH_GRACE_SECONDS = 3.0
+# When the answer is complete, the last draft (the whole text) is sent if the throttle lets it go
+# within this many seconds; else the attempt returns at once (the final message follows sooner).
+FINAL_DRAFT_MAX_WAIT_SECONDS = 1.0
 # Bot API draft_id: non-zero; 31 bits fit every client's integer type.
 MAX_DRAFT_ID = 2**31 - 1
 
@@ -87,13 +87,15 @@ class Drafts:
                 self._thread.start()
 
     def finish(self) -> None:
-        """Send the latest text if it was not yet (when the interval allows), then end; waits at
-        most the interval plus FINISH_GRACE_SECONDS."""
+        """Send the latest text if it was not yet and the throttle lets it go within
+        FINAL_DRAFT_MAX_WAIT_SECONDS, then end; waits at most that plus one send (DRAFT_TIMEOUT)."""
         with self._condition:
+            if self._next_at - time.monotonic() > FINAL_DRAFT_MAX_WAIT_SECONDS:
+                self._stopped = True
             self._finishing = True
             self._condition.notify()
         if self._thread.ident is not None:
-            self._thread.join(self.interval + FINISH_GRACE_SECONDS)
+            self._thread.join(FINAL_DRAFT_MAX_WAIT_SECONDS + (DRAFT_TIMEOUT.connect or 0) + (DRAFT_TIMEOUT.read or 0))
         self.stop()
 
     def stop(self) -> None:

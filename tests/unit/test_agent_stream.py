@@ -216,6 +216,17 @@ def test_drafts_come_at_most_once_per_interval(relay, lambda_context, monkeypatc
     assert min(later - earlier for earlier, later in zip(times, times[1:], strict=False)) > interval * 0.8
 
 
+def test_a_long_throttle_does_not_hold_the_answer_back_for_a_last_draft(relay, lambda_context, monkeypatch):
+    monkeypatch.setenv("DRAFT_THROTTLE_SECONDS", "30")
+    relay.agent.add_fault(streamed(word_delay=0.02))
+    started = time.monotonic()
+
+    assert invoke(envelope("private_text"), lambda_context)["text"] == ANSWER
+
+    assert time.monotonic() - started < 10  # not the 30 s the next draft would have waited
+    assert [payload["text"] for payload in relay.telegram.drafts()] == ["The "]  # the first delta only
+
+
 def test_a_group_gets_no_drafts(relay, lambda_context):
     for sample in ("group_text", "forum_topic_text"):
         relay.agent.add_fault(streamed())
