@@ -203,6 +203,15 @@ def test_a_private_chat_sees_growing_drafts_ending_at_the_final_text(relay, lamb
     assert relay.telegram.sent_messages() == []  # the final message is SendReply's
 
 
+def test_drafts_are_rendered_in_the_format_a_delta_names(relay, lambda_context):
+    relay.agent.add_fault(streamed(reply="Some **bold** words here", format="markdown", word_delay=0.02))
+
+    invoke(envelope("private_text"), lambda_context)
+
+    last = relay.telegram.drafts()[-1]
+    assert (last["text"], last["entities"]) == ("Some bold words here", [{"type": "bold", "offset": 5, "length": 4}])
+
+
 def test_drafts_come_at_most_once_per_interval(relay, lambda_context, monkeypatch):
     interval = 0.2
     monkeypatch.setenv("DRAFT_THROTTLE_SECONDS", str(interval))
@@ -223,7 +232,8 @@ def test_a_long_throttle_does_not_hold_the_answer_back_for_a_last_draft(relay, l
 
     assert invoke(envelope("private_text"), lambda_context)["text"] == ANSWER
 
-    assert time.monotonic() - started < 10  # not the 30 s the next draft would have waited
+    # Not the 30 s the next draft would wait, nor the 6 s finish() would wait for its thread.
+    assert time.monotonic() - started < 4
     assert [payload["text"] for payload in relay.telegram.drafts()] == ["The "]  # the first delta only
 
 
