@@ -220,7 +220,7 @@ def test_drafts_come_at_most_once_per_interval(relay, lambda_context, monkeypatc
     invoke(envelope("private_text"), lambda_context)
 
     times = [call["at"] for call in draft_calls(relay)]
-    assert 3 <= len(times) <= 6  # 60 deltas, a few drafts
+    assert len(times) >= 3  # 60 deltas, a few drafts (how many depends on how fast the stream came)
     # Measured where the fake Bot API receives them: the sender waits the interval from the start of each send.
     assert min(later - earlier for earlier, later in zip(times, times[1:], strict=False)) > interval * 0.8
 

@@ -2,8 +2,7 @@
 echo agent streaming word by word, the fake Bot API recording every draft and message."""
 
 import pytest
-from run_helpers import mark, post, settle
-from workflow_helpers import HAPPY_PATH, chat_of, make_update, path_of
+from workflow_helpers import HAPPY_PATH, chat_of, make_update, mark, path_of, post, settle
 
 from tgrelay_local.clock import RetryClock
 from tgrelay_local.engine import LocalRelay
