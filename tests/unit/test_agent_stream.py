@@ -233,8 +233,9 @@ def test_a_long_throttle_does_not_hold_the_answer_back_for_a_last_draft(relay, l
     assert invoke(envelope("private_text"), lambda_context)["text"] == ANSWER
 
     # Not the 30 s the next draft would wait, nor the 6 s finish() would wait for its thread.
-    assert time.monotonic() - started < 4
-    assert [payload["text"] for payload in relay.telegram.drafts()] == ["The "]  # the first delta only
+    assert time.monotonic() - started < 5.5
+    [draft] = relay.telegram.drafts()  # the first one only: the text so far when it left
+    assert ANSWER.startswith(draft["text"]) and draft["text"] != ANSWER
 
 
 def test_a_group_gets_no_drafts(relay, lambda_context):
@@ -255,15 +256,15 @@ def test_a_draft_in_a_private_topic_names_its_thread(relay, lambda_context):
 
 def test_typing_stops_once_the_first_draft_is_shown(relay, lambda_context, monkeypatch):
     monkeypatch.setattr(call_agent, "TYPING_INTERVAL_SECONDS", 0.03)
-    # Typing for 0.3 s before the first word, then 0.6 s of words.
-    relay.agent.add_fault(streamed(reply="word " * 30, word_delay=0.02, stall_after=0, stall=0.25))
+    # Typing for 0.5 s before the first word, then 0.6 s of words.
+    relay.agent.add_fault(streamed(reply="word " * 30, word_delay=0.02, stall_after=0, stall=0.5))
 
     invoke(envelope("private_text"), lambda_context)
 
     calls = relay.telegram.calls_snapshot()
     first_draft = next(call["at"] for call in calls if call["method"] == "sendMessageDraft")
     typing = [call["at"] for call in calls if call["method"] == "sendChatAction"]
-    assert len([at for at in typing if at < first_draft]) >= 3  # it was typing before
+    assert len([at for at in typing if at < first_draft]) >= 2  # it was typing before
     assert len([at for at in typing if at > first_draft]) <= 1  # at most the one in flight
 
 
@@ -277,7 +278,7 @@ def test_refused_drafts_stop_the_drafts_not_the_turn_and_typing_goes_on(relay, l
     assert [call["status"] for call in draft_calls(relay)] == [400]  # one try, then no more this attempt
     calls = relay.telegram.calls_snapshot()
     refused = next(call["at"] for call in calls if call["method"] == "sendMessageDraft")
-    assert len([call for call in calls if call["method"] == "sendChatAction" and call["at"] > refused]) >= 3
+    assert len([call for call in calls if call["method"] == "sendChatAction" and call["at"] > refused]) >= 2
 
 
 def test_a_rate_limited_draft_is_skipped_and_the_next_waits_as_asked(relay, lambda_context):
