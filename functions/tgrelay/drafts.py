@@ -24,7 +24,8 @@ from tgrelay import telegram
 from tgrelay.errors import RecipientUnavailable, TelegramRateLimited, TelegramRejected
 from tgrelay.formatting import EntityParseError, render
 from tgrelay.settings import number_setting
-from tgrelay.text import TELEGRAM_MESSAGE_LIMIT, last_units
+from tgrelay.telegram_limits import MESSAGE_TEXT_UNITS
+from tgrelay.text import last_units
 
 logger = Logger(child=True)
 
@@ -49,7 +50,7 @@ def draft_payload(update: dict, draft_id: int, text: str, fmt: str) -> dict | No
         return None
     if not shown.strip():
         return None
-    shown, entities = last_units(shown, entities, TELEGRAM_MESSAGE_LIMIT)
+    shown, entities = last_units(shown, entities, MESSAGE_TEXT_UNITS)
     payload: dict = {"chat_id": update["chat_id"], "draft_id": draft_id, "text": shown}
     if entities:
         payload["entities"] = entities
