@@ -265,7 +265,9 @@ def test_typing_stops_once_the_first_draft_is_shown(relay, lambda_context, monke
     first_draft = next(call["at"] for call in calls if call["method"] == "sendMessageDraft")
     typing = [call["at"] for call in calls if call["method"] == "sendChatAction"]
     assert len([at for at in typing if at < first_draft]) >= 2  # it was typing before
-    assert len([at for at in typing if at > first_draft]) <= 1  # at most the one in flight
+    # Stopped when the draft's answer came back: at most the actions sent meanwhile (a busy machine
+    # may take a few of the 30 ms intervals for that); going on, 0.6 s of words would have had about 20.
+    assert len([at for at in typing if at > first_draft]) <= 3
 
 
 def test_refused_drafts_stop_the_drafts_not_the_turn_and_typing_goes_on(relay, lambda_context, monkeypatch):
@@ -310,7 +312,7 @@ def test_drafts_that_fail_in_every_way_never_fail_the_turn_nor_log_the_token(rel
 
 def test_a_retried_attempt_starts_a_fresh_draft(relay, lambda_context):
     update = envelope("private_text")
-    relay.agent.add_fault(streamed(break_after=6, word_delay=0.02))
+    relay.agent.add_fault(streamed(break_after=10, word_delay=0.03))
     assert type(raised(update, lambda_context)) is AgentStreamBroken
     relay.agent.add_fault(streamed(word_delay=0.02))
 
