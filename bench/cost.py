@@ -21,6 +21,10 @@ handlers, the template's settings; a recorded retry clock, so retries do not wai
                       is retried (TelegramUnavailable) and stores the file once
   album               a two-photo album (media_group_id), QueuedMessages=merge: one agent turn
                       with both photos; printed as "album carrier" and "album photo merged"
+  reply with a photo  a text message answered with text and a photo (70 KB) the agent serves:
+                      SendReply downloads it and uploads it (sendPhoto) after the text
+  reply with a photo, upload retried   the same, sendPhoto answers 502 once: SendReply is
+                      retried (TelegramUnavailable) and sends the photo, not the text, again
 
 For each, every billable request is counted from what actually happened, not read off the
 ASL: state transitions from the execution's history (states entered, plus one per retry:
@@ -132,7 +136,14 @@ WRITE_UNIT, READ_UNIT = 1024, 4096
 # included), 5 and 2, each one more for CheckEnvelope (issue 14: a message that is not an envelope
 # is dead-lettered instead of failing with States.Runtime); the merge rows are the paths of a
 # carrier and of the message merged into it.
-TARGETS = {"happy path": 6, "duplicate": 3, "merge carrier": 6, "merged message": 4, "photo": 6}
+TARGETS = {
+    "happy path": 6,
+    "duplicate": 3,
+    "merge carrier": 6,
+    "merged message": 4,
+    "photo": 6,
+    "reply with a photo": 6,  # the files ride in SendReply: no state of their own
+}
 EVENTS = ROOT / "events" / "telegram"
 PREFIX = "tgrelay-local-"
 _calls = itertools.count(1)  # DynamoDB call numbers (next() on a count is atomic in CPython)
@@ -366,7 +377,7 @@ def watch_s3(meter: Meter, client) -> None:
 def count_agent_downloads(meter: Meter, relay, update_ids: set[int]) -> None:
     """The agent's GETs of presigned URLs (the echo agent fetches each URL it is given)."""
     for call in relay.agent.calls_snapshot():
-        if call["request"].get("update_id") in update_ids:
+        if "request" in call and call["request"].get("update_id") in update_ids:  # not a GET of its own files
             for fetched in call.get("fetched", []):
                 if fetched.get("status") is not None:
                     meter.add(Request(call["request"]["update_id"], "agent", "s3", "GetObject"))
@@ -508,10 +519,17 @@ def main(argv: list[str] | None = None) -> int:
             relay.agent.add_fault({"status": 400, "count": 1, "match": {"update_id": failing["update_id"]}})
             results.append(run_path(relay, meter, tables, "terminal failure", failing))
             results += run_merge(relay, meter, tables, gates)
-            results.append(run_path(relay, meter, tables, "photo", _photo_update(7)))
+            results.append(run_path(relay, meter, tables, "photo", _photo_update(13)))  # 7 is the flood wait's
             relay.telegram.add_fault({"method": "download", "status": 502, "count": 1})
             results.append(run_path(relay, meter, tables, "photo, download retried", _photo_update(8)))
             results += run_album(relay, meter, tables)
+            answered = _update(11)
+            _answer_with_a_photo(relay, answered)
+            results.append(run_path(relay, meter, tables, "reply with a photo", answered))
+            retried = _update(12)
+            _answer_with_a_photo(relay, retried)
+            relay.telegram.add_fault({"method": "sendPhoto", "status": 502, "count": 1})
+            results.append(run_path(relay, meter, tables, "reply with a photo, upload retried", retried))
             claim = relay.dynamodb.get_item(
                 TableName=relay.table_name, Key={"pk": {"S": f"update#{update['update_id']}"}}, ConsistentRead=True
             ).get("Item")
@@ -534,6 +552,14 @@ def _update(n: int, chat: int | None = None) -> dict:
     update["message"]["chat"]["id"] = update["message"]["from"]["id"] = chat or 880_000_000 + n
     update["message"]["text"] = f"cost benchmark, update {n}"
     return update
+
+
+def _answer_with_a_photo(relay, update: dict) -> None:
+    """The echo agent answers `update` with its text and a 70 KB photo it serves itself."""
+    photo = {"kind": "photo", "url": "/files/cost-reply.png?size=70000", "caption": "the chart"}
+    relay.agent.add_fault(
+        {"reply": "Here is the chart.", "attachments": [photo], "match": {"update_id": update["update_id"]}}
+    )
 
 
 def _photo_update(n: int, chat: int | None = None) -> dict:

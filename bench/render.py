@@ -1,5 +1,5 @@
 """Rendering a long reply: what CallAgent adds (formatting.render + the budgets, replies.reply_from_agent)
-and what SendReply adds (the entity-aware split, replies.outgoing_messages), per format.
+and what SendReply adds (the entity-aware split, replies.deliveries), per format.
 
     .venv/bin/python bench/render.py [--rounds 20]
 
@@ -18,7 +18,7 @@ import time
 
 from benchlib import machine_line
 
-from tgrelay.replies import outgoing_messages, reply_from_agent, state_bytes
+from tgrelay.replies import deliveries, reply_from_agent, state_bytes
 
 CHARS = 30_000
 CHAT = {"chat_id": 1, "message_id": 1, "chat_type": "private", "kind": "message"}
@@ -77,8 +77,8 @@ def main() -> None:
     for name, body in INPUTS.items():
         render_p50, render_max = _time(lambda body=body: reply_from_agent(body, ""), args.rounds)
         reply = reply_from_agent(body, "")
-        split_p50, split_max = _time(lambda reply=reply: outgoing_messages(CHAT, reply), args.rounds)
-        payloads = outgoing_messages(CHAT, reply)
+        split_p50, split_max = _time(lambda reply=reply: deliveries(CHAT, reply), args.rounds)
+        payloads = [payload for _, payload in deliveries(CHAT, reply)]
         entities = sum(len(payload.get("entities", [])) for payload in payloads)
         rows.append((name, render_p50, render_max, split_p50, split_max, len(payloads), entities, state_bytes(reply)))
     print("  ".join(f"{column:>12}" if i else f"{column:<15}" for i, column in enumerate(header)))

@@ -9,6 +9,7 @@ from tgrelay import clients
 from tgrelay.envelope import session_key
 from tgrelay.errors import AgentBadResponse, AgentRejected, AgentTimeout, AgentUnavailable
 from tgrelay.replies import reply_from_agent
+from tgrelay.reply_files import same_origin
 from tgrelay.secrets import secret_field
 from tgrelay.settings import number_setting, setting
 from tgrelay.shapes import Envelope
@@ -107,4 +108,8 @@ def parse_agent_reply(response: httpx.Response, token: str = "") -> dict:
         body = response.json()
     except ValueError:
         raise AgentBadResponse(f"agent reply is not JSON: {_snippet(response, token)!r}") from None
-    return reply_from_agent(body, empty_text=setting("EMPTY_REPLY_TEXT"))
+    reply = reply_from_agent(body, empty_text=setting("EMPTY_REPLY_TEXT"))
+    for file in reply.get("attachments", []):
+        # SendReply sends the agent token along only to the agent's own origin (reply_files.py).
+        file["agent_origin"] = same_origin(file["url"], setting("AGENT_URL"))
+    return reply

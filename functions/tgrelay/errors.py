@@ -73,6 +73,12 @@ class TelegramRejected(RelayError):
         self.migrate_to_chat_id = migrate_to_chat_id
 
 
+class AttachmentUnavailable(RelayError):
+    """The agent's file host did not hand over a reply's attachment: network error, timeout, 429
+    or 5xx (reply_files.py). Retried; a refusal (other 4xx, too large) is not this: SendReply
+    sends a short note in the file's place."""
+
+
 class RecipientUnavailable(RelayError):
     """The user blocked the bot or the chat is gone. Not a failure: recorded UNDELIVERABLE."""
 

@@ -3,11 +3,14 @@ to what Telegram shows, and turned into the sendMessage calls that deliver it.
 
 CallAgent renders each message of the answer (formatting.render: plain text + MessageEntity
 list) and passes on, in the execution's state:
-    {"text": first message, "entities": [...]?, "more_messages": [{"text", "entities"?}]?, "buttons": [[...]]?}
-SendReply turns that into one flat list of messages: each message split into Telegram-sized
-chunks with their own entities, the user's message quoted by the first one (in groups), the
-inline keyboard on the last one. The list is the same on every attempt, so SendReply's count of
-chunks already sent resumes it.
+    {"text": first message, "entities": [...]?, "more_messages": [{"text", "entities"?}]?, "buttons": [[...]]?,
+     "attachments": [{"kind", "url", "file_name"?, "caption"?, "caption_entities"?, "agent_origin"}]?}
+(agent_origin: the URL is on AGENT_URL's origin; CallAgent's agent.parse_agent_reply sets it.)
+("text" is "" when the answer is files only.) SendReply turns that into one flat list of Bot API
+calls (`deliveries`): each message split into Telegram-sized chunks with their own entities, then
+one send* call per attachment; the user's message quoted by the first call (in groups), the
+inline keyboard on the last message (on the last file when there is no text). The list is the
+same on every attempt, so SendReply's count of items already sent resumes it.
 """
 
 import json
@@ -18,7 +21,7 @@ from aws_lambda_powertools import Logger
 from tgrelay.errors import AgentBadResponse
 from tgrelay.formatting import PARSE_MODE_FORMATS, EntityParseError, render
 from tgrelay.shapes import Envelope
-from tgrelay.telegram_limits import CALLBACK_DATA_BYTES, MESSAGE_TEXT_UNITS
+from tgrelay.telegram_limits import CALLBACK_DATA_BYTES, CAPTION_UNITS, MESSAGE_TEXT_UNITS
 from tgrelay.text import cut_entities, split_entities, split_message, utf16_len
 
 logger = Logger(child=True)
@@ -44,6 +47,23 @@ MAX_BUTTON_TEXT_CHARS = 256
 # characters make it bigger. The rest of the 256 KiB is the envelope's (turns.MAX_TURN_TEXT_BYTES).
 MAX_REPLY_BYTES = 150_000
 URL_SCHEMES = ("https://", "http://", "tg://")
+# Files one answer may carry (`attachments`); Telegram allows about one message a second per chat.
+MAX_ATTACHMENTS = 10
+# The answer's file kinds and the Bot API method that sends each; the multipart part is named
+# after the kind (sendPhoto's `photo`, sendDocument's `document`, ...).
+SEND_METHODS = {
+    "photo": "sendPhoto",
+    "document": "sendDocument",
+    "voice": "sendVoice",
+    "audio": "sendAudio",
+    "video": "sendVideo",
+    "animation": "sendAnimation",
+}
+# A caption's length, in UTF-16 units as Telegram counts text (telegram_limits).
+MAX_CAPTION_UNITS = CAPTION_UNITS
+# Ours: a file name Telegram shows under a document; most file systems stop at 255.
+MAX_FILE_NAME_CHARS = 255
+ATTACHMENT_FIELDS = ("kind", "url", "caption", "file_name")
 GROUP_CHATS = ("group", "supergroup")
 
 
@@ -66,20 +86,24 @@ def reply_from_agent(body: Any, empty_text: str) -> dict:
     fmt = answer_format(body)
     messages = _messages(body.get("messages"))
     buttons = _buttons(body.get("buttons"))
+    files = _attachments(body.get("attachments"), fmt)
 
     rendered = [_rendered(text, fmt) for text in [reply or "", *messages] if text.strip()]
     rendered = [message for message in rendered if message[0].strip()]
-    if not rendered:
+    if not rendered and not files:
         # The user still gets an answer; the agent's formatting does not apply to ours.
         rendered = [(empty_text, [])]
     budget = MAX_REPLY_UNITS
     while True:
-        result = _reply_state(_within_budget(rendered, budget), buttons)
+        result = _reply_state(_within_budget(rendered, budget) if rendered else [], buttons, files)
         size = state_bytes(result)
         if size <= MAX_REPLY_BYTES:
             return result
         if budget == 0:
-            raise AgentBadResponse(f'agent reply\'s "buttons" take {size} bytes as JSON; at most {MAX_REPLY_BYTES}')
+            fields = " and ".join(
+                f'"{name}"' for name, value in (("buttons", buttons), ("attachments", files)) if value
+            )
+            raise AgentBadResponse(f"agent reply's {fields} take {size} bytes as JSON; at most {MAX_REPLY_BYTES}")
         # Cut in proportion to the excess; the loop ends as the budget shrinks every round.
         budget = max(0, min(budget - 1, budget * MAX_REPLY_BYTES // size))
 
@@ -118,9 +142,9 @@ def state_bytes(value: Any) -> int:
     return len(json.dumps(value, ensure_ascii=False).encode("utf-8", "surrogatepass"))
 
 
-def _reply_state(messages: list[tuple[str, list[dict]]], buttons: list[list[dict]]) -> dict:
+def _reply_state(messages: list[tuple[str, list[dict]]], buttons: list[list[dict]], files: list[dict]) -> dict:
     """The reply as CallAgent returns it (shape: module docstring)."""
-    (text, entities), *more = messages
+    (text, entities), *more = messages or [("", [])]
     result: dict = {"text": text}
     if entities:
         result["entities"] = entities
@@ -128,7 +152,61 @@ def _reply_state(messages: list[tuple[str, list[dict]]], buttons: list[list[dict
         result["more_messages"] = [{"text": t, "entities": e} if e else {"text": t} for t, e in more]
     if buttons:
         result["buttons"] = buttons
+    if files:
+        result["attachments"] = files
     return result
+
+
+def _attachments(value: Any, fmt: str) -> list[dict]:
+    """The answer's files: at most MAX_ATTACHMENTS, each {"kind": one of SEND_METHODS, "url": an
+    http(s) URL of at most MAX_URL_CHARS, "caption"?: text in the answer's format, at most
+    MAX_CAPTION_UNITS once rendered, "file_name"?: 1-MAX_FILE_NAME_CHARS characters}, as
+    {"kind", "url", "file_name"?, "caption"?, "caption_entities"?} (without a file_name SendReply
+    names the file after its URL: reply_files.file_name_for). AgentBadResponse naming the field
+    otherwise."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise AgentBadResponse('agent reply has "attachments" that is not a list')
+    if len(value) > MAX_ATTACHMENTS:
+        raise AgentBadResponse(f"agent reply has {len(value)} attachments; at most {MAX_ATTACHMENTS}")
+    return [_attachment(file, f"attachments[{index}]", fmt) for index, file in enumerate(value)]
+
+
+def _attachment(file: Any, where: str, fmt: str) -> dict:
+    if not isinstance(file, dict):
+        raise AgentBadResponse(f"agent reply: {where} is not an object")
+    unknown = sorted(set(file) - set(ATTACHMENT_FIELDS))
+    if unknown:
+        raise AgentBadResponse(f"agent reply: {where} has unknown fields {unknown}; it has {list(ATTACHMENT_FIELDS)}")
+    kind = file.get("kind")
+    if kind not in SEND_METHODS:
+        raise AgentBadResponse(f"agent reply: {where}.kind is {kind!r}; it is one of {', '.join(SEND_METHODS)}")
+    url = file.get("url")
+    if not isinstance(url, str) or not url.lower().startswith(("https://", "http://")) or len(url) > MAX_URL_CHARS:
+        raise AgentBadResponse(f"agent reply: {where}.url is not an http(s) URL of at most {MAX_URL_CHARS}")
+    file_name = file.get("file_name")
+    if file_name is not None and (
+        not isinstance(file_name, str) or not file_name.strip() or len(file_name) > MAX_FILE_NAME_CHARS
+    ):
+        raise AgentBadResponse(f"agent reply: {where}.file_name is not 1-{MAX_FILE_NAME_CHARS} characters")
+    entry: dict = {"kind": kind, "url": url}
+    if file_name is not None:
+        entry["file_name"] = file_name
+    caption = file.get("caption")
+    if caption is not None and not isinstance(caption, str):
+        raise AgentBadResponse(f"agent reply: {where}.caption is not a string")
+    if caption and caption.strip():
+        text, entities = _rendered(caption, fmt)
+        if utf16_len(text) > MAX_CAPTION_UNITS:
+            raise AgentBadResponse(
+                f"agent reply: {where}.caption is longer than {MAX_CAPTION_UNITS} characters (as Telegram counts them)"
+            )
+        if text.strip():
+            entry["caption"] = text
+            if entities:
+                entry["caption_entities"] = entities
+    return entry
 
 
 def _messages(value: Any) -> list[str]:
@@ -193,27 +271,38 @@ def _within_budget(messages: list[tuple[str, list[dict]]], budget: int) -> list[
     return kept
 
 
-def outgoing_messages(update: Envelope, reply: dict) -> list[dict]:
-    """The sendMessage payloads that deliver `reply` (CallAgent's shape) to the chat of `update`, in order."""
+def deliveries(update: Envelope, reply: dict) -> list[tuple[str, dict]]:
+    """The Bot API calls that deliver `reply` (CallAgent's shape) to the chat of `update`, in
+    order, as (method, payload): sendMessage for each chunk of text, then one send* per
+    attachment (SEND_METHODS), whose payload names the file by
+    {kind: {"url", "file_name"?, "agent_origin"?}} for SendReply to download and upload in its place."""
     chunks = [
         chunk
         for text, entities in _reply_messages(reply)
+        if text
         for chunk in (split_entities(text, entities) if entities else [(c, []) for c in split_message(text)])
     ]
-    payloads = []
+    address: dict = {"chat_id": update["chat_id"]}
+    if update.get("thread_id") is not None:
+        address["message_thread_id"] = update["thread_id"]
+    calls: list[tuple[str, dict]] = []
     for text, entities in chunks:
-        payload: dict = {"chat_id": update["chat_id"], "text": text}
-        if update.get("thread_id") is not None:
-            payload["message_thread_id"] = update["thread_id"]
+        payload: dict = {**address, "text": text}
         if entities:
             payload["entities"] = entities
-        payloads.append(payload)
-    if payloads and quotes_the_user(update):
+        calls.append(("sendMessage", payload))
+    texts = len(calls)
+    for file in reply.get("attachments", []):
+        source = {key: file[key] for key in ("url", "file_name", "agent_origin") if key in file}
+        payload = {**address, file["kind"]: source}
+        payload.update({key: file[key] for key in ("caption", "caption_entities") if key in file})
+        calls.append((SEND_METHODS[file["kind"]], payload))
+    if calls and quotes_the_user(update):
         # Sent even if the user's message is gone by now.
-        payloads[0]["reply_parameters"] = {"message_id": update["message_id"], "allow_sending_without_reply": True}
-    if payloads and reply.get("buttons"):
-        payloads[-1]["reply_markup"] = {"inline_keyboard": reply["buttons"]}
-    return payloads
+        calls[0][1]["reply_parameters"] = {"message_id": update["message_id"], "allow_sending_without_reply": True}
+    if calls and reply.get("buttons"):
+        calls[texts - 1 if texts else -1][1]["reply_markup"] = {"inline_keyboard": reply["buttons"]}
+    return calls
 
 
 def _reply_messages(reply: dict) -> list[tuple[str, list[dict]]]:

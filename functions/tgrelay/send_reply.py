@@ -1,31 +1,44 @@
 """SendReplyFunction: deliver the agent's reply (or the apology) to the user's chat.
 
-The reply's messages are split into Telegram-sized chunks, one flat list of sendMessage
-calls (replies.outgoing_messages: the first quotes the user's message in groups, the last
-carries the agent's buttons). With an `execution` in the event, each chunk Telegram
-accepted is counted on the update's claim item in DynamoDB, so a retry of the same
-execution resumes after the last accepted chunk instead of sending it twice. The apology
-carries no execution: it is best effort, sent once.
+The reply is one flat list of Bot API calls (replies.deliveries): its messages split into
+Telegram-sized chunks (sendMessage), then its files, each downloaded from the agent's URL and
+uploaded with its kind's send* method (reply_files.py; the first call quotes the user's message
+in groups, the last message carries the agent's buttons). With an `execution` in the event,
+each item Telegram accepted - a chunk or a file - is counted on the update's claim item in
+DynamoDB, so a retry of the same execution resumes after the last accepted item instead of
+sending it twice. The apology carries no execution: it is best effort, sent once.
+
+A file that cannot be had or that Telegram refuses is not a silent loss and not a failure of
+the reply: in its place the chat gets a short note (FILE_NOT_SENT) saying which file and why,
+counted like the file; the function's output lists it (`not_sent`) and the AttachmentsNotSent
+metric counts it. A file whose host is down (AttachmentUnavailable) or Telegram's trouble while
+uploading (TelegramUnavailable) is retried by the ASL.
 """
 
 import time
+from typing import BinaryIO
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from tgrelay import telegram
+from tgrelay import reply_files, telegram
 from tgrelay.claims import chunks_already_sent, chunks_delivered, record_chunks_sent
 from tgrelay.dead_letters import will_be_replayed
 from tgrelay.errors import TelegramRateLimited, TelegramRejected, TelegramUnavailable
-from tgrelay.replies import outgoing_messages
+from tgrelay.replies import SEND_METHODS, deliveries
 from tgrelay.secrets import secret_field
 from tgrelay.settings import declare, number_setting, setting
 from tgrelay.turns import renew_lease
 
 # sendMessage calls one chunk may make (send_chunk): the first, a plain-text resend, a resend
-# without the buttons, and one after an inline wait.
+# without the buttons, and one after an inline wait. A file's uploads alike.
 SENDS_PER_CHUNK = 4
+# Sending one file's bytes to Telegram may take this long (seconds; telegram.upload gives up
+# after it): 50 MB at less than 1 MB/s is a network in trouble (TelegramUnavailable: retried).
+UPLOAD_SECONDS = 50.0
+# What the chat gets in place of a file that cannot be sent: kind, name and the reason.
+FILE_NOT_SENT = '[The {kind} "{file_name}" could not be sent: {reason}.]'
 
 # Every setting this handler reads (tests/unit/test_declared_settings.py); checked at its cold start.
 SETTINGS = declare(
@@ -65,21 +78,91 @@ def handler(event: dict, context: LambdaContext) -> dict:
     if execution:
         # The heartbeat of the conversation's turn; TurnLost sends the execution back to WaitForTurn.
         renew_lease(update, execution)
-    chunks = outgoing_messages(update, reply)
+    calls = deliveries(update, reply)
     token = secret_field("bot_token")
     first = chunks_already_sent(update["update_id"], execution) if execution else 0
-    # Where Telegram moved the conversation (a supergroup's new id, a gone topic): every later chunk too.
+    # Where Telegram moved the conversation (a supergroup's new id, a gone topic): every later call too.
     moved: dict = {}
-    for index in range(first, len(chunks)):
-        if execution and index > first and context.get_remaining_time_in_millis() < longest_chunk_ms():
+    not_sent: list[dict] = []
+    for index in range(first, len(calls)):
+        method, payload = calls[index]
+        needed = longest_chunk_ms() if method == "sendMessage" else longest_file_ms()
+        if execution and index > first and context.get_remaining_time_in_millis() < needed:
             # Stop before Lambda's timeout cuts a send off uncounted: the ASL's retry resumes here.
-            raise TelegramUnavailable(f"time ran out after {index} of {len(chunks)} chunks; resuming on retry")
-        moved |= send_chunk(token, retargeted(chunks[index], moved))
-        metrics.add_metric(name="ReplyChunks", unit=MetricUnit.Count, value=1)
+            raise TelegramUnavailable(f"time ran out after {index} of {len(calls)} items; resuming on retry")
+        payload = retargeted(payload, moved)
+        if method == "sendMessage":
+            moved |= send_chunk(token, payload)
+            metrics.add_metric(name="ReplyChunks", unit=MetricUnit.Count, value=1)
+        else:
+            change, reason = send_file(token, method, payload)
+            moved |= change
+            if reason:
+                not_sent.append({"item": index, "method": method, "reason": reason})
         if execution:
             record_chunks_sent(update["update_id"], execution, index + 1)
-    logger.info("reply sent", extra={"chunks": len(chunks), "resumed_at": first, "apology": execution is None})
-    return {"chunks": len(chunks), "sent": len(chunks) - first}
+    logger.info(
+        "reply sent",
+        extra={
+            "chunks": len(calls),
+            "files": sum(1 for method, _ in calls if method != "sendMessage"),
+            "files_not_sent": len(not_sent),
+            "resumed_at": first,
+            "apology": execution is None,
+        },
+    )
+    result: dict = {"chunks": len(calls), "sent": len(calls) - first}
+    if not_sent:
+        result["not_sent"] = not_sent
+    return result
+
+
+def send_file(token: str, method: str, payload: dict) -> tuple[dict, str]:
+    """Send one attachment: download it (reply_files.download) and upload it with `method`
+    (send_chunk fixes what it fixes for a message); when the file cannot be had or Telegram
+    refuses it (TelegramRejected), send FILE_NOT_SENT in its place instead. Returns the changes
+    of address (as send_chunk) and the reason the file was not sent ("" when it was). Raises
+    AttachmentUnavailable (the host's trouble) and what send_chunk raises."""
+    kind = next(kind for kind in SEND_METHODS if kind in payload)
+    source = payload[kind]
+    file_name = source.get("file_name") or reply_files.file_name_for(source["url"], kind)
+    fields = {key: value for key, value in payload.items() if key != kind}
+    started = time.monotonic()
+    fetched = reply_files.download(source["url"], kind, bool(source.get("agent_origin")))
+    if isinstance(fetched, str):
+        reason = fetched
+    else:
+        file, size = fetched
+        downloaded = time.monotonic()
+        with file:
+            try:
+                moved = send_chunk(token, fields, method, (kind, file_name, file))
+                metrics.add_metric(name="ReplyFiles", unit=MetricUnit.Count, value=1)
+                timing = {"download_ms": round((downloaded - started) * 1000)}
+                timing["upload_ms"] = round((time.monotonic() - downloaded) * 1000)
+                logger.info("file sent", extra={"method": method, "bytes": size, **timing})
+                return moved, ""
+            except TelegramRejected as error:
+                reason = f"Telegram refused it ({error.description})"
+    # Kind and reason only: the URL and the file name are the agent's and the person's words.
+    logger.warning("file not sent, a note instead", extra={"method": method, "reason": reason})
+    metrics.add_metric(name="AttachmentsNotSent", unit=MetricUnit.Count, value=1)
+    note = {key: value for key, value in fields.items() if key not in ("caption", "caption_entities")}
+    note["text"] = FILE_NOT_SENT.format(kind=kind, file_name=file_name, reason=reason)
+    return send_chunk(token, note), reason
+
+
+def longest_file_ms() -> int:
+    """The longest one file can take, in ms: its download (reply_files.DOWNLOAD_SECONDS in all),
+    SENDS_PER_CHUNK uploads (each: telegram.UPLOAD_TIMEOUT's connect, UPLOAD_SECONDS of body and
+    its read for the answer), the inline wait (TELEGRAM_MAX_INLINE_WAIT_SECONDS) and one more
+    call for the note or the count's write. A file is started only with this much time left
+    (see longest_chunk_ms)."""
+    per_call = (telegram.TIMEOUT.connect or 0) + (telegram.TIMEOUT.read or 0)
+    per_upload = (telegram.UPLOAD_TIMEOUT.connect or 0) + UPLOAD_SECONDS + (telegram.UPLOAD_TIMEOUT.read or 0)
+    inline_wait = number_setting("TELEGRAM_MAX_INLINE_WAIT_SECONDS")
+    uploads = SENDS_PER_CHUNK * per_upload
+    return int((reply_files.DOWNLOAD_SECONDS + uploads + inline_wait + per_call) * 1000)
 
 
 def longest_chunk_ms() -> int:
@@ -114,10 +197,14 @@ _KEYBOARD_PROBLEMS = ("button", "inline keyboard", "reply markup", "reply_markup
 _THREAD_GONE = ("message thread not found", "topic_deleted", "topic_closed")
 
 
-def send_chunk(token: str, payload: dict) -> dict:
-    """Send one sendMessage payload, fixing what Telegram says can be fixed:
+def send_chunk(
+    token: str, payload: dict, method: str = "sendMessage", upload: tuple[str, str, BinaryIO] | None = None
+) -> dict:
+    """Send one `method` payload (with `upload`, (part name, file name, file), as multipart:
+    telegram.upload), fixing what Telegram says can be fixed:
 
-    - the formatting refused (not expected: it is rendered locally): resent as plain text (without entities);
+    - the formatting refused (not expected: it is rendered locally): resent as plain text
+      (without entities, or a caption's caption_entities);
     - the inline keyboard refused: resent without it;
     - the group became a supergroup (400 with parameters.migrate_to_chat_id): resent there,
       without reply_parameters (the quoted message's id belongs to the old chat);
@@ -133,16 +220,21 @@ def send_chunk(token: str, payload: dict) -> dict:
     payload = dict(payload)
     moved: dict = {}
     waited = False
+    entities = "entities" if method == "sendMessage" else "caption_entities"
     while True:
         try:
-            telegram.call(token, "sendMessage", payload)
+            if upload:
+                part, file_name, file = upload
+                telegram.upload(token, method, payload, part, file_name, file, UPLOAD_SECONDS)
+            else:
+                telegram.call(token, method, payload)
             return moved
         except TelegramRejected as error:
             description = error.description.lower()
-            if "entities" in payload and any(words in description for words in _FORMATTING_PROBLEMS):
+            if entities in payload and any(words in description for words in _FORMATTING_PROBLEMS):
                 # Rendered locally, so this is not expected; the words matter more than their look.
                 logger.warning("formatting rejected, resending as plain text", extra={"reason": error.description})
-                del payload["entities"]
+                del payload[entities]
                 continue
             if "reply_markup" in payload and any(problem in description for problem in _KEYBOARD_PROBLEMS):
                 # The answer matters more than its buttons (e.g. a URL Telegram will not link to).

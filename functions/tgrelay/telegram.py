@@ -1,5 +1,9 @@
 """The few Telegram Bot API calls the workflow makes, with every outcome named."""
 
+import json
+import time
+from typing import BinaryIO, cast
+
 import httpx
 
 from tgrelay import clients
@@ -7,6 +11,8 @@ from tgrelay.errors import RecipientUnavailable, TelegramRateLimited, TelegramRe
 from tgrelay.settings import setting
 
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+# Each network operation of an upload (upload): Telegram answers once it has taken the file in.
+UPLOAD_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 # A longer retry_after is read as this (seconds); the ASL's flood-wait bound is far below it.
 MAX_RETRY_AFTER = 86_400
 
@@ -16,19 +22,76 @@ _GONE = ("chat not found",)
 
 
 def call(token: str, method: str, payload: dict, timeout: httpx.Timeout = TIMEOUT) -> dict:
-    """Call Bot API `method`; its `result`, or the error class that names the outcome:
-    TelegramRateLimited (429, with retry_after), TelegramUnavailable (5xx, network),
+    """Call Bot API `method` with a JSON body; its `result`, or the error class that names the
+    outcome: TelegramRateLimited (429, with retry_after), TelegramUnavailable (5xx, network),
     RecipientUnavailable (403, chat not found), TelegramRejected (any other 4xx, with
     migrate_to_chat_id when Telegram gives one)."""
-    # The URL contains the token: it never goes into a message, a log or an exception.
-    url = f"{setting('TELEGRAM_API_URL', 'https://api.telegram.org')}/bot{token}/{method}"
     try:
-        response = clients.http().post(url, json=payload, timeout=timeout)
+        response = clients.http().post(_method_url(token, method), json=payload, timeout=timeout)
     except httpx.TimeoutException:
         raise TelegramUnavailable(f"{method}: Telegram did not answer in time") from None
     except httpx.HTTPError as error:
         raise TelegramUnavailable(f"{method}: network error ({type(error).__name__})") from None
+    return _result(method, response)
 
+
+def upload(
+    token: str, method: str, payload: dict, field: str, file_name: str, file: BinaryIO, deadline_seconds: float
+) -> dict:
+    """Call Bot API `method` (sendPhoto, sendDocument, ...) as multipart/form-data, the file's
+    bytes read from `file` (rewound first) as the part `field` named `file_name`; the other
+    fields of `payload` as form fields (objects as JSON, as the Bot API reads them). Sending the
+    body gives up after `deadline_seconds` (TelegramUnavailable: retried, nothing was sent); the
+    connection and the answer take at most UPLOAD_TIMEOUT's connect and read besides. Returns and
+    raises as `call` does."""
+    data = {key: value if isinstance(value, str) else json.dumps(value) for key, value in payload.items()}
+    deadline = time.monotonic() + deadline_seconds
+    # httpx reads it as a file (seek, tell, read): not an IO subclass, hence the cast.
+    body = cast(BinaryIO, _DeadlineFile(file, deadline))
+    try:
+        response = clients.http().post(
+            _method_url(token, method), data=data, files={field: (file_name, body)}, timeout=UPLOAD_TIMEOUT
+        )
+    except _DeadlinePassed:
+        raise TelegramUnavailable(f"{method}: the upload did not finish within {deadline_seconds:g} s") from None
+    except httpx.TimeoutException:
+        raise TelegramUnavailable(f"{method}: Telegram did not answer in time") from None
+    except httpx.HTTPError as error:
+        raise TelegramUnavailable(f"{method}: network error ({type(error).__name__})") from None
+    return _result(method, response)
+
+
+def _method_url(token: str, method: str) -> str:
+    # The URL contains the token: it never goes into a message, a log or an exception.
+    return f"{setting('TELEGRAM_API_URL', 'https://api.telegram.org')}/bot{token}/{method}"
+
+
+class _DeadlinePassed(Exception):
+    """An upload ran past its deadline (raised while httpx reads the file)."""
+
+
+class _DeadlineFile:
+    """`file` for httpx's multipart encoder (it seeks, tells and reads), which refuses to go on
+    reading past `deadline` (time.monotonic()): httpx's timeouts bound each network operation,
+    not a whole upload, and SendReply counts on a bound for one (send_reply.longest_file_ms)."""
+
+    def __init__(self, file: BinaryIO, deadline: float):
+        self.file, self.deadline = file, deadline
+
+    def read(self, size: int = -1) -> bytes:
+        if time.monotonic() > self.deadline:
+            raise _DeadlinePassed
+        return self.file.read(size)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self.file.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.file.tell()
+
+
+def _result(method: str, response: httpx.Response) -> dict:
+    """The `result` of a Bot API answer, or the error that names it (see `call`)."""
     try:
         body = response.json()
     except ValueError:

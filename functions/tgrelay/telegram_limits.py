@@ -13,5 +13,13 @@ MESSAGE_TEXT_UNITS = 4096
 CALLBACK_DATA_BYTES = 64
 # getFile: "For the moment, bots can download files of up to 20MB in size."
 DOWNLOAD_BYTES = 20 * 1024 * 1024
+# sendPhoto and the other send* methods, caption: "0-1024 characters after entities parsing".
+CAPTION_UNITS = 1024
+# "Sending files" (https://core.telegram.org/bots/api#sending-files), multipart/form-data: "10 MB
+# max size for photos, 50 MB for other files". Read as decimal MB, the smaller reading
+# (python-telegram-bot's FileSizeLimit reads them so too): a file between the two readings is
+# never sent to be refused.
+PHOTO_UPLOAD_BYTES = 10 * 1000 * 1000
+FILE_UPLOAD_BYTES = 50 * 1000 * 1000
 # setWebhook, secret_token: "1-256 characters" (sent back in X-Telegram-Bot-Api-Secret-Token).
 SECRET_TOKEN_CHARS = 256

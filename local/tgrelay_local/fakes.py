@@ -19,7 +19,9 @@ A fault applies to the next `count` matching requests (null: until reset). Field
   body          raw body to answer with instead of JSON (malformed answers)
   content_type  the Content-Type of `body` (default application/json), e.g. text/event-stream
   reply         the agent's reply text (agent fake), e.g. "" or a long text; with it, any of
-                parse_mode, format, messages, buttons are answered too
+                parse_mode, format, messages, buttons, attachments are answered too (an
+                attachment's url starting with "/" is on the agent fake itself, e.g.
+                "/files/chart.png?size=20000": it serves those bytes, file_bytes(name, size))
   stream        true: the agent fake streams this answer (text/event-stream, README: Streaming
                 replies) word by word, one `delta` event per word; false: one JSON answer,
                 whatever `tgrelay local --stream-replies` says. With it:
@@ -30,10 +32,20 @@ A fault applies to the next `count` matching requests (null: until reset). Field
   error_after   send an `error` event after this many deltas
   stall_after   after this many deltas, say nothing for `stall` seconds, then go on
   close         true: drop the connection without answering (network error)
-  method        Telegram method the fault is for (default sendMessage)
-  match         {"chat_id": ..., "update_id": ...}: only requests about that chat/update
+  method        Telegram method the fault is for (default sendMessage; "download" for the file
+                download, sendPhoto, sendDocument, ... for uploads)
+  match         {"chat_id": ..., "update_id": ...}: only requests about that chat/update;
+                {"file": name} (agent fake): only GET /files/<name>, which no other fault touches
+
+The Telegram fake takes send* calls (sendPhoto, sendDocument, sendVoice, sendAudio, sendVideo,
+sendAnimation) as multipart/form-data uploads or with a URL (which it downloads, as Telegram
+does) and records what the chat receives: received_files().
 """
 
+import contextlib
+import email.message
+import email.parser
+import email.policy
 import hashlib
 import json
 import random
@@ -44,6 +56,7 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import httpx
 
@@ -78,6 +91,20 @@ class Stream:
 
 # Bot API, getFile: bots can download files of up to 20 MB.
 MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024
+# Bot API, "Sending files": multipart uploads "10 MB max size for photos, 50 MB for other files";
+# by URL "5 MB max size for photos and 20 MB max for other types of content".
+SEND_FILE_METHODS = {
+    "sendPhoto": "photo",
+    "sendDocument": "document",
+    "sendVoice": "voice",
+    "sendAudio": "audio",
+    "sendVideo": "video",
+    "sendAnimation": "animation",
+}
+UPLOAD_LIMITS = {"photo": 10 * 10**6, "other": 50 * 10**6}
+URL_LIMITS = {"photo": 5 * 10**6, "other": 20 * 10**6}
+# Form fields of a multipart call that carry JSON (numbers, objects) rather than text.
+JSON_FIELDS = ("chat_id", "message_thread_id", "reply_parameters", "reply_markup", "caption_entities")
 
 
 def file_bytes(file_id: str, size: int) -> bytes:
@@ -272,6 +299,24 @@ class FakeTelegram(FakeServer):
         """The sendMessageDraft payloads Telegram accepted (in a chat), in order."""
         return self.accepted("sendMessageDraft", chat_id)
 
+    def received_files(self, chat_id: int | None = None) -> list[JSON]:
+        """What the chat shows of each accepted send* call (sendPhoto, ...), in order: {"method",
+        "sha256" and "size" of the file's bytes, "file_name", "caption", "caption_entities"}."""
+        return [
+            {
+                "method": call["method"],
+                "sha256": call["file"]["sha256"],
+                "size": call["file"]["size"],
+                "file_name": call["file"].get("file_name"),
+                "caption": call["result"].get("caption"),
+                "caption_entities": call["result"].get("caption_entities", []),
+            }
+            for call in self.calls_snapshot()
+            if call["method"] in SEND_FILE_METHODS
+            and call["status"] == 200
+            and (chat_id is None or call["payload"].get("chat_id") == chat_id)
+        ]
+
     def accepted(self, method: str, chat_id: int | None = None) -> list[JSON]:
         """The payloads of `method` calls Telegram accepted (in a chat), in order."""
         return [
@@ -294,9 +339,12 @@ class FakeTelegram(FakeServer):
         if parts[0][3:] != self.token:
             return 401, {"ok": False, "error_code": 401, "description": "Unauthorized"}
         method, payload = parts[1], body if isinstance(body, dict) else {}
-        request = {"method": method, "payload": payload}
+        files = payload.pop(_FILES, {})
+        request = {"method": method, "payload": payload, "files": files}
         status, answer = self._answer(request)
         call = {"method": method, "payload": payload, "status": status}
+        if "file" in request:
+            call["file"] = request["file"]
         if status == 200 and isinstance(answer, dict):
             call["result"] = answer.get("result")
         self.record(call)
@@ -341,6 +389,8 @@ class FakeTelegram(FakeServer):
             return 200, {"ok": True, "result": message}
         if method == "sendMessageDraft":
             return _draft_answer(payload)
+        if method in SEND_FILE_METHODS:
+            return self._send_file(request)
         if method == "sendChatAction":
             if payload.get("chat_id") is None:
                 return _telegram_error(400, "Bad Request: chat_id is empty")
@@ -367,6 +417,60 @@ class FakeTelegram(FakeServer):
             bot_id = int(self.token.split(":")[0])
             return 200, {"ok": True, "result": {"id": bot_id, "is_bot": True, "username": self.username}}
         return _telegram_error(404, "Not Found: method not found")
+
+    def _send_file(self, request: JSON) -> tuple[int, Any]:
+        """sendPhoto, sendDocument, ...: the file as a multipart part named after the kind, or a
+        URL Telegram downloads, or a file_id of a file it has. Records request["file"]: its
+        part's file_name, size and SHA-256 (what the chat receives)."""
+        method, payload = request["method"], request["payload"]
+        kind = SEND_FILE_METHODS[method]
+        if payload.get("chat_id") is None:
+            return _telegram_error(400, "Bad Request: chat_id is empty")
+        part, given = request["files"].get(kind), payload.get(kind)
+        if part is not None:
+            content, limit, file_name = part["content"], UPLOAD_LIMITS, part.get("file_name")
+            if len(content) > limit["other"]:
+                return _telegram_error(413, "Request Entity Too Large")
+        elif isinstance(given, str) and given.startswith(("http://", "https://")):
+            try:
+                response = httpx.get(given, timeout=30)
+            except httpx.HTTPError:
+                return _telegram_error(400, "Bad Request: failed to get HTTP URL content")
+            if response.status_code != 200:
+                return _telegram_error(400, "Bad Request: failed to get HTTP URL content")
+            content, limit, file_name = response.content, URL_LIMITS, given.rsplit("/", 1)[-1]
+        elif isinstance(given, str) and given:
+            content, limit, file_name = self.served_bytes(given), UPLOAD_LIMITS, None
+        else:
+            return _telegram_error(400, f"Bad Request: there is no {kind} in the request")
+        if len(content) > limit["photo" if kind == "photo" else "other"]:
+            return _telegram_error(400, "Bad Request: file is too big")
+        request["file"] = {"file_name": file_name, "size": len(content), "sha256": hashlib.sha256(content).hexdigest()}
+        caption = payload.get("caption")
+        shown: tuple[str, list[JSON]] | str = ("", [])
+        if caption is not None:
+            shown = _shown(str(caption), payload.get("parse_mode"), payload.get("caption_entities"))
+        if isinstance(shown, str):
+            return _telegram_error(400, f"Bad Request: {shown}")
+        if utf16_len(shown[0]) > 1024:
+            return _telegram_error(400, "Bad Request: message caption is too long")
+        problem = _reply_parameters_problem(payload.get("reply_parameters")) or _keyboard_problem(
+            payload.get("reply_markup")
+        )
+        if problem:
+            return _telegram_error(400, f"Bad Request: {problem}")
+        digest = request["file"]["sha256"]
+        sent = {"file_id": f"sent-{digest[:24]}", "file_unique_id": digest[:16], "file_size": len(content)}
+        with self.lock:
+            self.next_message_id += 1
+            message_id = self.next_message_id
+        message: JSON = {"message_id": message_id, "chat": {"id": payload["chat_id"]}}
+        message[kind] = [sent] if kind == "photo" else {**sent, "file_name": file_name}
+        if shown[0]:
+            message["caption"] = shown[0]
+            if shown[1]:
+                message["caption_entities"] = shown[1]
+        return 200, {"ok": True, "result": message}
 
     def _download(self, token: str, file_path: str) -> tuple[int, Any]:
         """GET /file/bot<token>/<file_path>: the file's bytes (recorded as method "download")."""
@@ -443,7 +547,23 @@ class FakeAgent(FakeServer):
         # None: answers are JSON unless a fault says `stream`.
         self.stream_delay = stream_delay
 
+    def file_url(self, name: str, size: int) -> str:
+        """The URL at which this agent serves the file `name` of `size` bytes (file_bytes)."""
+        return f"{self.url}/files/{name}?size={size}"
+
+    def served_file(self, name: str, size: int) -> bytes:
+        """What GET file_url(name, size) answers."""
+        return file_bytes(name, size)
+
+    def matches(self, fault: JSON, request: JSON) -> bool:
+        # A file's fault names it (match.file); the agent's own faults never touch its files.
+        if ("file" in request) != ("file" in (fault.get("match") or {})):
+            return False
+        return super().matches(fault, request)
+
     def handle(self, path: str, body: Any, headers: dict) -> tuple[int, Any]:
+        if path.startswith("/files/"):
+            return self._serve_file(path, headers)
         if self.token and headers.get("authorization") != f"Bearer {self.token}":
             return 401, {"error": "missing or wrong bearer token"}
         request = body if isinstance(body, dict) else {}
@@ -467,6 +587,30 @@ class FakeAgent(FakeServer):
             with self.lock:
                 call["ended_at"] = time.time()
 
+    def _serve_file(self, path: str, headers: dict) -> tuple[int, Any]:
+        """GET /files/<name>?size=<bytes>: file_bytes(name, size) (recorded with "file", "status"
+        and whether the agent's bearer token came along, never its value)."""
+        split = urlsplit(path)
+        name = unquote(split.path[len("/files/") :])
+        size = parse_qs(split.query).get("size", [""])[0]
+        request = {"file": name}
+        authorized = bool(self.token) and headers.get("authorization") == f"Bearer {self.token}"
+        call = {"file": name, "authorization": "authorization" in headers, "authorized": authorized}
+        fault = self.take_fault(request)
+        if fault and fault.get("delay"):
+            time.sleep(fault["delay"])
+        forced = _fault_body(fault) if fault else None
+        if forced:
+            status, answer = forced
+        elif fault and "status" in fault:
+            status, answer = fault["status"], {"error": f"injected {fault['status']}"}
+        elif not size.isdigit():
+            status, answer = 404, {"error": "no such file: give ?size=<bytes>"}
+        else:
+            status, answer = 200, FileBytes(self.served_file(name, int(size)))
+        self.record({**call, "status": status})
+        return status, answer
+
     def _answer(self, request: JSON, fault: JSON | None) -> tuple[int, Any]:
         if fault:
             if fault.get("delay"):
@@ -477,7 +621,9 @@ class FakeAgent(FakeServer):
             if "status" in fault:
                 return fault["status"], {"error": f"injected {fault['status']}"}
             if "reply" in fault:
-                extra = {key: fault[key] for key in ("format", "messages", "buttons") if key in fault}
+                extra: JSON = {key: fault[key] for key in ("format", "messages", "buttons") if key in fault}
+                if "attachments" in fault:
+                    extra["attachments"] = self._own_urls(fault["attachments"])
                 return 200, {"reply": fault["reply"], "parse_mode": fault.get("parse_mode"), **extra}
         return 200, {"reply": echo_text(request)}
 
@@ -518,6 +664,17 @@ class FakeAgent(FakeServer):
                     call["ended_at"] = time.time()
 
         return Stream("text/event-stream", chunks())
+
+    def _own_urls(self, attachments: Any) -> Any:
+        """The fault's attachments with each url starting with "/" made one of this server's."""
+        if not isinstance(attachments, list):
+            return attachments
+        return [
+            {**file, "url": self.url + file["url"]}
+            if isinstance(file, dict) and isinstance(file.get("url"), str) and file["url"].startswith("/")
+            else file
+            for file in attachments
+        ]
 
 
 def echo_text(request: JSON) -> str:
@@ -672,6 +829,41 @@ def _telegram_error(status: int, description: str, **parameters: int) -> tuple[i
     return status, body
 
 
+_FILES = "_files"  # where _form_data puts a multipart body's file parts
+
+
+def _form_data(content_type: str, raw: bytes) -> JSON:
+    """A multipart/form-data body as the fake Bot API reads it: the form fields (JSON_FIELDS
+    decoded from JSON, as the Bot API does) and, under _FILES, each file part as {"file_name",
+    "content"} by its name. The body is split at its boundary (RFC 7578) and each part's headers
+    read by Python's own MIME parser (email): parsing the whole body with it takes seconds per
+    50 MB, which a bench of uploads would count as Telegram's time."""
+    boundary = email.message.Message()
+    boundary["content-type"] = content_type
+    delimiter = b"--" + str(boundary.get_param("boundary") or "").encode()
+    fields: JSON = {}
+    files: JSON = {}
+    for chunk in raw.split(delimiter)[1:]:
+        if chunk.startswith(b"--"):
+            break  # the close delimiter
+        head, _, content = chunk.removeprefix(b"\r\n").partition(b"\r\n\r\n")
+        content = content.removesuffix(b"\r\n")
+        headers = email.parser.BytesHeaderParser(policy=email.policy.HTTP).parsebytes(head + b"\r\n\r\n")
+        name = headers.get_param("name", header="content-disposition")
+        if not isinstance(name, str):
+            continue
+        file_name = headers.get_filename()
+        if file_name is not None:
+            files[name] = {"file_name": file_name, "content": content}
+            continue
+        value: Any = content.decode("utf-8", "replace")
+        if name in JSON_FIELDS:
+            with contextlib.suppress(ValueError):
+                value = json.loads(value)
+        fields[name] = value
+    return {**fields, _FILES: files}
+
+
 def _handler_for(fake: FakeServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -688,10 +880,19 @@ def _handler_for(fake: FakeServer) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             length = int(self.headers.get("content-length") or 0)
             raw = self.rfile.read(length) if length else b""
-            try:
-                body: Any = json.loads(raw) if raw else None
-            except ValueError:
-                body = None
+            if len(raw) < length:
+                # The client went away mid-body (an upload given up): a server takes nothing from it.
+                self.close_connection = True
+                return
+            content_type = self.headers.get("content-type") or ""
+            body: Any
+            if content_type.startswith("multipart/form-data"):
+                body = _form_data(content_type, raw)
+            else:
+                try:
+                    body = json.loads(raw) if raw else None
+                except ValueError:
+                    body = None
             if self.path == "/_faults":
                 faults = body if isinstance(body, list) else [body]
                 if not all(isinstance(fault, dict) for fault in faults):

@@ -22,7 +22,7 @@ DOMAIN = {
     "telegram_limits",
     "settings",
 }
-ADAPTERS = {"clients", "telegram", "agent", "streaming", "drafts", "attachments", "claims", "secrets"}
+ADAPTERS = {"clients", "telegram", "agent", "streaming", "drafts", "attachments", "reply_files", "claims", "secrets"}
 # What talks to a service: the adapters, and the libraries they use for it.
 IO_LIBRARIES = {"boto3", "botocore", "httpx", "urllib", "http", "socket", "requests"}
 

@@ -506,3 +506,11 @@ def test_only_call_agent_touches_the_files_bucket(resources):
     assert roles == {"CallAgentFunctionRole"}
     env = resources["CallAgentFunction"]["Properties"]["Environment"]["Variables"]
     assert env["FILES_BUCKET_NAME"] == {"Ref": "FilesBucket"} and env["FILE_URL_MINUTES"] == {"Ref": "FileUrlMinutes"}
+
+
+def test_send_reply_is_in_call_agents_network(resources):
+    """SendReply downloads the agent's files (reply_files.py): a URL the agent's answer gives must be
+    reachable from where SendReply runs as from where CallAgent ran. Neither is in a VPC today; if
+    one gets a VpcConfig, the other needs the same."""
+    call_agent, send_reply = (resources[name]["Properties"] for name in ("CallAgentFunction", "SendReplyFunction"))
+    assert call_agent.get("VpcConfig") == send_reply.get("VpcConfig")

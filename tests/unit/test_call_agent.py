@@ -405,3 +405,24 @@ def test_invalid_buttons_are_agent_bad_response(relay, lambda_context):
     relay.agent.add_fault({"status": 200, "body": json.dumps({"reply": "a", "buttons": [[{"text": "x"}]]})})
 
     assert type(raised(envelope(), lambda_context)) is AgentBadResponse
+
+
+def test_a_file_on_the_agents_own_origin_is_marked_for_the_agent_token(relay, lambda_context):
+    """SendReply sends the agent token along only with files marked agent_origin (reply_files.py)."""
+    own = f"{relay.agent.url}/files/chart.png?size=100"
+    port = relay.agent.url.rsplit(":", 1)[1]
+    relay.agent.add_fault(
+        {
+            "reply": "files",
+            "attachments": [
+                {"kind": "photo", "url": own},
+                {"kind": "photo", "url": f"https://127.0.0.1:{port}/files/chart.png"},  # another scheme
+                {"kind": "photo", "url": f"http://localhost:{port}/files/chart.png"},  # another host
+                {"kind": "photo", "url": f"http://127.0.0.1:{int(port) + 1}/files/chart.png"},  # another port
+            ],
+        }
+    )
+
+    result = invoke(envelope("private_text"), lambda_context)
+
+    assert [file["agent_origin"] for file in result["attachments"]] == [True, False, False, False]

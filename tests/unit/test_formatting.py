@@ -12,7 +12,7 @@ from fakes_fixtures import BOT_TOKEN, fake_telegram_fixture, telegram_server_fix
 
 from tgrelay.errors import AgentBadResponse
 from tgrelay.formatting import EntityParseError, parse_html, parse_markdown, parse_markdown_v2, render
-from tgrelay.replies import CUT_NOTE, MAX_REPLY_BYTES, MAX_REPLY_UNITS, outgoing_messages, reply_from_agent, state_bytes
+from tgrelay.replies import CUT_NOTE, MAX_REPLY_BYTES, MAX_REPLY_UNITS, deliveries, reply_from_agent, state_bytes
 from tgrelay.text import split_entities, utf16_len
 
 CHAT = {"chat_id": 4242, "message_id": 7, "chat_type": "private", "kind": "message"}
@@ -24,7 +24,7 @@ def shown_in_chat(telegram, body: dict) -> list[dict]:
     fake Bot API): what the chat shows, {"text", "entities"} per message. Any 400 fails the test."""
     reply = reply_from_agent(body, empty_text="(empty)")
     with httpx.Client(timeout=5.0) as http:
-        for payload in outgoing_messages(CHAT, reply):
+        for _, payload in deliveries(CHAT, reply):
             answer = http.post(f"{telegram.url}/bot{BOT_TOKEN}/sendMessage", json=payload)
             assert answer.status_code == 200, answer.json()
     return telegram.received(CHAT["chat_id"])

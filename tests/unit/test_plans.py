@@ -67,6 +67,7 @@ RETRY_WAITS = {
     ("CallAgent", "AgentTimeout"): [5, 10],
     ("CallAgent", "DependencyUnavailable"): [1, 2, 4],
     ("SendReply", "TelegramUnavailable"): [1, 2, 4, 8, 16],
+    ("SendReply", "AttachmentUnavailable"): [2, 4, 8],
     ("SendReply", "Lambda.ServiceException"): [1, 2, 4],
     ("SendReply", "Lambda.ClientExecutionTimeoutException"): [1, 2, 4],
     # 5 x 2^0..5 = 5, 10, 20, 40, 80, 160 -> the last two capped at 60
@@ -121,10 +122,11 @@ RETRY_PLAN_LINES = {
     ],
     "SendReply": [
         "    5 retries, waits (s): 0-1, 0-2, 0-4, 0-8, 0-16; at most 31 s of waiting",
+        "    3 retries, waits (s): 0-2, 0-4, 0-8; at most 14 s of waiting",  # AttachmentUnavailable
         "    3 retries, waits (s): 0-1, 0-2, 0-4; at most 7 s of waiting",
         "    6 retries, waits (s): 0-5, 0-10, 0-20, 0-40, 0-60 (x2); at most 195 s of waiting",
         "    2 retries, waits (s): 0-2, 0-4; at most 6 s of waiting",
-        "  worst case before giving up: 239 s of waiting",  # 31 + 7 + 195 + 6 (flood waits: FloodWait, below)
+        "  worst case before giving up: 253 s of waiting",  # 31 + 14 + 7 + 195 + 6 (flood waits: FloodWait, below)
         "  TurnLost is caught: back to WaitForTurn, where every count starts again",
         # WithinFloodWaitBound: NumericGreaterThan 3600
         "  TelegramRateLimited is caught: FloodWait waits what Telegram asks (retry_after), then SendReply again,"

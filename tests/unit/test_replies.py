@@ -5,7 +5,7 @@ from unit_helpers import DEDUPE_TTL_SECONDS, SAMPLE_RECEIVED_AT, update
 
 from tgrelay.envelope import envelope_from_update
 from tgrelay.errors import AgentBadResponse
-from tgrelay.replies import CUT_NOTE, MAX_BUTTONS, MAX_MESSAGES, MAX_REPLY_UNITS, outgoing_messages, reply_from_agent
+from tgrelay.replies import CUT_NOTE, MAX_BUTTONS, MAX_MESSAGES, MAX_REPLY_UNITS, deliveries, reply_from_agent
 
 EMPTY = "(nothing to say)"
 
@@ -149,15 +149,22 @@ def test_the_reply_budget_covers_all_messages():
 # --- what SendReply sends ---------------------------------------------------------------------------
 
 
+def messages_of(update: dict, reply: dict) -> list[dict]:
+    """The sendMessage payloads of `reply` (deliveries: a reply without files is only these)."""
+    calls = deliveries(update, reply)
+    assert {method for method, _ in calls} == {"sendMessage"}
+    return [payload for _, payload in calls]
+
+
 def test_a_private_reply_is_one_plain_message():
-    assert outgoing_messages(envelope("private_text"), {"text": "hi"}) == [{"chat_id": 284719365, "text": "hi"}]
+    assert messages_of(envelope("private_text"), {"text": "hi"}) == [{"chat_id": 284719365, "text": "hi"}]
 
 
 def test_in_a_group_the_first_chunk_quotes_the_user_and_the_last_carries_the_buttons():
     buttons = [[{"text": "More", "callback_data": "more"}]]
     long = " ".join(["word"] * 1000)  # two chunks
 
-    sent = outgoing_messages(
+    sent = messages_of(
         envelope("forum_topic_text"),
         {"text": long, "more_messages": [{"text": "and one more"}], "buttons": buttons},
     )
@@ -175,7 +182,7 @@ def test_a_button_press_in_a_group_is_not_quoted():
     pressed = envelope("callback_query")
     pressed["chat_type"] = "supergroup"
 
-    (sent,) = outgoing_messages(pressed, {"text": "ok"})
+    (sent,) = messages_of(pressed, {"text": "ok"})
 
     assert "reply_parameters" not in sent
 
@@ -183,9 +190,9 @@ def test_a_button_press_in_a_group_is_not_quoted():
 def test_the_flat_list_is_the_same_on_every_call():
     reply_ = {"text": "a " * 3000, "more_messages": [{"text": "b " * 2500}, {"text": "c"}]}
 
-    first = outgoing_messages(envelope("group_text"), reply_)
+    first = messages_of(envelope("group_text"), reply_)
 
-    assert first == outgoing_messages(envelope("group_text"), reply_)
+    assert first == messages_of(envelope("group_text"), reply_)
     assert len(first) == 5  # 2 + 2 chunks + 1
 
 
@@ -206,3 +213,66 @@ def test_button_text_is_bounded():
         reply_from_agent({"reply": "hi", "buttons": too_long}, "empty")
     fits = [[{"text": "t" * MAX_BUTTON_TEXT_CHARS, "callback_data": "x"}]]
     assert reply_from_agent({"reply": "hi", "buttons": fits}, "empty")["buttons"] == fits
+
+
+# --- attachments (the agent's files) ----------------------------------------------------------------
+
+PHOTO = {"kind": "photo", "url": "https://files.example/charts/q3%20sales.png"}
+
+
+def test_an_attachment_is_passed_on_with_its_caption_rendered():
+    answer = reply({"reply": "Here.", "format": "html", "attachments": [{**PHOTO, "caption": "<b>Q3</b> sales"}]})
+
+    assert answer["attachments"] == [
+        {
+            "kind": "photo",
+            "url": PHOTO["url"],
+            "caption": "Q3 sales",
+            "caption_entities": [{"type": "bold", "offset": 0, "length": 2}],
+        }
+    ]
+    named = reply({"attachments": [{"kind": "document", "url": "https://x.example/", "file_name": "a.pdf"}]})
+    assert named["attachments"][0]["file_name"] == "a.pdf"
+
+
+def test_files_alone_are_an_answer_without_the_empty_reply_text():
+    answer = reply({"attachments": [PHOTO]})
+    assert answer["text"] == "" and len(answer["attachments"]) == 1
+    calls = deliveries(envelope("private_text"), answer)
+    assert [method for method, _ in calls] == ["sendPhoto"]
+    assert calls[0][1]["photo"] == {"url": PHOTO["url"]}
+
+
+def test_files_come_after_every_text_chunk_in_order():
+    answer = reply({"reply": "a " * 3000, "attachments": [PHOTO, {"kind": "audio", "url": "https://x.example/s.mp3"}]})
+    assert [method for method, _ in deliveries(envelope("private_text"), answer)] == [
+        "sendMessage",
+        "sendMessage",
+        "sendPhoto",
+        "sendAudio",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("attachments", "error"),
+    [
+        ({"kind": "photo"}, '"attachments" that is not a list'),
+        ([PHOTO] * 11, "11 attachments; at most 10"),
+        (["https://x.example/a.png"], "attachments[0] is not an object"),
+        ([{**PHOTO, "mime_type": "image/png"}], "attachments[0] has unknown fields ['mime_type']"),
+        ([{**PHOTO, "kind": "sticker"}], "attachments[0].kind is 'sticker'; it is one of photo, document, voice"),
+        ([{"kind": "photo"}], "attachments[0].url is not an http(s) URL"),
+        ([PHOTO, {**PHOTO, "url": "file:///etc/passwd"}], "attachments[1].url is not an http(s) URL"),
+        ([{**PHOTO, "url": "https://x.example/" + "a" * 2048}], "attachments[0].url is not an http(s) URL of at most"),
+        ([{**PHOTO, "file_name": ""}], "attachments[0].file_name is not 1-255 characters"),
+        ([{**PHOTO, "file_name": "a" * 256}], "attachments[0].file_name is not 1-255 characters"),
+        ([{**PHOTO, "caption": 7}], "attachments[0].caption is not a string"),
+        ([{**PHOTO, "caption": "x" * 1025}], "attachments[0].caption is longer than 1024 characters"),
+    ],
+)
+def test_an_attachment_that_breaks_the_contract_is_named(attachments, error):
+    assert error in bad({"reply": "hi", "attachments": attachments})
+
+
+def test_a_caption_of_1024_characters_is_kept():
+    assert len(reply({"attachments": [{**PHOTO, "caption": "x" * 1024}]})["attachments"][0]["caption"]) == 1024

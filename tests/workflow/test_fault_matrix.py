@@ -64,6 +64,12 @@ CANT_PARSE = "Bad Request: can't parse entities: Can't find end of the entity st
 PRE_REPLY = "<pre>" + "a &lt; b\n" * 600 + "</pre>"
 CHINESE = ("这是一个很长的中文回答，用来检查长度的单位。" * 1200)[:25_100]
 BOLD_REPLY = "<b>bold</b> reply"
+# Issue 15 (files out): the agent answers with text and a photo it serves itself (the echo agent's
+# GET /files/<name>), which SendReply downloads and uploads with sendPhoto after the text.
+FILE_TEXT = "Here is the chart."
+PHOTO_OUT = {"kind": "photo", "url": "/files/matrix-chart.png?size=20000"}
+FILE_ANSWER = {"reply": FILE_TEXT, "attachments": [PHOTO_OUT]}
+ON_THE_FILE = {"match": {"file": "matrix-chart.png"}}  # an agent fault on the file's GET, not the request
 THROTTLED = "DynamoDB.ProvisionedThroughputExceededException"
 UNAVAILABLE = (429, 500, 502, 503, 504)  # the agent answers that mean AgentUnavailable
 CLOSED_PORT = "<a closed port>"
@@ -76,7 +82,7 @@ class Fault:
     """One row of the matrix: a fault, how it is injected, and the end state it must leave."""
 
     name: str
-    where: str  # agent / telegram / formatting / dynamodb / sqs-webhook / duplicate / partial-reply
+    where: str  # agent / telegram / formatting / dynamodb / sqs-webhook / duplicate / partial-reply / attachment
     # -- injection -------------------------------------------------------------------------------
     agent: tuple[dict, ...] = ()  # FakeAgent faults (README "Local HTTP interface"); match update_id added
     telegram: tuple[dict, ...] = ()  # FakeTelegram faults; match chat_id added
@@ -100,6 +106,7 @@ class Fault:
     webhook: tuple[int, ...] = (200,)  # the webhook's answers to the POSTs of this update
     duplicates: int = 0  # further executions of the update, each ending in AlreadyHandled
     telegram_requests: int | None = None  # sendMessage requests Telegram got for the chat, where telling
+    files: tuple[str, ...] = ()  # the send* methods whose files Telegram accepted in the chat, in order
     # -- a conversation: several messages of one chat (where="conversation") --------------------
     # `agent` faults apply to message 1; replies name messages ("reply to 2+3": one reply to both);
     # claims and executions replace claim, execution and duplicates.
@@ -457,6 +464,56 @@ FAULTS: list[Fault] = [
         execution="FAILED",
         error="TelegramRejected",
     ),
+    # --- the agent's files: after the text, each counted like a chunk (README: Files out) ----------
+    Fault(
+        "the file's host 503 twice, then the file",
+        "attachment",
+        agent=(FILE_ANSWER, {"status": 503, "count": 2, **ON_THE_FILE}),
+        replies=("the file's text",),
+        files=("sendPhoto",),
+        retries=(("SendReply", "AttachmentUnavailable", 2),),
+        telegram_requests=1,  # the text is not sent again
+    ),
+    Fault(
+        "the file's host 503 every attempt",
+        "attachment",
+        agent=(FILE_ANSWER, {"status": 503, "count": None, **ON_THE_FILE}),
+        replies=("the file's text", "apology"),
+        dlq=1,
+        claim="FAILED",
+        execution="FAILED",
+        error="AttachmentUnavailable",
+        retries=(("SendReply", "AttachmentUnavailable", 3),),
+    ),
+    Fault(
+        "the file's link answers 404",
+        "attachment",
+        agent=(FILE_ANSWER, {"status": 404, **ON_THE_FILE}),
+        replies=("the file's text", "the note: 404"),
+    ),
+    Fault(
+        "a photo over Telegram's 10 MB",
+        "attachment",
+        agent=({**FILE_ANSWER, "attachments": [{**PHOTO_OUT, "url": "/files/matrix-chart.png?size=10000001"}]},),
+        replies=("the file's text", "the note: too large"),
+    ),
+    Fault(
+        "sendPhoto: Telegram 502 once, after the text",
+        "attachment",
+        agent=(FILE_ANSWER,),
+        telegram=({"method": "sendPhoto", "status": 502},),
+        replies=("the file's text",),
+        files=("sendPhoto",),
+        retries=(("SendReply", "TelegramUnavailable", 1),),
+        telegram_requests=1,
+    ),
+    Fault(
+        "sendPhoto: Telegram refuses the file (400)",
+        "attachment",
+        agent=(FILE_ANSWER,),
+        telegram=({"method": "sendPhoto", "status": 400, "description": "Bad Request: PHOTO_INVALID_DIMENSIONS"},),
+        replies=("the file's text", "the note: refused"),
+    ),
     # --- a conversation: one turn at a time (README: Conversations) -----------------------------
     Fault(
         "turn holder stopped (StopExecution) mid agent call",
@@ -525,6 +582,10 @@ REPLY_TOKENS = (
     "chunk 1",
     "chunk 2",
     "chunk 3",
+    "the file's text",
+    "the note: 404",
+    "the note: too large",
+    "the note: refused",
 )
 # In a conversation row: the echo agent's one reply to messages 2 and 3 (their texts joined by "\n").
 CONVERSATION_REPLY = re.compile(r"reply to (\d(?:\+\d)*)")
@@ -606,7 +667,7 @@ def render_table(rows: list[Fault] = FAULTS) -> str:
             row.where,
             _injected(row),
             _retries(row),
-            ", ".join(row.replies) or "nothing",
+            ", ".join((*row.replies, *(f"the file ({method})" for method in row.files))) or "nothing",
             str(row.dlq),
             claim,
             execution,
@@ -634,6 +695,7 @@ def test_the_matrix_rows_are_distinct_and_complete():
         "sqs-webhook",
         "duplicate",
         "partial-reply",
+        "attachment",
         "conversation",
     }
     for row in FAULTS:
@@ -746,6 +808,15 @@ def _expected_replies(engine, row: Fault, update: dict) -> list[tuple[str, list[
         # No white space to cut at: each chunk is Telegram's 4096 characters, the last the rest.
         "the Chinese reply in 7 chunks": [CHINESE[n : n + 4096] for n in range(0, 25_100, 4096)],
         **{f"chunk {n}": [paragraph] for n, paragraph in enumerate(PARAGRAPHS, 1)},
+        "the file's text": [FILE_TEXT],
+        **{
+            f"the note: {name}": [f'[The photo "matrix-chart.png" could not be sent: {reason}.]']
+            for name, reason in (
+                ("404", "its link answered 404"),
+                ("too large", "it is larger than the 10 MB Telegram accepts for a photo"),
+                ("refused", "Telegram refused it (Bad Request: PHOTO_INVALID_DIMENSIONS)"),
+            )
+        },
     }
     return [
         message if isinstance(message, tuple) else (message, []) for token in row.replies for message in shown[token]
@@ -864,7 +935,11 @@ def test_fault(engine, row: Fault, monkeypatch):
     if row.migrated:
         engine.telegram.migrate_chat(chat, supergroup_of(chat))
     for fault in row.agent:
-        engine.agent.add_fault({**fault, "match": {"update_id": update_id, **fault.get("match", {})}})
+        # A fault on the agent's file (match.file) is about that GET, not about the update's request.
+        match = (
+            fault["match"] if "file" in fault.get("match", {}) else {"update_id": update_id, **fault.get("match", {})}
+        )
+        engine.agent.add_fault({**fault, "match": match})
     for fault in row.telegram:
         engine.telegram.add_fault({**fault, "match": {"chat_id": chat, **fault.get("match", {})}})
     throttled = _throttle(monkeypatch, update_id, *row.throttle) if row.throttle else []
@@ -883,6 +958,7 @@ def test_fault(engine, row: Fault, monkeypatch):
     assert all(message["chat_id"] == chats[-1] for message in sent)
     if any("message_thread_id" in fault.get("match", {}) for fault in row.telegram):  # the topic is gone
         assert sent and all("message_thread_id" not in message for message in sent)
+    assert [file["method"] for chat_id in chats for file in engine.telegram.received_files(chat_id)] == list(row.files)
     if row.telegram_requests is not None:
         calls = engine.telegram.calls_snapshot()
         requests = [c for c in calls if c["method"] == "sendMessage" and c["payload"].get("chat_id") in chats]

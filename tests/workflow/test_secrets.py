@@ -8,6 +8,7 @@ from workflow_helpers import make_update
 
 from tgrelay_local.clock import RetryClock
 from tgrelay_local.engine import LocalRelay
+from tgrelay_local.fakes import FakeAgent
 
 BOT_TOKEN = "5550001112:TEST-secret-bot-token-QXJ7Zk9wcmV0"
 AGENT_TOKEN = "agent-token-secret-7d1e2f"
@@ -120,3 +121,65 @@ def test_no_secret_in_the_paths_files_take(relay):
     # A presigned URL carries the function's session token: only the agent gets it.
     for where in ("handler logs", "execution histories", "dead letters"):
         assert "X-Amz-Signature" not in readable[where] and "X-Amz-Security-Token" not in readable[where], where
+
+
+def test_no_secret_in_the_paths_the_agents_files_take(relay):
+    """Files out: the agent's answer names files (on its own origin, where its token goes along,
+    and on another, where it must not); SendReply downloads and uploads them (the bot token is in
+    every upload URL). Uploaded, refused by their host, refused by Telegram, and a host down for
+    good (dead-lettered): no secret in the histories, logs, dead letters, or what reached the chat;
+    the agent token reached the agent's own origin only."""
+    other = FakeAgent()  # another origin, serving the same kind of files
+    other.start()
+    try:
+        sent = make_update(text="files please")
+        relay.agent.add_fault(
+            {
+                "reply": "Here.",
+                "attachments": [
+                    {"kind": "photo", "url": "/files/own.png?size=2048", "caption": "own"},
+                    {"kind": "document", "url": other.file_url("other.pdf", 4096)},
+                    {"kind": "document", "url": "/files/gone.pdf?size=1"},
+                    {"kind": "voice", "url": "/files/refused.ogg?size=100"},
+                ],
+                "match": {"update_id": sent["update_id"]},
+            }
+        )
+        relay.agent.add_fault({"status": 404, "match": {"file": "gone.pdf"}})
+        relay.telegram.add_fault(
+            {"method": "sendVoice", "status": 400, "description": "Bad Request: VOICE_MESSAGES_FORBIDDEN"}
+        )
+        down = make_update(text="file host down")
+        relay.agent.add_fault(
+            {
+                "reply": "Here.",
+                "attachments": [{"kind": "video", "url": "/files/down.mp4?size=100"}],
+                "match": {"update_id": down["update_id"]},
+            }
+        )
+        relay.agent.add_fault({"status": 503, "count": None, "match": {"file": "down.mp4"}})
+        relay.post_update(sent)
+        relay.post_update(down)
+        relay.wait_idle()
+
+        files = relay.telegram.received_files(sent["message"]["chat"]["id"])
+        assert [file["method"] for file in files] == ["sendPhoto", "sendDocument"]  # the others became notes
+        dead = relay.dead_letters()
+        assert [json.loads(letter["Body"])["update_id"] for letter in dead] == [down["update_id"]]
+        own = [call for call in relay.agent.calls_snapshot() if "file" in call]
+        assert own and all(call["authorized"] for call in own)  # the agent's origin: with its token
+        (elsewhere,) = [call for call in other.calls_snapshot() if "file" in call]
+        assert elsewhere["authorization"] is False  # another origin: no Authorization header at all
+        executions = relay.executions()
+        readable = {
+            "execution histories": json.dumps([relay.history(e["executionArn"]) for e in executions], default=str),
+            "handler logs": relay.log_path.read_text(),
+            "dead letters": json.dumps(dead),
+            "the chat": json.dumps(relay.telegram.calls_snapshot(), default=str),
+        }
+        for where, text in readable.items():
+            for secret in SECRETS:
+                assert secret not in text, f"a secret value appears in the {where}"
+        assert "file not sent, a note instead" in readable["handler logs"]
+    finally:
+        other.stop()
