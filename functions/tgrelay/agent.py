@@ -66,13 +66,15 @@ def ask_agent(request: dict, on_text: OnText | None = None) -> dict:
         ) as response:
             streamed = response.status_code == 200 and is_event_stream(response)
             if streamed:
-                return read_stream(
-                    response,
-                    on_text=on_text,
-                    idle_seconds=number_setting("AGENT_STREAM_IDLE_SECONDS"),
-                    deadline=deadline,
-                    empty_text=setting("EMPTY_REPLY_TEXT"),
-                    snippet=lambda text: _blanked(text[:300], token),
+                return marked_origins(
+                    read_stream(
+                        response,
+                        on_text=on_text,
+                        idle_seconds=number_setting("AGENT_STREAM_IDLE_SECONDS"),
+                        deadline=deadline,
+                        empty_text=setting("EMPTY_REPLY_TEXT"),
+                        snippet=lambda text: _blanked(text[:300], token),
+                    )
                 )
             response.read()
     except httpx.ConnectTimeout:
@@ -108,8 +110,12 @@ def parse_agent_reply(response: httpx.Response, token: str = "") -> dict:
         body = response.json()
     except ValueError:
         raise AgentBadResponse(f"agent reply is not JSON: {_snippet(response, token)!r}") from None
-    reply = reply_from_agent(body, empty_text=setting("EMPTY_REPLY_TEXT"))
+    return marked_origins(reply_from_agent(body, empty_text=setting("EMPTY_REPLY_TEXT")))
+
+
+def marked_origins(reply: dict) -> dict:
+    """`reply` (JSON or streamed) with each attachment marked `agent_origin`: whether its URL is on
+    AGENT_URL's origin. SendReply sends the agent token along only to those (reply_files.py)."""
     for file in reply.get("attachments", []):
-        # SendReply sends the agent token along only to the agent's own origin (reply_files.py).
         file["agent_origin"] = same_origin(file["url"], setting("AGENT_URL"))
     return reply

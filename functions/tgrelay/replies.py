@@ -5,7 +5,7 @@ CallAgent renders each message of the answer (formatting.render: plain text + Me
 list) and passes on, in the execution's state:
     {"text": first message, "entities": [...]?, "more_messages": [{"text", "entities"?}]?, "buttons": [[...]]?,
      "attachments": [{"kind", "url", "file_name"?, "caption"?, "caption_entities"?, "agent_origin"}]?}
-(agent_origin: the URL is on AGENT_URL's origin; CallAgent's agent.parse_agent_reply sets it.)
+(agent_origin: the URL is on AGENT_URL's origin; CallAgent's agent.marked_origins sets it.)
 ("text" is "" when the answer is files only.) SendReply turns that into one flat list of Bot API
 calls (`deliveries`): each message split into Telegram-sized chunks with their own entities, then
 one send* call per attachment; the user's message quoted by the first call (in groups), the

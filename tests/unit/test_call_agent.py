@@ -426,3 +426,21 @@ def test_a_file_on_the_agents_own_origin_is_marked_for_the_agent_token(relay, la
     result = invoke(envelope("private_text"), lambda_context)
 
     assert [file["agent_origin"] for file in result["attachments"]] == [True, False, False, False]
+
+
+def test_a_streamed_answers_files_are_marked_too(relay, lambda_context):
+    """The agent_origin mark is made for a streamed answer (its `reply` event) as for a JSON one."""
+    own = f"{relay.agent.url}/files/chart.png?size=100"
+    relay.agent.add_fault(
+        {
+            "reply": "files",
+            "stream": True,
+            "reply_event": True,
+            "word_delay": 0,
+            "attachments": [{"kind": "photo", "url": own}],
+        }
+    )
+
+    result = invoke(envelope("private_text"), lambda_context)
+
+    assert [file["agent_origin"] for file in result["attachments"]] == [True]
