@@ -3,6 +3,8 @@ or kept for a person. Used by DeadLetterReplayFunction (auto_replay.py), which r
 SendReply, whose apology says which of the two will happen."""
 
 import json
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from tgrelay.settings import setting
 
@@ -50,13 +52,13 @@ def replay_delays() -> list[int]:
 LONGEST_WAIT_SECONDS = 14 * 24 * 3600
 
 
-def will_be_replayed(turn: list[dict], error: str) -> bool:
+def will_be_replayed(turn: Sequence[Mapping[str, Any]], error: str) -> bool:
     """True when a dead letter of this turn (its envelope, then those merged into it), parked for
     `error`, will be replayed automatically."""
     return next_wait(turn, error, replay_delays()) is not None
 
 
-def next_wait(turn: list[dict], error: str | None, delays: list[int]) -> int | None:
+def next_wait(turn: Sequence[Mapping[str, Any]], error: str | None, delays: list[int]) -> int | None:
     """Seconds a dead letter of this turn, parked for `error`, waits before its next automatic
     replay; None when it is a person's (an error that cannot pass, its replays used up, or a wait
     SQS would not keep it for)."""
@@ -85,7 +87,7 @@ def parse_turn(body: str) -> list[dict] | None:
     return turn
 
 
-def _replays(envelope: dict) -> int | None:
+def _replays(envelope: Mapping[str, Any]) -> int | None:
     """The envelope's count of automatic replays (0 when absent); None when it is not one."""
     replays = envelope.get("replays", 0)
     if isinstance(replays, bool) or not isinstance(replays, int) or replays < 0:

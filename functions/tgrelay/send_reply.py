@@ -16,7 +16,7 @@ uploading (TelegramUnavailable) is retried by the ASL.
 """
 
 import time
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -29,6 +29,7 @@ from tgrelay.errors import TelegramRateLimited, TelegramRejected, TelegramUnavai
 from tgrelay.replies import SEND_METHODS, deliveries
 from tgrelay.secrets import secret_field
 from tgrelay.settings import declare, number_setting, setting
+from tgrelay.shapes import ApologyEvent, Envelope, SendReplyEvent
 from tgrelay.turns import renew_lease
 
 # sendMessage calls one chunk may make (send_chunk): the first, a plain-text resend, a resend
@@ -64,23 +65,37 @@ metrics = Metrics()
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True, log_event=False)
 def handler(event: dict, context: LambdaContext) -> dict:
-    update = event["update"]
-    logger.append_keys(update_id=update["update_id"], chat_id=update["chat_id"])
+    """SendReplyFunction. `event` is a SendReplyEvent (state SendReply: the reply CallAgent returned)
+    or an ApologyEvent (state ApologizeToUser: the apology for the error name it carries); both in
+    shapes.py. Returns deliver()'s summary, or {"chunks": 0, "sent": 0} when no apology is due."""
+    envelope = event["update"]
+    logger.append_keys(update_id=envelope["update_id"], chat_id=envelope["chat_id"])
     if event.get("apology"):
-        text = apology_text(update, event.get("error") or "")
+        apology = cast(ApologyEvent, event)
+        text = apology_text(envelope, apology.get("error") or "")
         if text is None:
             logger.info("no apology: the person was told this will be tried again")
             return {"chunks": 0, "sent": 0}
-        reply, execution = {"text": text}, None
-    else:
-        reply, execution = event["reply"], event["execution"]
+        return deliver(envelope, {"text": text}, None, context)
+    reply_event = cast(SendReplyEvent, event)
+    return deliver(envelope, reply_event["reply"], reply_event["execution"], context)
 
+
+def deliver(envelope: Envelope, reply: dict, execution: str | None, context: LambdaContext) -> dict:
+    """Sends `reply` (CallAgent's shape, replies.py) to the envelope's chat: text chunks, then files,
+    resuming after the last item the claim counts for `execution` (None: an apology, not counted).
+
+    Returns {"chunks": items in all, "sent": items sent now, "not_sent"?: [{"item", "method",
+    "reason"}] for files replaced by a note}. Raises TurnLost (the turn is no longer this
+    execution's), TelegramUnavailable (also when too little of Lambda's time is left for the next
+    item: the ASL's retry resumes there), TelegramRateLimited, TelegramRejected,
+    RecipientUnavailable, AttachmentUnavailable, DependencyUnavailable."""
     if execution:
         # The heartbeat of the conversation's turn; TurnLost sends the execution back to WaitForTurn.
-        renew_lease(update, execution)
-    calls = deliveries(update, reply)
+        renew_lease(envelope, execution)
+    calls = deliveries(envelope, reply)
     token = secret_field("bot_token")
-    first = chunks_already_sent(update["update_id"], execution) if execution else 0
+    first = chunks_already_sent(envelope["update_id"], execution) if execution else 0
     # Where Telegram moved the conversation (a supergroup's new id, a gone topic): every later call too.
     moved: dict = {}
     not_sent: list[dict] = []
@@ -100,7 +115,7 @@ def handler(event: dict, context: LambdaContext) -> dict:
             if reason:
                 not_sent.append({"item": index, "method": method, "reason": reason})
         if execution:
-            record_chunks_sent(update["update_id"], execution, index + 1)
+            record_chunks_sent(envelope["update_id"], execution, index + 1)
     logger.info(
         "reply sent",
         extra={
@@ -177,7 +192,7 @@ def longest_chunk_ms() -> int:
     return int(((SENDS_PER_CHUNK + 1) * per_call + inline_wait) * 1000)
 
 
-def apology_text(update: dict, error: str) -> str | None:
+def apology_text(update: Envelope, error: str) -> str | None:
     """The apology for `update`'s turn (it, then update["merged"]), failed with the error name
     `error`: RETRY_APOLOGY_TEXT ("I'll try again") when its dead letter will be replayed
     automatically; None (say nothing more) when every message of the turn was told that already (a
