@@ -10,25 +10,38 @@ once the response body ends.
 
 Outcomes, each an error name of the ASL: an `error` event is AgentStreamError, a connection lost
 before the body's end AgentStreamBroken, no bytes for AGENT_STREAM_IDLE_SECONDS AgentStreamIdle, an
-answer still going after AGENT_TIMEOUT_SECONDS (checked at each event) AgentTimeout, an event whose
-data breaks the contract AgentBadResponse.
+answer still going after AGENT_TIMEOUT_SECONDS (checked at each chunk of the body read, so bytes
+that never make an event do not keep it going) AgentTimeout, an event whose data breaks the
+contract, or a body past MAX_EVENT_BYTES without an event or past MAX_STREAM_BYTES in all,
+AgentBadResponse.
 """
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 from httpx_sse import EventSource
 
 from tgrelay.errors import AgentBadResponse, AgentStreamBroken, AgentStreamError, AgentStreamIdle, AgentTimeout
-from tgrelay.replies import answer_format, reply_from_agent
+from tgrelay.replies import MAX_REPLY_BYTES, answer_format, reply_from_agent
 
 EVENT_STREAM = "text/event-stream"
 # The fields of a delta or a reply object that name the answer's format.
 FORMAT_FIELDS = ("format", "parse_mode")
 
+# The most bytes (of the body as decoded, Content-Encoding undone) read since the last complete
+# event: a `reply` event carries the whole answer at most. What tgrelay keeps of an answer is
+# MAX_REPLY_UNITS of shown text and MAX_REPLY_BYTES of state (replies.py); 4 x MAX_REPLY_BYTES
+# holds the source of any answer that fits, even one written wholly as JSON \uXXXX escapes (6 bytes
+# a UTF-16 unit: 196,608 bytes for MAX_REPLY_UNITS) with as much markup again. Checked per chunk
+# read (httpcore reads 64 KiB at most), so an event never holds more than that past it.
+MAX_EVENT_BYTES = 4 * MAX_REPLY_BYTES
+# The most bytes of the whole body: the answer twice (deltas, then a `reply` event) with the SSE
+# framing of its deltas (33 bytes a delta: a delta per character of a MAX_REPLY_UNITS answer is
+# 1.1 MB). Bounds the memory of the pieces kept (CallAgent has 256 MB) and the rendering time.
+MAX_STREAM_BYTES = 16 * MAX_REPLY_BYTES
 # (text so far, its format: one of formatting.FORMATS) after each delta.
 OnText = Callable[[str, str], None]
 
@@ -59,13 +72,15 @@ def read_stream(
     # body's first read starts (httpcore 1.x, HTTP11Connection._receive_response_body), after the
     # headers were awaited with AGENT_TIMEOUT_SECONDS; tests/unit/test_agent_stream.py shows it.
     response.request.extensions["timeout"] = {**response.request.extensions.get("timeout", {}), "read": idle_seconds}
+    body = _Body(response, deadline)
+    # httpx-sse reads `checked`: the same body, its chunks counted and timed as they come.
+    checked = httpx.Response(200, headers={"content-type": response.headers["content-type"]}, content=body.chunks())
     pieces: list[str] = []
     fields: dict[str, Any] = {}
     fmt = "text"
     try:
-        for event in EventSource(response).iter_sse():
-            if time.monotonic() > deadline:
-                raise AgentTimeout("agent stream did not end within the per-attempt timeout (AgentTimeoutSeconds)")
+        for event in EventSource(checked).iter_sse():
+            body.pending = 0
             if event.event == "delta":
                 data = _event_data(event.data, "delta", snippet)
                 text = data.get("text")
@@ -87,6 +102,29 @@ def read_stream(
         # The class name only, as for the request itself (agent.py).
         raise AgentStreamBroken(f"agent stream broke off after {len(pieces)} deltas ({type(error).__name__})") from None
     return reply_from_agent({"reply": "".join(pieces), **fields}, empty_text=empty_text)
+
+
+class _Body:
+    """The streamed body's chunks (decoded bytes), each checked as it comes: the deadline, the bytes
+    since the last event (`pending`, which read_stream zeroes at each event) and in all."""
+
+    def __init__(self, response: httpx.Response, deadline: float):
+        self.response = response
+        self.deadline = deadline
+        self.pending = 0
+        self.total = 0
+
+    def chunks(self) -> Iterator[bytes]:
+        for chunk in self.response.iter_bytes():
+            self.pending += len(chunk)
+            self.total += len(chunk)
+            if time.monotonic() > self.deadline:
+                raise AgentTimeout("agent stream did not end within the per-attempt timeout (AgentTimeoutSeconds)")
+            if self.pending > MAX_EVENT_BYTES:
+                raise AgentBadResponse(f"agent stream sent more than {MAX_EVENT_BYTES} bytes without completing an event")
+            if self.total > MAX_STREAM_BYTES:
+                raise AgentBadResponse(f"agent stream is longer than {MAX_STREAM_BYTES} bytes")
+            yield chunk
 
 
 def _event_data(data: str, name: str, snippet: Callable[[str], str]) -> dict:

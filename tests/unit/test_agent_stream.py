@@ -3,6 +3,7 @@ a private chat is shown meanwhile (sendMessageDraft), against the loopback fakes
 
 import logging
 import time
+from collections.abc import Iterable, Iterator
 
 import httpx
 import pytest
@@ -18,7 +19,7 @@ from fakes_fixtures import (  # noqa: F401  (pytest fixtures, used by name)
 )
 from unit_helpers import hold_turn
 
-from tgrelay import call_agent, drafts
+from tgrelay import call_agent, drafts, streaming
 from tgrelay.errors import (
     AgentBadResponse,
     AgentStreamBroken,
@@ -183,6 +184,77 @@ def test_the_request_says_a_stream_is_welcome(relay, lambda_context):
 
     [seen] = relay.agent.seen
     assert seen["headers"]["accept"] == "application/json, text/event-stream"
+
+
+# --- reading a body that never completes, or too much of one (read_stream itself) ------------------------
+
+
+def read(chunks: Iterable[bytes], *, seconds: float = 20.0) -> dict:
+    """read_stream of a text/event-stream body made of `chunks` (each read as it comes), within `seconds`."""
+    transport = httpx.MockTransport(
+        lambda request: httpx.Response(200, headers={"content-type": "text/event-stream"}, content=chunks)
+    )
+    with httpx.Client(transport=transport) as client, client.stream("POST", "http://agent/") as response:
+        return streaming.read_stream(
+            response,
+            on_text=None,
+            idle_seconds=5.0,
+            deadline=time.monotonic() + seconds,
+            empty_text="(empty)",
+            snippet=lambda text: text[:50],
+        )
+
+
+def trickle(first: bytes, then: bytes, *, gap: float = 0.01, count: int = 400) -> Iterator[bytes]:
+    """`first`, then `then` every `gap` seconds, `count` times (4 s by default: ends even unchecked)."""
+    yield first
+    for _ in range(count):
+        time.sleep(gap)
+        yield then
+
+
+HELLO = b'event: delta\ndata: {"text": "Hello"}\n\n'
+
+
+@pytest.mark.parametrize(
+    "then",
+    [b": ping\n\n", b"data: more and more\n", b"an endless line "],
+    ids=["comments", "data lines without the blank line", "one endless line"],
+)
+def test_bytes_that_never_make_an_event_do_not_keep_the_stream_past_its_deadline(then):
+    started = time.monotonic()
+
+    with pytest.raises(AgentTimeout):
+        read(trickle(HELLO, then), seconds=0.2)
+
+    assert time.monotonic() - started < 3.0  # the body would have gone on for 4 s
+
+
+@pytest.mark.parametrize(
+    "then",
+    [b"data: " + b"x" * 99_993 + b"\n", b"y" * 100_000],
+    ids=["data lines without the blank line", "one endless line"],
+)
+def test_an_event_past_max_event_bytes_is_agent_bad_response(then):
+    count = 2 * streaming.MAX_EVENT_BYTES // len(then)
+
+    with pytest.raises(AgentBadResponse, match=f"more than {streaming.MAX_EVENT_BYTES} bytes without completing"):
+        read(trickle(HELLO, then, gap=0, count=count))
+
+
+def test_a_body_past_max_stream_bytes_is_agent_bad_response_though_each_event_is_small():
+    then = b"event: ping\ndata: " + b"z" * 99_980 + b"\n\n"
+    count = 2 * streaming.MAX_STREAM_BYTES // len(then)
+
+    with pytest.raises(AgentBadResponse, match=f"longer than {streaming.MAX_STREAM_BYTES} bytes"):
+        read(trickle(HELLO, then, gap=0, count=count))
+
+
+def test_a_reply_just_under_the_caps_is_read():
+    text = "a" * (streaming.MAX_EVENT_BYTES - 100)
+    event = f"event: reply\ndata: {{\"reply\": \"{text}\"}}\n\n".encode()
+
+    assert read(trickle(HELLO * 1000, event, count=1))["text"].startswith("aaaa")
 
 
 # --- drafts in a private chat -----------------------------------------------------------------------
