@@ -4,6 +4,7 @@ a private chat is shown meanwhile (sendMessageDraft), against the loopback fakes
 import logging
 import time
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -459,3 +460,10 @@ def test_the_fake_bot_api_records_an_accepted_draft(fake_telegram):
 
     assert answer.json() == {"ok": True, "result": True}
     assert fake_telegram.drafts(5) == [payload]
+
+
+def test_the_readme_states_the_stream_caps():
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+
+    assert f"at most {streaming.MAX_EVENT_BYTES:,} bytes between two complete events" in readme
+    assert f"and {streaming.MAX_STREAM_BYTES:,} bytes in all" in readme
