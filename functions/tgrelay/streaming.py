@@ -4,9 +4,11 @@ Events (parsed by httpx-sse, which follows the HTML standard's event-stream rule
     event: delta   data: {"text": "<next piece>", "format"?: ..., "parse_mode"?: ...}
     event: reply   data: the usual JSON reply object (replies.reply_from_agent); ends the answer
     event: error   data: anything (its start is quoted in the error); the agent could not finish
-Other event names (e.g. a `ping`) and comment lines are ignored. Without a `reply` event the
-reply is the deltas joined, in the format the last delta naming one gave (plain text if none),
-once the response body ends.
+An event without an `event:` line (the SSE default type, `message`: the shape most LLM servers
+send) is read as a delta. Other event names (e.g. a `ping`) and comment lines are ignored.
+Without a `reply` event the reply is the deltas joined, in the format the last delta naming one
+gave (plain text if none), once the response body ends; a body that ends with neither a delta nor
+a `reply` is AgentBadResponse, never an empty answer.
 
 Outcomes, each an error name of the ASL: an `error` event is AgentStreamError, a connection lost
 before the body's end AgentStreamBroken, no bytes for AGENT_STREAM_IDLE_SECONDS AgentStreamIdle, an
@@ -42,6 +44,13 @@ MAX_EVENT_BYTES = 4 * MAX_REPLY_BYTES
 # framing of its deltas (33 bytes a delta: a delta per character of a MAX_REPLY_UNITS answer is
 # 1.1 MB). Bounds the memory of the pieces kept (CallAgent has 256 MB) and the rendering time.
 MAX_STREAM_BYTES = 16 * MAX_REPLY_BYTES
+# The event names read as a delta: `message` is what an event without an `event:` line is (the
+# HTML standard's default type), as most LLM SSE servers send them.
+DELTA_EVENTS = ("delta", "message")
+NO_ANSWER = (
+    "agent stream ended without an answer: no `event: delta` (data {\"text\": ...}) and no `event: reply`"
+    " (README: Streaming replies)"
+)
 # (text so far, its format: one of formatting.FORMATS) after each delta.
 OnText = Callable[[str, str], None]
 
@@ -81,8 +90,11 @@ def read_stream(
     try:
         for event in EventSource(checked).iter_sse():
             body.pending = 0
-            if event.event == "delta":
-                data = _event_data(event.data, "delta", snippet)
+            if event.event == "message" and not event.data:
+                # Only `id:` or `retry:` fields: the HTML standard dispatches no event (httpx-sse does).
+                continue
+            if event.event in DELTA_EVENTS:
+                data = _event_data(event.data, _DELTA_NAMES[event.event], snippet)
                 text = data.get("text")
                 if not isinstance(text, str):
                     raise AgentBadResponse(f'agent stream: a delta\'s "text" is not a string: {snippet(event.data)!r}')
@@ -101,7 +113,13 @@ def read_stream(
     except httpx.HTTPError as error:
         # The class name only, as for the request itself (agent.py).
         raise AgentStreamBroken(f"agent stream broke off after {len(pieces)} deltas ({type(error).__name__})") from None
+    if not pieces:
+        raise AgentBadResponse(NO_ANSWER)
     return reply_from_agent({"reply": "".join(pieces), **fields}, empty_text=empty_text)
+
+
+# How an error names the event it quotes.
+_DELTA_NAMES = {"delta": "delta", "message": "`message` (no `event:` line: read as `event: delta`)"}
 
 
 class _Body:

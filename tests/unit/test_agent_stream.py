@@ -164,12 +164,50 @@ def test_an_event_that_breaks_the_contract_is_agent_bad_response(relay, lambda_c
 def test_comments_unknown_events_and_what_follows_a_reply_event_are_ignored(relay, lambda_context):
     _agent_answers(
         relay,
-        ": keep-alive\n\nevent: ping\ndata: {}\n\ndata: an unnamed event\n\n"
+        ": keep-alive\n\nevent: ping\ndata: {}\n\nevent: done\ndata: not json\n\n"
         'event: delta\ndata: {"text": "Hello"}\n\nevent: delta\r\ndata: {"text": " there"}\r\n\r\n'
         'event: reply\ndata: {"reply": "Hello there!"}\n\nevent: error\ndata: {}\n\n',
     )
 
     assert invoke(envelope("group_text"), lambda_context) == {"text": "Hello there!"}
+
+
+@pytest.mark.parametrize("name", ["", "event: message\n"], ids=["no event line", "event: message"])
+def test_an_unnamed_event_is_a_delta(name):
+    body = f'{name}data: {{"text": "The answer is 42."}}\n\n{name}data: {{"text": " Really.", "format": "markdown"}}\n\n'
+
+    assert read([body.encode()]) == {"text": "The answer is 42. Really."}
+
+
+@pytest.mark.parametrize(
+    ("body", "names"),
+    [
+        ("data: [DONE]\n\n", "a `message` (no `event:` line: read as `event: delta`) event's data is not JSON"),
+        ('data: {"choices": []}\n\n', "a delta's \"text\" is not a string"),
+    ],
+)
+def test_an_unnamed_event_that_is_not_a_delta_is_agent_bad_response(body, names):
+    with pytest.raises(AgentBadResponse) as caught:
+        read([body.encode()])
+
+    assert names in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"", b": ping\n\n: ping\n\n", b"event: ping\ndata: {}\n\nid: 7\nretry: 100\n\n"],
+    ids=["empty body", "comments only", "ignored events only"],
+)
+def test_a_stream_without_a_delta_or_a_reply_is_agent_bad_response_not_an_empty_answer(body):
+    with pytest.raises(AgentBadResponse) as caught:
+        read([body] if body else [])
+
+    assert str(caught.value) == streaming.NO_ANSWER
+    assert "`event: delta`" in str(caught.value) and "`event: reply`" in str(caught.value)
+
+
+def test_empty_deltas_are_an_answer_with_nothing_to_say():
+    assert read([b'event: delta\ndata: {"text": ""}\n\n']) == {"text": "(empty)"}
 
 
 def test_the_agent_token_in_an_error_event_is_blanked(relay, lambda_context):

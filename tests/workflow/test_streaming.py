@@ -2,7 +2,17 @@
 echo agent streaming word by word, the fake Bot API recording every draft and message."""
 
 import pytest
-from workflow_helpers import HAPPY_PATH, chat_of, make_update, mark, path_of, post, settle
+from workflow_helpers import (
+    AGENT_FAILURE_PATH,
+    HAPPY_PATH,
+    chat_of,
+    make_update,
+    mark,
+    path_of,
+    post,
+    settle,
+    take_dead_letters,
+)
 
 from tgrelay_local.clock import RetryClock
 from tgrelay_local.engine import LocalRelay
@@ -96,3 +106,22 @@ def test_an_agent_that_never_streams_behaves_as_before(relay):
     assert path_of(relay, execution) == HAPPY_PATH
     assert relay.telegram.drafts(chat) == []
     assert [message["text"] for message in relay.telegram.received(chat)] == ["echo: plain old JSON"]
+
+
+SSE = "text/event-stream"
+
+
+def test_a_stream_of_unnamed_events_is_answered_and_one_without_any_answer_is_parked_not_sent_empty(relay):
+    answered, empty = make_update("private_text.json"), make_update("private_text.json")
+    unnamed = 'data: {"text": "The answer is 42."}\n\ndata: {"text": " Really."}\n\n'
+
+    (first,) = streamed_turn(relay, answered, {"body": unnamed, "content_type": SSE})
+    (second,) = streamed_turn(relay, empty, {"body": ": ping\n\n: ping\n\n", "content_type": SSE})
+
+    assert path_of(relay, first) == HAPPY_PATH
+    assert [message["text"] for message in relay.telegram.received(chat_of(answered))] == ["The answer is 42. Really."]
+    assert path_of(relay, second) == AGENT_FAILURE_PATH
+    assert "I have no answer" not in str(relay.telegram.sent_messages(chat_of(empty)))
+    [dead] = take_dead_letters(relay)
+    assert dead["MessageAttributes"]["error"]["StringValue"] == "AgentBadResponse"
+    assert "`event: delta`" in dead["MessageAttributes"]["cause"]["StringValue"]
