@@ -14,7 +14,6 @@ REPLAYABLE_ERRORS = frozenset(
     {
         "AgentUnavailable",
         "AgentTimeout",
-        "AgentStreamError",
         "AgentStreamBroken",
         "AgentStreamIdle",
         "TelegramUnavailable",

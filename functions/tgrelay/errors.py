@@ -31,7 +31,8 @@ class AgentBadResponse(RelayError):
 
 class AgentStreamError(RelayError):
     """A streamed answer (text/event-stream) ended with an `error` event: the agent could not
-    finish it. Retried like AgentUnavailable (README: Streaming replies)."""
+    finish it. Terminal, like AgentRejected: the agent said so itself (README: Streaming replies).
+    An `error` event whose data says "retryable": true is raised as AgentUnavailable instead."""
 
 
 class AgentStreamBroken(RelayError):

@@ -3,14 +3,17 @@
 Events (parsed by httpx-sse, which follows the HTML standard's event-stream rules):
     event: delta   data: {"text": "<next piece>", "format"?: ..., "parse_mode"?: ...}
     event: reply   data: the usual JSON reply object (replies.reply_from_agent); ends the answer
-    event: error   data: anything (its start is quoted in the error); the agent could not finish
+    event: error   data: anything (its start is quoted in the error); the agent could not finish.
+                   Terminal unless the data is a JSON object with "retryable": true (a passing
+                   trouble the agent knows of: AgentUnavailable, retried).
 An event without an `event:` line (the SSE default type, `message`: the shape most LLM servers
 send) is read as a delta. Other event names (e.g. a `ping`) and comment lines are ignored.
 Without a `reply` event the reply is the deltas joined, in the format the last delta naming one
 gave (plain text if none), once the response body ends; a body that ends with neither a delta nor
 a `reply` is AgentBadResponse, never an empty answer.
 
-Outcomes, each an error name of the ASL: an `error` event is AgentStreamError, a connection lost
+Outcomes, each an error name of the ASL: an `error` event is AgentStreamError (AgentUnavailable
+when it says "retryable": true), a connection lost
 before the body's end AgentStreamBroken, no bytes for AGENT_STREAM_IDLE_SECONDS AgentStreamIdle, an
 answer still going after AGENT_TIMEOUT_SECONDS (checked at each chunk of the body read, so bytes
 that never make an event do not keep it going) AgentTimeout, an event whose data breaks the
@@ -26,7 +29,14 @@ from typing import Any
 import httpx
 from httpx_sse import EventSource
 
-from tgrelay.errors import AgentBadResponse, AgentStreamBroken, AgentStreamError, AgentStreamIdle, AgentTimeout
+from tgrelay.errors import (
+    AgentBadResponse,
+    AgentStreamBroken,
+    AgentStreamError,
+    AgentStreamIdle,
+    AgentTimeout,
+    AgentUnavailable,
+)
 from tgrelay.replies import MAX_REPLY_BYTES, answer_format, reply_from_agent
 
 EVENT_STREAM = "text/event-stream"
@@ -107,6 +117,8 @@ def read_stream(
             elif event.event == "reply":
                 return reply_from_agent(_event_data(event.data, "reply", snippet), empty_text=empty_text)
             elif event.event == "error":
+                if _retryable(event.data):
+                    raise AgentUnavailable(f"agent stream sent a retryable error event: {snippet(event.data)!r}")
                 raise AgentStreamError(f"agent stream sent an error event: {snippet(event.data)!r}")
     except httpx.TimeoutException:
         raise AgentStreamIdle(f"agent stream was silent for more than {idle_seconds:g} s") from None
@@ -143,6 +155,15 @@ class _Body:
             if self.total > MAX_STREAM_BYTES:
                 raise AgentBadResponse(f"agent stream is longer than {MAX_STREAM_BYTES} bytes")
             yield chunk
+
+
+def _retryable(data: str) -> bool:
+    """True when an `error` event's data is a JSON object saying "retryable": true (exactly)."""
+    try:
+        value = json.loads(data)
+    except ValueError:
+        return False
+    return isinstance(value, dict) and value.get("retryable") is True
 
 
 def _event_data(data: str, name: str, snippet: Callable[[str], str]) -> dict:

@@ -29,7 +29,8 @@ A fault applies to the next `count` matching requests (null: until reset). Field
   reply_event   true: end with a `reply` event (the reply object, with the fields above)
                 instead of letting the deltas make the reply
   break_after   drop the connection after this many deltas (a broken stream)
-  error_after   send an `error` event after this many deltas
+  error_after   send an `error` event after this many deltas (terminal: AgentStreamError)
+  error_retryable  true: that `error` event says "retryable": true (AgentUnavailable, retried)
   stall_after   after this many deltas, say nothing for `stall` seconds, then go on
   close         true: drop the connection without answering (network error)
   method        Telegram method the fault is for (default sendMessage; "download" for the file
@@ -644,7 +645,10 @@ class FakeAgent(FakeServer):
                         yield DROP
                         return
                     if index == fault.get("error_after"):
-                        yield event("error", {"message": "injected error"})
+                        error: JSON = {"message": "injected error"}
+                        if fault.get("error_retryable"):
+                            error["retryable"] = True
+                        yield event("error", error)
                         return
                     if index == fault.get("stall_after"):
                         time.sleep(float(fault.get("stall", 0)))

@@ -27,6 +27,7 @@ from tgrelay.errors import (
     AgentStreamError,
     AgentStreamIdle,
     AgentTimeout,
+    AgentUnavailable,
 )
 from tgrelay.replies import reply_from_agent
 from tgrelay.text import utf16_len
@@ -103,6 +104,24 @@ def test_an_error_event_is_agent_stream_error(relay, lambda_context):
 
     assert type(error) is AgentStreamError
     assert "injected error" in str(error)
+
+
+def test_an_error_event_saying_retryable_is_agent_unavailable(relay, lambda_context):
+    relay.agent.add_fault(streamed(error_after=3, error_retryable=True))
+
+    error = raised(envelope("group_text"), lambda_context)
+
+    assert type(error) is AgentUnavailable
+    assert "retryable error event" in str(error) and "injected error" in str(error)
+
+
+@pytest.mark.parametrize(
+    "data",
+    ['{"retryable": "true"}', '{"retryable": 1}', '[{"retryable": true}]', "retryable: true", '{"retryable": false}'],
+)
+def test_only_retryable_exactly_true_makes_an_error_event_retried(data):
+    with pytest.raises(AgentStreamError):
+        read([f"event: error\ndata: {data}\n\n".encode()])
 
 
 def test_a_stream_cut_off_mid_way_is_agent_stream_broken(relay, lambda_context):

@@ -34,6 +34,8 @@ def _body(replays: int | None = None) -> str:
         (_body(1), "TelegramUnavailable", 3600, "replay"),
         (_body(3), "AgentUnavailable", 10**6, "person"),  # every replay used
         (_body(), "AgentRejected", 10**6, "person"),  # cannot pass
+        (_body(), "AgentStreamError", 10**6, "person"),  # the agent's own error event: cannot pass either
+        (_body(), "AgentStreamBroken", 900, "replay"),
         (_body(), None, 10**6, "person"),  # parked by the queue's redrive: executions failed to start
         ("not json", "AgentUnavailable", 10**6, "person"),
         ('["a list"]', "AgentUnavailable", 10**6, "person"),

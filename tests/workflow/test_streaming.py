@@ -14,6 +14,7 @@ from workflow_helpers import (
     take_dead_letters,
 )
 
+from tgrelay.dead_letters import decide
 from tgrelay_local.clock import RetryClock
 from tgrelay_local.engine import LocalRelay
 from tgrelay_local.history import state_path
@@ -125,3 +126,24 @@ def test_a_stream_of_unnamed_events_is_answered_and_one_without_any_answer_is_pa
     [dead] = take_dead_letters(relay)
     assert dead["MessageAttributes"]["error"]["StringValue"] == "AgentBadResponse"
     assert "`event: delta`" in dead["MessageAttributes"]["cause"]["StringValue"]
+
+
+def test_an_error_event_is_terminal_and_kept_for_a_person_unless_it_says_retryable(relay):
+    terminal, passing = make_update("private_text.json"), make_update("private_text.json")
+
+    (failed,) = streamed_turn(relay, terminal, stream(error_after=4), stream())
+    (answered,) = streamed_turn(relay, passing, stream(error_after=4, error_retryable=True), stream())
+
+    # Terminal: one attempt, the apology, a dead letter that no automatic replay takes.
+    assert path_of(relay, failed) == AGENT_FAILURE_PATH
+    assert [call["request"]["update_id"] for call in relay.agent.calls_snapshot()].count(terminal["update_id"]) == 1
+    [dead] = take_dead_letters(relay)
+    assert dead["MessageAttributes"]["error"]["StringValue"] == "AgentStreamError"
+    assert decide(dead["Body"], "AgentStreamError", 0, 10**9, [900, 3600]) == "person"
+    # Retryable: AgentUnavailable's Retry (up to 3 s, jitter pinned), then the answer, once.
+    steps = state_path(relay.history(answered["executionArn"]))
+    assert [step.state for step in steps] == HAPPY_PATH
+    assert [failure for step in steps for failure in step.failures] == ["AgentUnavailable"]
+    assert relay.clock.take_waits() == [3.0]
+    assert [message["text"] for message in relay.telegram.received(chat_of(passing))] == [ANSWER]
+    assert [call["request"]["update_id"] for call in relay.agent.calls_snapshot()].count(passing["update_id"]) == 2
