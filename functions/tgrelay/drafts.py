@@ -24,6 +24,7 @@ from tgrelay import telegram
 from tgrelay.errors import RecipientUnavailable, TelegramRateLimited, TelegramRejected
 from tgrelay.formatting import EntityParseError, render
 from tgrelay.settings import number_setting
+from tgrelay.streaming import TextSoFar
 from tgrelay.telegram_limits import MESSAGE_TEXT_UNITS
 from tgrelay.text import last_units
 
@@ -71,7 +72,7 @@ class Drafts:
         self.draft_id = secrets.randbelow(MAX_DRAFT_ID) + 1
         self.interval = number_setting("DRAFT_THROTTLE_SECONDS")
         self.sent = 0  # drafts Telegram accepted
-        self._pending: tuple[str, str] | None = None
+        self._pending: tuple[TextSoFar, str] | None = None
         self._finishing = False
         self._stopped = False
         self._next_at = 0.0  # time.monotonic() before which no draft is sent
@@ -79,8 +80,9 @@ class Drafts:
         # Started by the first show(): an answer that is not streamed costs no thread.
         self._thread = threading.Thread(target=self._run, name="drafts", daemon=True)
 
-    def show(self, text: str, fmt: str) -> None:
-        """Make `text` (the answer so far, in format `fmt`) the next draft; returns at once."""
+    def show(self, text: TextSoFar, fmt: str) -> None:
+        """Make `text` (the answer so far, in format `fmt`) the next draft; returns at once. The text
+        is joined (`text()`) only if that draft is sent: a later show() replaces it before."""
         with self._condition:
             self._pending = (text, fmt)
             self._condition.notify()
@@ -105,7 +107,7 @@ class Drafts:
             self._stopped = True
             self._condition.notify()
 
-    def _next(self) -> tuple[str, str] | None:
+    def _next(self) -> tuple[TextSoFar, str] | None:
         """The next text to send once its time has come; None when the drafts are over."""
         with self._condition:
             while True:
@@ -120,7 +122,8 @@ class Drafts:
     def _run(self) -> None:
         while (pending := self._next()) is not None:
             self._next_at = time.monotonic() + self.interval
-            payload = draft_payload(self.update, self.draft_id, *pending)
+            text, fmt = pending
+            payload = draft_payload(self.update, self.draft_id, text(), fmt)
             if payload is None:
                 self._next_at = 0.0  # nothing was sent: the next text may go at once
                 continue

@@ -24,6 +24,7 @@ AgentBadResponse.
 import json
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 import httpx
@@ -47,9 +48,13 @@ FORMAT_FIELDS = ("format", "parse_mode")
 # event: a `reply` event carries the whole answer at most. What tgrelay keeps of an answer is
 # MAX_REPLY_UNITS of shown text and MAX_REPLY_BYTES of state (replies.py); 4 x MAX_REPLY_BYTES
 # holds the source of any answer that fits, even one written wholly as JSON \uXXXX escapes (6 bytes
-# a UTF-16 unit: 196,608 bytes for MAX_REPLY_UNITS) with as much markup again. Checked per chunk
-# read (httpcore reads 64 KiB at most), so an event never holds more than that past it.
+# a UTF-16 unit: 196,608 bytes for MAX_REPLY_UNITS) with as much markup again. Checked per
+# CHECK_BYTES read, so the count is right to within that.
 MAX_EVENT_BYTES = 4 * MAX_REPLY_BYTES
+# The body is checked (deadline, sizes) and parsed in pieces of at most this many bytes: httpcore's
+# own read size. A bigger chunk (a gzip-encoded body decodes into several) is cut up first, so the
+# events in one piece are complete before the next piece is counted as pending.
+CHECK_BYTES = 64 * 1024
 # The most bytes of the whole body: the answer twice (deltas, then a `reply` event) with the SSE
 # framing of its deltas (33 bytes a delta: a delta per character of a MAX_REPLY_UNITS answer is
 # 1.1 MB). Bounds the memory of the pieces kept (CallAgent has 256 MB) and the rendering time.
@@ -61,8 +66,11 @@ NO_ANSWER = (
     "agent stream ended without an answer: no `event: delta` (data {\"text\": ...}) and no `event: reply`"
     " (README: Streaming replies)"
 )
+# The answer so far, joined when called: a delta costs O(1), and only a draft that is actually
+# sent (drafts.py: one per DraftThrottleSeconds) pays for joining, so N deltas are not O(N²).
+TextSoFar = Callable[[], str]
 # (text so far, its format: one of formatting.FORMATS) after each delta.
-OnText = Callable[[str, str], None]
+OnText = Callable[[TextSoFar, str], None]
 
 
 def is_event_stream(response: httpx.Response) -> bool:
@@ -81,7 +89,8 @@ def read_stream(
 ) -> dict:
     """The reply (replies.reply_from_agent's shape) of the streamed answer `response`, whose
     headers have arrived and whose body is read here. `on_text(text so far, format)` is called
-    after each delta (its exceptions propagate: it must not raise). `deadline` is a
+    after each delta that adds text; `text so far()` joins the deltas up to that one when called
+    (TextSoFar). Its exceptions propagate: it must not raise. `deadline` is a
     time.monotonic() value (the attempt's AGENT_TIMEOUT_SECONDS); `idle_seconds` the longest
     silence between two reads of the body. `snippet(text)` shortens a quoted text (token blanked).
 
@@ -113,7 +122,7 @@ def read_stream(
                     fields = {field: data[field] for field in FORMAT_FIELDS if field in data}
                 pieces.append(text)
                 if on_text is not None and text:
-                    on_text("".join(pieces), fmt)
+                    on_text(partial(_joined, pieces, len(pieces)), fmt)
             elif event.event == "reply":
                 return reply_from_agent(_event_data(event.data, "reply", snippet), empty_text=empty_text)
             elif event.event == "error":
@@ -128,6 +137,11 @@ def read_stream(
     if not pieces:
         raise AgentBadResponse(NO_ANSWER)
     return reply_from_agent({"reply": "".join(pieces), **fields}, empty_text=empty_text)
+
+
+def _joined(pieces: list[str], count: int) -> str:
+    """The first `count` pieces joined (the list may have grown since: later ones are left out)."""
+    return "".join(pieces[:count])
 
 
 # How an error names the event it quotes.
@@ -145,16 +159,20 @@ class _Body:
         self.total = 0
 
     def chunks(self) -> Iterator[bytes]:
-        for chunk in self.response.iter_bytes():
-            self.pending += len(chunk)
-            self.total += len(chunk)
-            if time.monotonic() > self.deadline:
-                raise AgentTimeout("agent stream did not end within the per-attempt timeout (AgentTimeoutSeconds)")
-            if self.pending > MAX_EVENT_BYTES:
-                raise AgentBadResponse(f"agent stream sent more than {MAX_EVENT_BYTES} bytes without completing an event")
-            if self.total > MAX_STREAM_BYTES:
-                raise AgentBadResponse(f"agent stream is longer than {MAX_STREAM_BYTES} bytes")
-            yield chunk
+        for whole in self.response.iter_bytes():
+            for start in range(0, len(whole), CHECK_BYTES):
+                yield self._checked(whole[start : start + CHECK_BYTES])
+
+    def _checked(self, chunk: bytes) -> bytes:
+        self.pending += len(chunk)
+        self.total += len(chunk)
+        if time.monotonic() > self.deadline:
+            raise AgentTimeout("agent stream did not end within the per-attempt timeout (AgentTimeoutSeconds)")
+        if self.pending > MAX_EVENT_BYTES:
+            raise AgentBadResponse(f"agent stream sent more than {MAX_EVENT_BYTES} bytes without completing an event")
+        if self.total > MAX_STREAM_BYTES:
+            raise AgentBadResponse(f"agent stream is longer than {MAX_STREAM_BYTES} bytes")
+        return chunk
 
 
 def _retryable(data: str) -> bool:

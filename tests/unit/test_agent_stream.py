@@ -1,8 +1,11 @@
 """A streamed agent answer (README: Streaming replies): reading it, its named outcomes, and the drafts
 a private chat is shown meanwhile (sendMessageDraft), against the loopback fakes."""
 
+import gzip
 import logging
+import threading
 import time
+import tracemalloc
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -247,15 +250,16 @@ def test_the_request_says_a_stream_is_welcome(relay, lambda_context):
 # --- reading a body that never completes, or too much of one (read_stream itself) ------------------------
 
 
-def read(chunks: Iterable[bytes], *, seconds: float = 20.0) -> dict:
+def read(
+    chunks: Iterable[bytes], *, seconds: float = 20.0, on_text: streaming.OnText | None = None, **headers: str
+) -> dict:
     """read_stream of a text/event-stream body made of `chunks` (each read as it comes), within `seconds`."""
-    transport = httpx.MockTransport(
-        lambda request: httpx.Response(200, headers={"content-type": "text/event-stream"}, content=chunks)
-    )
+    headers = {"content-type": "text/event-stream", **headers}
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, headers=headers, content=chunks))
     with httpx.Client(transport=transport) as client, client.stream("POST", "http://agent/") as response:
         return streaming.read_stream(
             response,
-            on_text=None,
+            on_text=on_text,
             idle_seconds=5.0,
             deadline=time.monotonic() + seconds,
             empty_text="(empty)",
@@ -517,6 +521,60 @@ def test_the_fake_bot_api_records_an_accepted_draft(fake_telegram):
 
     assert answer.json() == {"ok": True, "result": True}
     assert fake_telegram.drafts(5) == [payload]
+
+
+def test_a_big_chunk_of_small_events_is_not_one_big_event():
+    # 30,000 deltas (1 MB) gzip-encoded: httpx decodes them in chunks far bigger than what was read.
+    events = b'event: delta\ndata: {"text": "a"}\n\n' * 30_000
+
+    reply = read([gzip.compress(events)], **{"content-encoding": "gzip"})
+
+    assert reply["text"].startswith("aaaa")  # cut at MAX_REPLY_UNITS like any long answer
+
+
+DELTA = b'event: delta\ndata: {"text": "a"}\n\n'
+
+
+def test_a_delta_hands_on_the_text_so_far_without_copying_it():
+    kept: list = []
+    count = 4000
+    body = DELTA * count
+    tracemalloc.start()
+    try:
+        reply = read([body], on_text=lambda text, fmt: kept.append(text))
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+
+    assert reply == {"text": "a" * count}
+    assert [kept[index]() for index in (0, 1999, count - 1)] == ["a", "a" * 2000, "a" * count]
+    # Copies of the text so far at each delta would hold count²/2 bytes (8 MB).
+    assert held < 2_000_000, held
+
+
+def test_drafts_join_the_text_only_for_a_draft_they_send(monkeypatch):
+    monkeypatch.setenv("DRAFT_THROTTLE_SECONDS", "30")
+    sent: list[str] = []
+    monkeypatch.setattr(drafts.telegram, "call", lambda token, method, payload, timeout: sent.append(payload["text"]))
+    joined: list[int] = []
+
+    def text_so_far(length: int):
+        def text() -> str:
+            joined.append(length)
+            return "a" * length
+
+        return text
+
+    shown = threading.Event()
+    sender = drafts.Drafts("token", {"chat_id": 5}, on_shown=shown.set)
+    sender.show(text_so_far(1), "text")
+    assert shown.wait(5)
+    for length in range(2, 2001):
+        sender.show(text_so_far(length), "text")
+    sender.finish()  # the next draft would wait 30 s: not sent
+
+    assert sent == ["a"]
+    assert joined == [1]
 
 
 def test_the_readme_states_the_stream_caps():
