@@ -63,7 +63,7 @@ MAX_STREAM_BYTES = 16 * MAX_REPLY_BYTES
 # HTML standard's default type), as most LLM SSE servers send them.
 DELTA_EVENTS = ("delta", "message")
 NO_ANSWER = (
-    "agent stream ended without an answer: no `event: delta` (data {\"text\": ...}) and no `event: reply`"
+    'agent stream ended without an answer: no `event: delta` (data {"text": ...}) and no `event: reply`'
     " (README: Streaming replies)"
 )
 # The answer so far, joined when called: a delta costs O(1), and only a draft that is actually

@@ -196,7 +196,7 @@ def test_comments_unknown_events_and_what_follows_a_reply_event_are_ignored(rela
 
 @pytest.mark.parametrize("name", ["", "event: message\n"], ids=["no event line", "event: message"])
 def test_an_unnamed_event_is_a_delta(name):
-    body = f'{name}data: {{"text": "The answer is 42."}}\n\n{name}data: {{"text": " Really.", "format": "markdown"}}\n\n'
+    body = f'{name}data: {{"text": "The answer is 42."}}\n\n{name}data: {{"text": " Really.", "format": "text"}}\n\n'
 
     assert read([body.encode()]) == {"text": "The answer is 42. Really."}
 
@@ -205,7 +205,7 @@ def test_an_unnamed_event_is_a_delta(name):
     ("body", "names"),
     [
         ("data: [DONE]\n\n", "a `message` (no `event:` line: read as `event: delta`) event's data is not JSON"),
-        ('data: {"choices": []}\n\n', "a delta's \"text\" is not a string"),
+        ('data: {"choices": []}\n\n', 'a delta\'s "text" is not a string'),
     ],
 )
 def test_an_unnamed_event_that_is_not_a_delta_is_agent_bad_response(body, names):
@@ -314,7 +314,7 @@ def test_a_body_past_max_stream_bytes_is_agent_bad_response_though_each_event_is
 
 def test_a_reply_just_under_the_caps_is_read():
     text = "a" * (streaming.MAX_EVENT_BYTES - 100)
-    event = f"event: reply\ndata: {{\"reply\": \"{text}\"}}\n\n".encode()
+    event = f'event: reply\ndata: {{"reply": "{text}"}}\n\n'.encode()
 
     assert read(trickle(HELLO * 1000, event, count=1))["text"].startswith("aaaa")
 
