@@ -48,7 +48,8 @@ def ask_agent(request: dict, on_text: OnText | None = None) -> dict:
     """POST `request` to the agent server; the reply (replies.reply_from_agent) or a named error.
 
     A streamed answer (text/event-stream, streaming.read_stream) calls `on_text(text so far,
-    format)` after each delta; a JSON answer is read whole, as before streaming existed."""
+    format)` after each delta; a JSON answer is read whole, as before streaming existed. Either
+    way the reply's attachments are marked `agent_origin` here (marked_origins)."""
     timeout = number_setting("AGENT_TIMEOUT_SECONDS")
     deadline = time.monotonic() + timeout
     # Says the agent may stream; a JSON answer is read the same as ever.
@@ -64,19 +65,18 @@ def ask_agent(request: dict, on_text: OnText | None = None) -> dict:
             headers=headers,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
         ) as response:
-            streamed = response.status_code == 200 and is_event_stream(response)
-            if streamed:
-                return marked_origins(
-                    read_stream(
-                        response,
-                        on_text=on_text,
-                        idle_seconds=number_setting("AGENT_STREAM_IDLE_SECONDS"),
-                        deadline=deadline,
-                        empty_text=setting("EMPTY_REPLY_TEXT"),
-                        snippet=lambda text: _blanked(text[:300], token),
-                    )
+            if response.status_code == 200 and is_event_stream(response):
+                reply = read_stream(
+                    response,
+                    on_text=on_text,
+                    idle_seconds=number_setting("AGENT_STREAM_IDLE_SECONDS"),
+                    deadline=deadline,
+                    empty_text=setting("EMPTY_REPLY_TEXT"),
+                    snippet=lambda text: _blanked(text[:300], token),
                 )
-            response.read()
+            else:
+                response.read()
+                reply = _json_reply(response, token)
     except httpx.ConnectTimeout:
         raise AgentUnavailable("could not connect to the agent server in time") from None
     except httpx.TimeoutException:
@@ -84,7 +84,14 @@ def ask_agent(request: dict, on_text: OnText | None = None) -> dict:
     except httpx.HTTPError as error:
         # The class name only: some httpx messages quote the request's headers, token included.
         raise AgentUnavailable(f"agent server unreachable ({type(error).__name__})") from None
+    # One place for both answers: a streamed `reply` event's attachments are marked as a JSON answer's.
+    return marked_origins(reply)
 
+
+def _json_reply(response: httpx.Response, token: str = "") -> dict:
+    """The reply (replies.reply_from_agent, attachments not yet marked) of the agent's answer
+    `response`, read whole and not a stream; AgentUnavailable (429, 5xx), AgentRejected (other
+    4xx), AgentBadResponse (another status, or a 200 that is not the contract's JSON)."""
     status = response.status_code
     if status == 429 or status >= 500:
         raise AgentUnavailable(f"agent server answered {status}")
@@ -92,7 +99,11 @@ def ask_agent(request: dict, on_text: OnText | None = None) -> dict:
         raise AgentRejected(f"agent server answered {status}: {_snippet(response, token)}")
     if status != 200:
         raise AgentBadResponse(f"agent server answered {status}, expected 200")
-    return parse_agent_reply(response, token)
+    try:
+        body = response.json()
+    except ValueError:
+        raise AgentBadResponse(f"agent reply is not JSON: {_snippet(response, token)!r}") from None
+    return reply_from_agent(body, empty_text=setting("EMPTY_REPLY_TEXT"))
 
 
 def _snippet(response: httpx.Response, token: str) -> str:
@@ -103,14 +114,6 @@ def _snippet(response: httpx.Response, token: str) -> str:
 
 def _blanked(text: str, token: str) -> str:
     return text.replace(token, "[agent token]") if token else text
-
-
-def parse_agent_reply(response: httpx.Response, token: str = "") -> dict:
-    try:
-        body = response.json()
-    except ValueError:
-        raise AgentBadResponse(f"agent reply is not JSON: {_snippet(response, token)!r}") from None
-    return marked_origins(reply_from_agent(body, empty_text=setting("EMPTY_REPLY_TEXT")))
 
 
 def marked_origins(reply: dict) -> dict:
