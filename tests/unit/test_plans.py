@@ -35,7 +35,7 @@ PATHS = [
     ("WaitForTurn catches States.ALL", [*CLAIMED, "WaitForTurn", *FAILURE_TAIL], 8, "200.00"),
     ("CallAgent catches TurnLost (round once)", [*CLAIMED, "WaitForTurn", "CallAgent", *HAPPY[2:]], 8, "200.00"),
     (
-        "CallAgent catches AgentRejected | AgentBadResponse",
+        "CallAgent catches AgentRejected | AgentBadResponse | AgentStreamError",
         [*CLAIMED, "WaitForTurn", "CallAgent", *FAILURE_TAIL],
         9,
         "225.00",
