@@ -36,6 +36,7 @@ from moto.stepfunctions.parser.asl.component.common.retry import jitter_strategy
 from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wait_function
 from moto.stepfunctions.parser.backend import execution as execution_backend
+from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
 from tgrelay_local.clock import RetryClock
 from tgrelay_local.lambda_events import LambdaContext
@@ -48,6 +49,7 @@ SEAMS = (
     (jitter_strategy_decl, "random"),
     (execution_backend.Execution, "stop"),
     (DynamoHandler, "call_action"),
+    (StepFunctionsParserBackend, "_get_executions"),
 )
 
 Handler = Callable[[dict, Any], Any]
@@ -79,6 +81,20 @@ class LocalFunction:
                 },
             }
         return {"StatusCode": 200, "ExecutedVersion": "$LATEST", "Payload": payload}
+
+
+_all_executions = StepFunctionsParserBackend._get_executions
+
+
+def started_executions_only(backend: StepFunctionsParserBackend, execution_status: Any = None) -> list:
+    """moto's execution list for SendTaskSuccess/Failure/Heartbeat and map runs, without executions
+    whose worker has not set up its environment yet. moto marks an execution RUNNING before its
+    worker thread sets `exec_worker.env`; a SendTaskSuccess for another execution's token in that
+    moment raised AttributeError ('NoneType' object has no attribute 'callback_pool_manager') into
+    the calling handler, a failure no Retry names (seen under load). Such an execution holds no task
+    token yet, so leaving it out changes no answer; Step Functions itself has no such moment."""
+    executions = _all_executions(backend, execution_status)
+    return [e for e in executions if e.exec_worker is not None and e.exec_worker.env is not None]
 
 
 class Seams:
@@ -120,6 +136,9 @@ class Seams:
                 return original_call_action(handler)
 
         self._stack.enter_context(mock.patch.object(DynamoHandler, "call_action", one_request_at_a_time))
+        self._stack.enter_context(
+            mock.patch.object(StepFunctionsParserBackend, "_get_executions", started_executions_only)
+        )
         # The interpreter logs every caught task error at ERROR with its whole state; that is
         # what Retry and Catch are for, and execution history already shows it.
         logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)

@@ -6,6 +6,7 @@ import json
 from importlib.metadata import version
 
 from tgrelay_local import moto_seams
+from tgrelay_local.clock import RetryClock
 
 
 def test_powertools_metrics_go_to_the_stream_the_engine_gives(capsys):
@@ -71,3 +72,22 @@ def test_a_handler_exception_is_reported_like_the_lambda_runtime():
 def test_a_result_that_is_not_json_fails_like_the_lambda_runtime():
     function = moto_seams.LocalFunction("f", "arn", lambda event, context: {"when": object()}, 128, 3)
     assert function.invoke({})["FunctionError"] == "Unhandled"
+
+
+def test_a_task_token_sent_while_another_execution_is_still_starting_is_not_an_attribute_error():
+    """moto lists an execution as RUNNING before its worker has an environment; the engine's seam
+    leaves such executions out, so SendTaskSuccess answers as Step Functions does (InvalidToken for
+    a token nobody holds) instead of raising AttributeError into the handler that sent it."""
+    from types import SimpleNamespace
+
+    from moto.stepfunctions.parser.api import ExecutionStatus
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    starting = SimpleNamespace(status=ExecutionStatus.RUNNING, exec_worker=SimpleNamespace(env=None))
+    not_started = SimpleNamespace(status=ExecutionStatus.RUNNING, exec_worker=None)
+    backend = SimpleNamespace(state_machines=[SimpleNamespace(executions=[starting, not_started])])
+
+    assert moto_seams.started_executions_only(backend, ExecutionStatus.RUNNING) == []
+    with moto_seams.Seams({}, RetryClock("recorded")):
+        assert StepFunctionsParserBackend._get_executions(backend, ExecutionStatus.RUNNING) == []
+    assert StepFunctionsParserBackend._get_executions(backend, ExecutionStatus.RUNNING) == [starting, not_started]
