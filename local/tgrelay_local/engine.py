@@ -15,14 +15,16 @@ import logging
 import os
 import secrets
 import socket
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 from unittest import mock
 
 import boto3
 import httpx
+from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import base as powertools_metrics_base
 from aws_lambda_powertools.metrics.provider.cloudwatch_emf import cloudwatch as powertools_emf
 from moto import mock_aws
@@ -67,6 +69,59 @@ def metrics_to(stream: IO[str]) -> contextlib.ExitStack:
         stack.enter_context(
             mock.patch.object(module, "print", lambda *values: print(*values, file=stream, flush=True), create=True)
         )
+    return stack
+
+
+class PerThreadDict(MutableMapping):
+    """A dict each thread sees its own contents of."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    @property
+    def _contents(self) -> dict:
+        if not hasattr(self._local, "contents"):
+            self._local.contents = {}
+        return self._local.contents
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._contents[key]
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self._contents[key] = value
+
+    def __delitem__(self, key: Any) -> None:
+        del self._contents[key]
+
+    def __iter__(self) -> Iterator:
+        return iter(list(self._contents))
+
+    def __len__(self) -> int:
+        return len(self._contents)
+
+    def copy(self) -> dict:
+        return dict(self._contents)
+
+
+METRICS_SETS = ("metric_set", "dimension_set", "metadata_set")
+
+
+def metrics_per_invocation(handler_modules: list) -> contextlib.ExitStack:
+    """While entered, each thread - each invocation the engine runs - has its own Powertools metric,
+    dimension and metadata sets. Powertools keeps them in class-level dicts shared by every Metrics
+    instance, which is right on Lambda (one invocation per environment at a time) and wrong for the
+    engine's concurrent invocations in one process: two flushing at once crashed a handler
+    ("dictionary changed size during iteration", "Must contain at least one metric"; the webhook
+    then answered 500 and a workflow function failed with an error no Retry names)."""
+    stack = contextlib.ExitStack()
+    shared = {name: PerThreadDict() for name in METRICS_SETS}
+    for module in handler_modules:
+        metrics = getattr(module, "metrics", None)
+        if not isinstance(metrics, Metrics):
+            continue
+        for owner in (metrics, metrics.provider):
+            for name in METRICS_SETS:
+                stack.enter_context(mock.patch.object(owner, name, shared[name]))
     return stack
 
 
@@ -390,6 +445,7 @@ class LocalRelay:
                     self.webhook_function = function
                     self.webhook_route = (event["Properties"]["Path"], event["Properties"]["Method"])
         self._redirect_function_logs(handler_modules)
+        self._stack.enter_context(metrics_per_invocation(handler_modules))
         return functions
 
     def _execution_rules(self, functions: dict[str, LocalFunction]) -> list[tuple[dict, LocalFunction]]:

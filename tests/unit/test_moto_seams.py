@@ -91,3 +91,30 @@ def test_a_task_token_sent_while_another_execution_is_still_starting_is_not_an_a
     with moto_seams.Seams({}, RetryClock("recorded")):
         assert StepFunctionsParserBackend._get_executions(backend, ExecutionStatus.RUNNING) == []
     assert StepFunctionsParserBackend._get_executions(backend, ExecutionStatus.RUNNING) == [starting, not_started]
+
+
+def test_each_invocation_thread_has_its_own_powertools_metric_sets():
+    """Powertools keeps metrics in class-level dicts shared by every Metrics; the engine runs
+    invocations as threads of one process, so it gives each thread its own sets (two flushing at
+    once crashed a handler)."""
+    import threading
+    import types
+
+    from aws_lambda_powertools import Metrics
+    from aws_lambda_powertools.metrics import MetricUnit
+
+    from tgrelay_local.engine import metrics_per_invocation
+
+    handler_module = types.SimpleNamespace(metrics=Metrics(namespace="seam-test", service="seam"))
+    seen_by_other_thread: list[list[str]] = []
+    with metrics_per_invocation([handler_module]):
+        handler_module.metrics.add_metric(name="Mine", unit=MetricUnit.Count, value=1)
+        other = threading.Thread(
+            target=lambda: seen_by_other_thread.append(list(handler_module.metrics.provider.metric_set))
+        )
+        other.start()
+        other.join()
+        mine = list(handler_module.metrics.provider.metric_set)
+        handler_module.metrics.clear_metrics()
+
+    assert mine == ["Mine"] and seen_by_other_thread == [[]]
