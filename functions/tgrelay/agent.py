@@ -1,6 +1,7 @@
 """The agent server client: the request the contract (README) promises, one POST, and every
 outcome named by the error classes the ASL retries or catches."""
 
+import os
 import time
 
 import httpx
@@ -9,7 +10,7 @@ from tgrelay import clients
 from tgrelay.envelope import session_key
 from tgrelay.errors import AgentBadResponse, AgentRejected, AgentTimeout, AgentUnavailable
 from tgrelay.replies import reply_from_agent
-from tgrelay.reply_files import same_origin
+from tgrelay.reply_files import on_private_address, under_prefix
 from tgrelay.secrets import secret_field
 from tgrelay.settings import number_setting, setting
 from tgrelay.shapes import Envelope
@@ -117,8 +118,16 @@ def _blanked(text: str, token: str) -> str:
 
 
 def marked_origins(reply: dict) -> dict:
-    """`reply` (JSON or streamed) with each attachment marked `agent_origin`: whether its URL is on
-    AGENT_URL's origin. SendReply sends the agent token along only to those (reply_files.py)."""
-    for file in reply.get("attachments", []):
-        file["agent_origin"] = same_origin(file["url"], setting("AGENT_URL"))
+    """`reply` (JSON or streamed) with each attachment marked for SendReply (reply_files.py):
+    `agent_origin`, its URL is under AGENT_FILES_URL (AgentFilesUrl; empty or unset: never), so
+    the agent token goes along; `private_hosts`, AGENT_URL's host is on a loopback or private
+    address (reply_files.on_private_address), so such addresses may be fetched. Decided here:
+    SendReply's environment has neither setting (Lambda's 4 KB of environment)."""
+    files = reply.get("attachments", [])
+    if files:
+        prefix = os.environ.get("AGENT_FILES_URL", "")
+        private = on_private_address(setting("AGENT_URL"))
+        for file in files:
+            file["agent_origin"] = under_prefix(file["url"], prefix)
+            file["private_hosts"] = private
     return reply

@@ -49,7 +49,7 @@ SETTINGS = declare(
         "FILES_BUCKET_NAME",
         "FILE_URL_MINUTES",
     ),
-    optional=("SECRET_MAX_AGE_SECONDS", "TELEGRAM_API_URL"),
+    optional=("SECRET_MAX_AGE_SECONDS", "TELEGRAM_API_URL", "AGENT_FILES_URL"),
 )
 
 logger = Logger()

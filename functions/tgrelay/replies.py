@@ -4,8 +4,9 @@ to what Telegram shows, and turned into the sendMessage calls that deliver it.
 CallAgent renders each message of the answer (formatting.render: plain text + MessageEntity
 list) and passes on, in the execution's state:
     {"text": first message, "entities": [...]?, "more_messages": [{"text", "entities"?}]?, "buttons": [[...]]?,
-     "attachments": [{"kind", "url", "file_name"?, "caption"?, "caption_entities"?, "agent_origin"}]?}
-(agent_origin: the URL is on AGENT_URL's origin; CallAgent's agent.marked_origins sets it.)
+     "attachments": [{"kind", "url", "file_name"?, "caption"?, "caption_entities"?, "agent_origin", "private_hosts"}]?}
+(agent_origin: the URL is under AgentFilesUrl, the agent token goes along; private_hosts: the
+agent server is on a loopback or private address, so its files may be; agent.marked_origins.)
 ("text" is "" when the answer is files only.) SendReply turns that into one flat list of Bot API
 calls (`deliveries`): each message split into Telegram-sized chunks with their own entities, then
 one send* call per attachment; the user's message quoted by the first call (in groups), the
@@ -15,6 +16,7 @@ same on every attempt, so SendReply's count of items already sent resumes it.
 
 import json
 from typing import Any
+from urllib.parse import urlsplit
 
 from aws_lambda_powertools import Logger
 
@@ -185,6 +187,8 @@ def _attachment(file: Any, where: str, fmt: str) -> dict:
     url = file.get("url")
     if not isinstance(url, str) or not url.lower().startswith(("https://", "http://")) or len(url) > MAX_URL_CHARS:
         raise AgentBadResponse(f"agent reply: {where}.url is not an http(s) URL of at most {MAX_URL_CHARS}")
+    if not _has_host(url):
+        raise AgentBadResponse(f"agent reply: {where}.url does not parse as a URL with a host (and port)")
     file_name = file.get("file_name")
     if file_name is not None and (
         not isinstance(file_name, str) or not file_name.strip() or len(file_name) > MAX_FILE_NAME_CHARS
@@ -207,6 +211,19 @@ def _attachment(file: Any, where: str, fmt: str) -> dict:
             if entities:
                 entry["caption_entities"] = entities
     return entry
+
+
+def _has_host(url: str) -> bool:
+    """Whether `url` parses (urllib.parse.urlsplit, as reply_files reads it) with a host and, if
+    it gives one, a port number that is one, and has no whitespace or control characters."""
+    if any(char.isspace() or ord(char) < 32 or ord(char) == 127 for char in url):
+        return False
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not one
+    except ValueError:
+        return False
+    return bool(parts.hostname)
 
 
 def _messages(value: Any) -> list[str]:
@@ -275,7 +292,7 @@ def deliveries(update: Envelope, reply: dict) -> list[tuple[str, dict]]:
     """The Bot API calls that deliver `reply` (CallAgent's shape) to the chat of `update`, in
     order, as (method, payload): sendMessage for each chunk of text, then one send* per
     attachment (SEND_METHODS), whose payload names the file by
-    {kind: {"url", "file_name"?, "agent_origin"?}} for SendReply to download and upload in its place."""
+    {kind: {"url", "file_name"?, "agent_origin"?, "private_hosts"?}} for SendReply to download and upload in its place."""
     chunks = [
         chunk
         for text, entities in _reply_messages(reply)
@@ -293,7 +310,7 @@ def deliveries(update: Envelope, reply: dict) -> list[tuple[str, dict]]:
         calls.append(("sendMessage", payload))
     texts = len(calls)
     for file in reply.get("attachments", []):
-        source = {key: file[key] for key in ("url", "file_name", "agent_origin") if key in file}
+        source = {key: file[key] for key in ("url", "file_name", "agent_origin", "private_hosts") if key in file}
         payload = {**address, file["kind"]: source}
         payload.update({key: file[key] for key in ("caption", "caption_entities") if key in file})
         calls.append((SEND_METHODS[file["kind"]], payload))

@@ -143,7 +143,9 @@ def send_file(token: str, method: str, payload: dict) -> tuple[dict, str]:
     file_name = source.get("file_name") or reply_files.file_name_for(source["url"], kind)
     fields = {key: value for key, value in payload.items() if key != kind}
     started = time.monotonic()
-    fetched = reply_files.download(source["url"], kind, bool(source.get("agent_origin")))
+    fetched = reply_files.download(
+        source["url"], kind, bool(source.get("agent_origin")), bool(source.get("private_hosts"))
+    )
     if isinstance(fetched, str):
         reason = fetched
     else:

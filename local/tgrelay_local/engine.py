@@ -196,7 +196,11 @@ class LocalRelay:
                 raise
             agent_url = f"{self.agent.url}/agent"
         self.agent_url = agent_url
-        self.template = Template(parameters={**(parameters or {}), "AgentUrl": self.agent_url})
+        given = {**(parameters or {}), "AgentUrl": self.agent_url}
+        if self.agent is not None:
+            # The echo agent keeps its files behind its token (FakeAgent.file_url).
+            given.setdefault("AgentFilesUrl", f"{self.agent.url}/files/")
+        self.template = Template(parameters=given)
         self._bot_username_given = "BotUsername" in (parameters or {})
         self.webhook_port = webhook_port
         self.aws_port = aws_port

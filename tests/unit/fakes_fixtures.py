@@ -171,6 +171,7 @@ def relay_fixture(aws, monkeypatch, fake_telegram, fake_agent) -> Relay:
     for name, value in {
         "TABLE_NAME": TABLE_NAME,
         "AGENT_URL": f"{fake_agent.url}/agent",
+        "AGENT_FILES_URL": f"{fake_agent.url}/files/",
         "AGENT_TIMEOUT_SECONDS": str(AGENT_TIMEOUT_SECONDS),
         "AGENT_STREAM_IDLE_SECONDS": str(AGENT_STREAM_IDLE_SECONDS),
         "DRAFT_THROTTLE_SECONDS": str(DRAFT_THROTTLE_SECONDS),

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tgrelay import clients, reply_files
+from tgrelay import reply_files
 from tgrelay.reply_files import UPLOAD_LIMITS
 
 CHUNK = 1_000_000
@@ -35,10 +35,8 @@ def host(monkeypatch):
     def answer(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, headers=Host.headers, stream=Host.body)
 
-    client = httpx.Client(transport=httpx.MockTransport(answer))
-    monkeypatch.setattr(clients, "http", lambda: client)
-    yield Host
-    client.close()
+    monkeypatch.setattr(reply_files, "_client", lambda: httpx.Client(transport=httpx.MockTransport(answer)))
+    return Host
 
 
 def test_a_declared_size_over_the_limit_is_refused_before_reading_the_body(host):

@@ -42,6 +42,7 @@ def file_reply(relay, *files: dict, text: str = "Here you go.", **extra) -> dict
             "kind": file["kind"],
             "url": relay.agent.file_url(file["name"], file["size"]),
             "agent_origin": file.get("agent_origin", True),
+            "private_hosts": True,  # the agent fake is on 127.0.0.1
         }
         if file.get("file_name", file["name"]) is not None:  # None: the agent gave no file_name
             entry["file_name"] = file.get("file_name", file["name"])
