@@ -18,10 +18,11 @@ Which addresses may be fetched: never a link-local one (169.254.0.0/16, where th
 metadata answers; fe80::/10), a multicast or an unspecified one; a loopback or private one
 (127.0.0.1:9001 is the Lambda Runtime API) only when the agent server itself is on such an
 address (CallAgent marks the files `private_hosts`; the local engine's agent is on 127.0.0.1).
-The address checked is the one each connection is actually made to (httpcore's `trace`
-extension, connection.connect_tcp.complete), before a byte of the request is sent, on every
-redirect too: a DNS name that resolves to a public address at first and to 127.0.0.1 when
-connected (DNS rebinding) is refused all the same. Not covered: a public host that forwards the
+Checked on every hop (redirects too), twice: every address the host resolves to
+(socket.getaddrinfo), before connecting; then the address each connection is actually made to
+(httpcore's `trace` extension, connection.connect_tcp.complete), before a byte of the request is
+sent, so a DNS name that resolves to a public address first and to 127.0.0.1 when connected (DNS
+rebinding) is refused all the same. Not covered: a public host that forwards the
 request (an open proxy) - it gets no token. A refused address is a note, not a failure.
 """
 
@@ -135,6 +136,19 @@ class _Guard:
     def __exit__(self, *exc: object) -> None:
         self._timer.cancel()
 
+    def check_host(self, host: str) -> None:
+        """AddressRefused if any address `host` resolves to (socket.getaddrinfo) is refused, before
+        connecting (no connection to 169.254.169.254 at all); one that does not resolve is left to
+        the connection's own error."""
+        try:
+            infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+        except (OSError, UnicodeError):
+            return
+        for info in infos:
+            reason = address_refusal(str(info[4][0]), self.private_hosts)
+            if reason:
+                raise AddressRefused(reason)
+
     def trace(self, event: str, info: dict[str, Any]) -> None:
         """httpcore's trace extension: called at each step of the request."""
         if event not in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
@@ -178,6 +192,7 @@ def _fetch(url: str, kind: str, headers: dict, file: BinaryIO, private_hosts: bo
                 "GET", url, headers=headers, timeout=DOWNLOAD_TIMEOUT, extensions={"trace": guard.trace}
             )
             for _ in range(MAX_REDIRECTS + 1):
+                guard.check_host(request.url.host)
                 response = client.send(request, stream=True, follow_redirects=False)
                 if response.next_request is None:
                     break

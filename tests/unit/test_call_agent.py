@@ -407,8 +407,9 @@ def test_invalid_buttons_are_agent_bad_response(relay, lambda_context):
     assert type(raised(envelope(), lambda_context)) is AgentBadResponse
 
 
-def test_a_file_on_the_agents_own_origin_is_marked_for_the_agent_token(relay, lambda_context):
-    """SendReply sends the agent token along only with files marked agent_origin (reply_files.py)."""
+def test_only_a_file_under_agent_files_url_is_marked_for_the_agent_token(relay, lambda_context):
+    """SendReply sends the agent token along only with files marked agent_origin (reply_files.py):
+    those under AGENT_FILES_URL (the fixture's: the agent fake's /files/), not the rest of its origin."""
     own = f"{relay.agent.url}/files/chart.png?size=100"
     port = relay.agent.url.rsplit(":", 1)[1]
     relay.agent.add_fault(
@@ -419,13 +420,26 @@ def test_a_file_on_the_agents_own_origin_is_marked_for_the_agent_token(relay, la
                 {"kind": "photo", "url": f"https://127.0.0.1:{port}/files/chart.png"},  # another scheme
                 {"kind": "photo", "url": f"http://localhost:{port}/files/chart.png"},  # another host
                 {"kind": "photo", "url": f"http://127.0.0.1:{int(port) + 1}/files/chart.png"},  # another port
+                {"kind": "document", "url": f"{relay.agent.url}/_calls"},  # its origin, not its files
+                {"kind": "document", "url": f"{relay.agent.url}/files/../_calls"},
             ],
         }
     )
 
     result = invoke(envelope("private_text"), lambda_context)
 
-    assert [file["agent_origin"] for file in result["attachments"]] == [True, False, False, False]
+    assert [file["agent_origin"] for file in result["attachments"]] == [True, False, False, False, False, False]
+    # The agent fake is on 127.0.0.1: so may its files be.
+    assert {file["private_hosts"] for file in result["attachments"]} == {True}
+
+
+def test_without_agent_files_url_no_file_gets_the_agent_token(relay, lambda_context, monkeypatch):
+    monkeypatch.delenv("AGENT_FILES_URL")
+    relay.agent.add_fault({"reply": "files", "attachments": [{"kind": "photo", "url": relay.agent.file_url("a", 1)}]})
+
+    result = invoke(envelope("private_text"), lambda_context)
+
+    assert result["attachments"][0]["agent_origin"] is False
 
 
 def test_a_streamed_answers_files_are_marked_too(relay, lambda_context):

@@ -264,6 +264,11 @@ def test_files_come_after_every_text_chunk_in_order():
         ([{"kind": "photo"}], "attachments[0].url is not an http(s) URL"),
         ([PHOTO, {**PHOTO, "url": "file:///etc/passwd"}], "attachments[1].url is not an http(s) URL"),
         ([{**PHOTO, "url": "https://x.example/" + "a" * 2048}], "attachments[0].url is not an http(s) URL of at most"),
+        # URLs urllib cannot read (urlsplit, .port raise ValueError) or without a host.
+        ([{**PHOTO, "url": "http://[oops/x.pdf"}], "attachments[0].url does not parse as a URL with a host"),
+        ([{**PHOTO, "url": "http://127.0.0.1:99999/x.pdf"}], "attachments[0].url does not parse as a URL with a host"),
+        ([{**PHOTO, "url": "http://exa mple.com/x.pdf"}], "attachments[0].url does not parse as a URL with a host"),
+        ([{**PHOTO, "url": "https:///x.pdf"}], "attachments[0].url does not parse as a URL with a host"),
         ([{**PHOTO, "file_name": ""}], "attachments[0].file_name is not 1-255 characters"),
         ([{**PHOTO, "file_name": "a" * 256}], "attachments[0].file_name is not 1-255 characters"),
         ([{**PHOTO, "caption": 7}], "attachments[0].caption is not a string"),

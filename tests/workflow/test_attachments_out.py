@@ -157,3 +157,30 @@ def test_a_file_host_down_for_good_ends_in_the_apology_and_a_dead_letter_naming_
     # is for a person to replay, not automatically).
     texts = [message["text"] for message in relay.telegram.sent_messages(chat)]
     assert texts[0] == "Here you are." and len(texts) == 2
+
+
+def test_a_file_link_to_instance_metadata_is_a_note_and_the_agents_own_files_still_arrive(relay):
+    """Issue 15 review (O1): a link-local address (instance metadata) is never fetched, whatever the
+    agent says; the echo agent's files (127.0.0.1, as is the agent itself) still are."""
+    update = make_update(text="attach http://169.254.169.254/latest/meta-data/")
+    relay.agent.add_fault(
+        {
+            "reply": "Here you are.",
+            "attachments": [
+                {"kind": "document", "url": "http://169.254.169.254/latest/meta-data/", "file_name": "meta"},
+                {"kind": "document", "url": "/files/own.txt?size=10"},
+            ],
+            "match": {"update_id": update["update_id"]},
+        }
+    )
+    since = mark(relay)
+    relay.post_update(update)
+    (execution,) = settle(relay, since)
+
+    assert path_of(relay, execution) == HAPPY_PATH
+    chat = update["message"]["chat"]["id"]
+    assert [message["text"] for message in relay.telegram.sent_messages(chat)] == [
+        "Here you are.",
+        '[The document "meta" could not be sent: its address is not allowed (link-local).]',
+    ]
+    assert [file["file_name"] for file in relay.telegram.received_files(chat)] == ["own.txt"]
