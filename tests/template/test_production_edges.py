@@ -21,6 +21,7 @@ REF_BOUND = 200
 # Parameters whose AllowedPattern admits ASCII alone (1 byte a character); loosening one fails here.
 ASCII_PARAMETERS = {
     "AllowedIds": "^[-0-9, ]*$",
+    "AgentFilesUrl": "^(https?://[!-~]+)?$",
     "BotUsername": "^@?[A-Za-z0-9_]{0,32}$",
     "MetricsNamespace": "^[A-Za-z0-9._/#:-]+$",
     "AutoReplayDelays": "^[0-9]+(,[0-9]+)*$",
