@@ -135,15 +135,24 @@ def test_each_redirect_is_checked_and_never_carries_the_agent_token(serve, monke
         checked.append(address)
         return "its address is not allowed (test)" if address == "127.0.0.2" else ""
 
+    def moved_once(conn: socket.socket, request: bytes) -> None:
+        # Same origin (httpx itself would keep the header), another path: outside the prefix.
+        (redirect_to("/elsewhere") if request.startswith(b"GET /f.txt") else ok)(conn, request)
+
     monkeypatch.setattr(reply_files, "address_refusal", refusing_127_0_0_2)
     final = serve(ok)
     hop = serve(redirect_to(f"{final.url}/f.txt"))
+    same = serve(moved_once)
     refused = serve(ok, host="127.0.0.2")
     to_refused = serve(redirect_to(f"{refused.url}/f.txt"))
 
     assert body_of(reply_files.download(f"{hop.url}/f.txt", "document", agent_origin=True)) == b"ok"
     assert b"authorization: bearer agent-token" in hop.requests[0].lower()
     assert b"authorization" not in final.requests[0].lower()
+    assert body_of(reply_files.download(f"{same.url}/f.txt", "document", agent_origin=True)) == b"ok"
+    first, second = same.requests
+    assert b"authorization: bearer agent-token" in first.lower() and second.startswith(b"GET /elsewhere")
+    assert b"authorization" not in second.lower()
     assert reply_files.download(f"{to_refused.url}/f.txt", "document", True) == "its address is not allowed (test)"
     assert checked[-1] == "127.0.0.2" and refused.requests == []
 
