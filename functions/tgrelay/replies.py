@@ -161,8 +161,8 @@ def _reply_state(messages: list[tuple[str, list[dict]]], buttons: list[list[dict
 
 def _attachments(value: Any, fmt: str) -> list[dict]:
     """The answer's files: at most MAX_ATTACHMENTS, each {"kind": one of SEND_METHODS, "url": an
-    http(s) URL of at most MAX_URL_CHARS, "caption"?: text in the answer's format, at most
-    MAX_CAPTION_UNITS once rendered, "file_name"?: 1-MAX_FILE_NAME_CHARS characters}, as
+    http(s) URL of at most MAX_URL_CHARS, "caption"?: text in the answer's format (cut
+    to MAX_CAPTION_UNITS once rendered, ending with CUT_NOTE), "file_name"?: 1-MAX_FILE_NAME_CHARS characters}, as
     {"kind", "url", "file_name"?, "caption"?, "caption_entities"?} (without a file_name SendReply
     names the file after its URL: reply_files.file_name_for). AgentBadResponse naming the field
     otherwise."""
@@ -203,9 +203,9 @@ def _attachment(file: Any, where: str, fmt: str) -> dict:
     if caption and caption.strip():
         text, entities = _rendered(caption, fmt)
         if utf16_len(text) > MAX_CAPTION_UNITS:
-            raise AgentBadResponse(
-                f"agent reply: {where}.caption is longer than {MAX_CAPTION_UNITS} characters (as Telegram counts them)"
-            )
+            # Cut like a too-long answer, not refused: the person still gets the answer and the file.
+            text, entities = cut_entities(text, entities, MAX_CAPTION_UNITS - utf16_len(CUT_NOTE))
+            text += CUT_NOTE
         if text.strip():
             entry["caption"] = text
             if entities:

@@ -5,7 +5,16 @@ from unit_helpers import DEDUPE_TTL_SECONDS, SAMPLE_RECEIVED_AT, update
 
 from tgrelay.envelope import envelope_from_update
 from tgrelay.errors import AgentBadResponse
-from tgrelay.replies import CUT_NOTE, MAX_BUTTONS, MAX_MESSAGES, MAX_REPLY_UNITS, deliveries, reply_from_agent
+from tgrelay.replies import (
+    CUT_NOTE,
+    MAX_BUTTONS,
+    MAX_CAPTION_UNITS,
+    MAX_MESSAGES,
+    MAX_REPLY_UNITS,
+    deliveries,
+    reply_from_agent,
+)
+from tgrelay.text import utf16_len
 
 EMPTY = "(nothing to say)"
 
@@ -272,11 +281,19 @@ def test_files_come_after_every_text_chunk_in_order():
         ([{**PHOTO, "file_name": ""}], "attachments[0].file_name is not 1-255 characters"),
         ([{**PHOTO, "file_name": "a" * 256}], "attachments[0].file_name is not 1-255 characters"),
         ([{**PHOTO, "caption": 7}], "attachments[0].caption is not a string"),
-        ([{**PHOTO, "caption": "x" * 1025}], "attachments[0].caption is longer than 1024 characters"),
     ],
 )
 def test_an_attachment_that_breaks_the_contract_is_named(attachments, error):
     assert error in bad({"reply": "hi", "attachments": attachments})
+
+
+def test_a_caption_over_1024_characters_is_cut_with_the_cut_note_not_refused():
+    caption = "**bold** " + "x" * 2000
+    (file,) = reply({"reply": "hi", "format": "markdown", "attachments": [{**PHOTO, "caption": caption}]})["attachments"]
+
+    assert utf16_len(file["caption"]) == MAX_CAPTION_UNITS
+    assert file["caption"].startswith("bold xxx") and file["caption"].endswith(CUT_NOTE)
+    assert file["caption_entities"] == [{"type": "bold", "offset": 0, "length": 4}]
 
 
 def test_a_caption_of_1024_characters_is_kept():
