@@ -292,7 +292,8 @@ def deliveries(update: Envelope, reply: dict) -> list[tuple[str, dict]]:
     """The Bot API calls that deliver `reply` (CallAgent's shape) to the chat of `update`, in
     order, as (method, payload): sendMessage for each chunk of text, then one send* per
     attachment (SEND_METHODS), whose payload names the file by
-    {kind: {"url", "file_name"?, "agent_origin"?, "private_hosts"?}} for SendReply to download and upload in its place."""
+    {kind: {"url", "file_name"?, "agent_origin"?, "private_hosts"?}} for SendReply to download and
+    upload in its place."""
     chunks = [
         chunk
         for text, entities in _reply_messages(reply)

@@ -175,10 +175,8 @@ class _Guard:
 
 
 def _shut(sock: socket.socket) -> None:
-    try:
+    with contextlib.suppress(OSError):  # closed already
         sock.shutdown(socket.SHUT_RDWR)  # wakes a read blocked in another thread (close does not)
-    except OSError:
-        pass  # closed already
 
 
 def _fetch(url: str, kind: str, headers: dict, file: BinaryIO, private_hosts: bool) -> int | str:

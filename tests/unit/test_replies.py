@@ -289,7 +289,9 @@ def test_an_attachment_that_breaks_the_contract_is_named(attachments, error):
 
 def test_a_caption_over_1024_characters_is_cut_with_the_cut_note_not_refused():
     caption = "**bold** " + "x" * 2000
-    (file,) = reply({"reply": "hi", "format": "markdown", "attachments": [{**PHOTO, "caption": caption}]})["attachments"]
+    (file,) = reply({"reply": "hi", "format": "markdown", "attachments": [{**PHOTO, "caption": caption}]})[
+        "attachments"
+    ]
 
     assert utf16_len(file["caption"]) == MAX_CAPTION_UNITS
     assert file["caption"].startswith("bold xxx") and file["caption"].endswith(CUT_NOTE)

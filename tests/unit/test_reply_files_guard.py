@@ -2,6 +2,7 @@
 addresses may be fetched, the agent token not following a redirect, and the whole-download timer
 against a host that drips its headers or its body. And the agent token's prefix (under_prefix)."""
 
+import contextlib
 import socket
 import threading
 import time
@@ -37,10 +38,8 @@ class Server:
         with conn:
             request = conn.recv(65536)
             self.requests.append(request)
-            try:
+            with contextlib.suppress(OSError):  # the client closed it
                 self.answer(conn, request)
-            except OSError:
-                pass  # the client closed it
 
     def stop(self) -> None:
         self.stopped.set()
