@@ -159,9 +159,14 @@ class _Guard:
             self._sockets.append(sock)
             expired = self.expired
         if expired:
-            _shut(sock)
+            _shut(sock)  # the request fails on it (`expired` names why)
+            return
         if event == "connection.connect_tcp.complete":
-            reason = address_refusal(sock.getpeername()[0], self.private_hosts)
+            try:
+                peer = sock.getpeername()[0]
+            except OSError:  # no longer connected: nothing can be sent on it
+                return
+            reason = address_refusal(peer, self.private_hosts)
             if reason:
                 stream.close()
                 raise AddressRefused(reason)
