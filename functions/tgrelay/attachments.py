@@ -17,6 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from tgrelay import clients, telegram, telegram_limits
 from tgrelay.errors import DependencyUnavailable, TelegramRejected, TelegramUnavailable
 from tgrelay.settings import number_setting, setting
+from tgrelay.shapes import Envelope, FileMetadata
 
 MAX_DOWNLOAD_BYTES = telegram_limits.DOWNLOAD_BYTES
 # One download's connect and per-read timeouts (seconds); a 20 MB file takes a few seconds.
@@ -36,7 +37,7 @@ def object_key(file_unique_id: str, key_secret: str) -> str:
     return KEY_PREFIX + digest
 
 
-def files_for_agent(turn: list[dict], bot_token: str, key_secret: str) -> list[dict]:
+def files_for_agent(turn: list[Envelope], bot_token: str, key_secret: str) -> list[dict]:
     """The agent request's `attachments` for the envelopes of a turn, in order:
 
       [{"kind", "url", "mime_type", "file_name", "size", "duration", "width", "height",
@@ -60,7 +61,7 @@ def files_for_agent(turn: list[dict], bot_token: str, key_secret: str) -> list[d
     return out
 
 
-def _file_for_agent(file: dict, bot_token: str, key_secret: str, bucket: str, expires_in: int) -> dict:
+def _file_for_agent(file: FileMetadata, bot_token: str, key_secret: str, bucket: str, expires_in: int) -> dict:
     entry = {
         "kind": file["kind"],
         "url": None,
@@ -87,7 +88,7 @@ def _file_for_agent(file: dict, bot_token: str, key_secret: str, bucket: str, ex
     return {**entry, "url": url, "size": size}
 
 
-def store_file(file: dict, bot_token: str, bucket: str, key: str) -> int | str:
+def store_file(file: FileMetadata, bot_token: str, bucket: str, key: str) -> int | str:
     """getFile, download (at most MAX_DOWNLOAD_BYTES), put into `bucket` under `key`. Returns the
     size in bytes, or the reason the file cannot be had (a string). Raises TelegramUnavailable,
     TelegramRateLimited, DependencyUnavailable. Nothing it raises or returns contains the token."""

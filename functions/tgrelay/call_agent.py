@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import cast
 
 import httpx
 from aws_lambda_powertools import Logger, Metrics, single_metric
@@ -23,6 +24,7 @@ from tgrelay.drafts import Drafts
 from tgrelay.errors import RelayError, TelegramRejected
 from tgrelay.secrets import secret_field
 from tgrelay.settings import declare
+from tgrelay.shapes import CallAgentEvent, Envelope
 from tgrelay.text import utf16_len
 from tgrelay.turns import renew_lease
 
@@ -59,24 +61,19 @@ metrics = Metrics()
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True, log_event=False)
 def handler(event: dict, context: LambdaContext) -> dict:
-    update = event["update"]
-    logger.append_keys(update_id=update["update_id"], chat_id=update["chat_id"], execution=event.get("execution"))
+    """CallAgentFunction. `event` is a CallAgentEvent (shapes.py). Returns the agent's reply in
+    replies.py's shape (SendReply's input). Raises TurnLost (the turn is no longer this
+    execution's), the agent's errors (AgentUnavailable, AgentTimeout, AgentRejected,
+    AgentBadResponse, AgentStream*), TelegramUnavailable/TelegramRateLimited (fetching files),
+    DependencyUnavailable - each named in the ASL (errors.py)."""
+    call = cast(CallAgentEvent, event)
+    envelope, execution = call["update"], call["execution"]
+    logger.append_keys(update_id=envelope["update_id"], chat_id=envelope["chat_id"], execution=execution)
     # The heartbeat of the conversation's turn; TurnLost sends the execution back to WaitForTurn.
-    renew_lease(update, event["execution"])
+    renew_lease(envelope, execution)
     started = time.monotonic()
     try:
-        with typing_indicator(update) as typing:
-            request = agent_request(update, fetch_files(update))
-            drafts = drafts_for(update, on_shown=typing.set)
-            if drafts is None:
-                reply = ask_agent(request)
-            else:
-                try:
-                    reply = ask_agent(request, on_text=drafts.show)
-                except BaseException:
-                    drafts.stop()
-                    raise
-                drafts.finish()
+        reply = ask(envelope)
     except RelayError as error:
         # One metric per error name, so a dashboard can tell "down" from "rejected".
         with single_metric(name="AgentErrors", unit=MetricUnit.Count, value=1, namespace=metrics.namespace) as metric:
@@ -96,7 +93,24 @@ def handler(event: dict, context: LambdaContext) -> dict:
     return reply
 
 
-def fetch_files(update: dict) -> list[dict]:
+def ask(envelope: Envelope) -> dict:
+    """The agent's reply to the envelope's turn: its files fetched first, typing shown while the
+    agent answers, drafts shown in a private chat while it streams (drafts never fail the turn)."""
+    with typing_indicator(envelope) as typing:
+        request = agent_request(envelope, fetch_files(envelope))
+        drafts = drafts_for(envelope, on_shown=typing.set)
+        if drafts is None:
+            return ask_agent(request)
+        try:
+            reply = ask_agent(request, on_text=drafts.show)
+        except BaseException:
+            drafts.stop()
+            raise
+        drafts.finish()
+        return reply
+
+
+def fetch_files(update: Envelope) -> list[dict]:
     """The turn's files for the agent (attachments.files_for_agent), fetched before it is asked;
     [] without secrets read when the turn has none. Raises what files_for_agent raises."""
     turn = [update, *(update.get("merged") or [])]
@@ -117,7 +131,7 @@ def fetch_files(update: dict) -> list[dict]:
     return files
 
 
-def drafts_for(update: dict, on_shown: Callable[[], None]) -> Drafts | None:
+def drafts_for(update: Envelope, on_shown: Callable[[], None]) -> Drafts | None:
     """The drafts of this attempt (drafts.Drafts) in a private chat; None elsewhere (Bot API:
     sendMessageDraft is for private chats) or without a readable bot token (the indicator and
     the final message report that)."""
@@ -131,7 +145,7 @@ def drafts_for(update: dict, on_shown: Callable[[], None]) -> Drafts | None:
 
 
 @contextmanager
-def typing_indicator(update: dict) -> Iterator[threading.Event]:
+def typing_indicator(update: Envelope) -> Iterator[threading.Event]:
     """`with typing_indicator(update) as stop:` the chat shows "typing…" until the block ends or
     `stop` is set (the first draft of a streamed answer is shown).
 

@@ -24,6 +24,7 @@ from tgrelay import telegram
 from tgrelay.errors import RecipientUnavailable, TelegramRateLimited, TelegramRejected
 from tgrelay.formatting import EntityParseError, render
 from tgrelay.settings import number_setting
+from tgrelay.shapes import Envelope
 from tgrelay.streaming import TextSoFar
 from tgrelay.telegram_limits import MESSAGE_TEXT_UNITS
 from tgrelay.text import last_units
@@ -39,7 +40,7 @@ FINAL_DRAFT_MAX_WAIT_SECONDS = 1.0
 MAX_DRAFT_ID = 2**31 - 1
 
 
-def draft_payload(update: dict, draft_id: int, text: str, fmt: str) -> dict | None:
+def draft_payload(update: Envelope, draft_id: int, text: str, fmt: str) -> dict | None:
     """The sendMessageDraft payload showing `text` (in format `fmt`, formatting.FORMATS) in the
     chat of `update`: rendered as the final message is, the last 4096 UTF-16 units of it when it
     is longer (Telegram's limit for a message, and for a draft). None when there is nothing to
@@ -65,7 +66,7 @@ class Drafts:
     failure. `on_shown()` is called once, after the first draft Telegram accepted (the typing
     indicator stops then)."""
 
-    def __init__(self, token: str, update: dict, on_shown: Callable[[], None]):
+    def __init__(self, token: str, update: Envelope, on_shown: Callable[[], None]):
         self.token = token
         self.update = update
         self.on_shown = on_shown
