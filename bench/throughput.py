@@ -25,6 +25,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -152,13 +153,16 @@ def run(count: int, chats: int, workers: int, timeout: float) -> dict:
 
 
 def _replies(relay) -> list[tuple[int, int, float]]:
-    """(update_id, chat_id, recorded at) of every sendMessage the fake Telegram accepted."""
+    """(update_id, chat_id, recorded at) for each update a sendMessage the fake Telegram accepted
+    answers. A merged turn (QueuedMessages=merge: messages that queued while their chat's turn was
+    taken) is one reply echoing every message of the turn, one per line: each counts as answered."""
     found = []
     for call in relay.telegram.calls_snapshot():
         if call["method"] == "sendMessage" and call["status"] == 200:
             text = call["payload"].get("text", "")
             if text.startswith("echo: throughput "):
-                found.append((int(text.rsplit(" ", 1)[1]), call["payload"]["chat_id"], call["at"]))
+                for update_id in re.findall(r"^(?:echo: )?throughput (\d+)$", text, re.MULTILINE):
+                    found.append((int(update_id), call["payload"]["chat_id"], call["at"]))
     return found
 
 
