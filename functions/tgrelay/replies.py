@@ -38,9 +38,8 @@ CUT_NOTE = "…\n\n[The rest of this answer was cut: it is too long to send.]"
 # Separate messages one answer may ask for besides `reply` (Telegram allows about one message a
 # second per chat); more are left out, and the last one sent ends with CUT_NOTE.
 MAX_MESSAGES = 10
-# We keep a keyboard to 100 buttons; callback_data is Telegram's 1-64 bytes.
+# We keep a keyboard to 100 buttons (callback_data: telegram_limits.CALLBACK_DATA_BYTES).
 MAX_BUTTONS = 100
-MAX_CALLBACK_DATA_BYTES = CALLBACK_DATA_BYTES
 MAX_URL_CHARS = 2048
 MAX_BUTTON_TEXT_CHARS = 256
 # Step Functions fails an execution whose state passes 256 KiB of UTF-8 text, and no Catch can
@@ -259,8 +258,8 @@ def _button(button: Any, where: str) -> dict:
         raise AgentBadResponse(f"agent reply: {where} needs exactly one of callback_data and url: {sorted(actions)}")
     if "callback_data" in button:
         data = button["callback_data"]
-        if not isinstance(data, str) or not 1 <= len(data.encode("utf-8", "surrogatepass")) <= MAX_CALLBACK_DATA_BYTES:
-            raise AgentBadResponse(f"agent reply: {where}.callback_data is not 1-{MAX_CALLBACK_DATA_BYTES} bytes")
+        if not isinstance(data, str) or not 1 <= len(data.encode("utf-8", "surrogatepass")) <= CALLBACK_DATA_BYTES:
+            raise AgentBadResponse(f"agent reply: {where}.callback_data is not 1-{CALLBACK_DATA_BYTES} bytes")
         return {"text": text, "callback_data": data}
     url = button["url"]
     if not isinstance(url, str) or not url.startswith(URL_SCHEMES) or len(url) > MAX_URL_CHARS:

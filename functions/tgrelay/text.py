@@ -4,7 +4,7 @@ import re
 from bisect import bisect_left
 from dataclasses import dataclass
 
-from tgrelay.telegram_limits import MESSAGE_TEXT_UNITS as TELEGRAM_MESSAGE_LIMIT
+from tgrelay.telegram_limits import MESSAGE_TEXT_UNITS
 
 # Preferred places to split a long reply, best first.
 _BOUNDARIES = ("\n\n", "\n", " ")
@@ -24,7 +24,7 @@ def utf16_len(text: str) -> int:
     return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
-def split_message(text: str, limit: int = TELEGRAM_MESSAGE_LIMIT) -> list[str]:
+def split_message(text: str, limit: int = MESSAGE_TEXT_UNITS) -> list[str]:
     """Split `text` into chunks of at most `limit` UTF-16 units.
 
     Splits at the last paragraph break, else line break, else space that fits and is
@@ -158,9 +158,7 @@ def _longest_prefix_within(text: str, limit: int) -> int:
 _BLOCK_TYPES = ("pre",)
 
 
-def split_entities(
-    text: str, entities: list[dict], limit: int = TELEGRAM_MESSAGE_LIMIT
-) -> list[tuple[str, list[dict]]]:
+def split_entities(text: str, entities: list[dict], limit: int = MESSAGE_TEXT_UNITS) -> list[tuple[str, list[dict]]]:
     """Split a rendered message (plain `text` + Bot API MessageEntity dicts, offsets and lengths in
     UTF-16 units) into chunks of at most `limit` UTF-16 units, each with its own entities.
 

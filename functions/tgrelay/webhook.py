@@ -31,7 +31,6 @@ SECRET_HEADER = "x-telegram-bot-api-secret-token"
 # Lambda accepts. What goes on to SQS is the envelope, whose text has its own budget
 # (envelope.MAX_TEXT_BYTES), not the body.
 MAX_BODY_BYTES = 1024 * 1024
-MAX_SECRET_HEADER = SECRET_TOKEN_CHARS
 
 # Every setting this handler reads (tests/unit/test_declared_settings.py); checked at its cold start.
 SETTINGS = declare(
@@ -45,35 +44,12 @@ metrics = Metrics()
 
 
 class Refused(Exception):
-    """The request is answered `status` with {"ok": false, "error": str(self)}; nothing is enqueued."""
+    """Answered `status` with {"ok": false, "error": message}; nothing is enqueued. A 5xx status
+    means a dependency failed: Telegram delivers the update again, so nothing is lost."""
 
-    status = 400
-
-
-class NotPost(Refused):
-    status = 405
-
-
-class MissingSecretToken(Refused):
-    status = 401
-
-
-class WrongSecretToken(Refused):
-    status = 403
-
-
-class BodyTooLarge(Refused):
-    status = 413
-
-
-class NotConfigured(Refused):
-    status = 500
-
-
-class DeliverAgain(Refused):
-    """A dependency failed: Telegram delivers the update again after a non-2xx answer, so nothing is lost."""
-
-    status = 503
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class Skipped(Exception):
@@ -93,7 +69,7 @@ def handler(event: dict, context: LambdaContext) -> dict:
 
     200 after SQS accepted the envelope (its body may carry a Bot API method Telegram performs),
     200 with "skipped" for an update deliberately left, 4xx for a request that is not a genuine
-    update (Refused and its subclasses), 5xx when a dependency fails (Telegram delivers again).
+    update (Refused with its status), 5xx when a dependency fails (Telegram delivers again).
     The one place an outcome becomes an answer is the `except` clauses below.
     """
     request = APIGatewayProxyEventV2(event)
@@ -121,41 +97,41 @@ def authenticate(request: APIGatewayProxyEventV2) -> None:
     """Checks the method and the X-Telegram-Bot-Api-Secret-Token header (Bot API, setWebhook:
     secret_token, 1-256 characters) against the secret's webhook_secret, in constant time.
 
-    Raises NotPost, MissingSecretToken, WrongSecretToken, NotConfigured (the secret has no
-    webhook_secret) or DeliverAgain (the secret cannot be read now)."""
+    Raises Refused: 405, 401 (no header), 403 (wrong header), 500 (the secret has no
+    webhook_secret) or 503 (the secret cannot be read now)."""
     if request.request_context.http.method != "POST":
-        raise NotPost("only POST is accepted")
+        raise Refused(405, "only POST is accepted")
     try:
         expected_secret = secret_field("webhook_secret")
     except ConfigurationError as error:
         logger.error("webhook secret unavailable", extra={"reason": str(error)})
-        raise NotConfigured("webhook is not configured") from None
+        raise Refused(500, "webhook is not configured") from None
     except Exception as error:  # any failure to read the secret: never acknowledge the update
         logger.error("webhook secret unavailable", extra={"error_type": type(error).__name__})
-        raise DeliverAgain("webhook secret unavailable, deliver again") from None
+        raise Refused(503, "webhook secret unavailable, deliver again") from None
     given_secret = request.headers.get(SECRET_HEADER)
     if not given_secret:
-        raise MissingSecretToken(f"missing {SECRET_HEADER} header")
-    if len(given_secret) > MAX_SECRET_HEADER or not hmac.compare_digest(
+        raise Refused(401, f"missing {SECRET_HEADER} header")
+    if len(given_secret) > SECRET_TOKEN_CHARS or not hmac.compare_digest(
         given_secret.encode("utf-8", "surrogateescape"), expected_secret.encode()
     ):
-        raise WrongSecretToken(f"wrong {SECRET_HEADER} header")
+        raise Refused(403, f"wrong {SECRET_HEADER} header")
 
 
 def parse_update(request: APIGatewayProxyEventV2) -> Any:
-    """The body's JSON value (any JSON; envelope_of checks its shape). Raises BodyTooLarge past
-    MAX_BODY_BYTES, Refused (400) for a body that is not base64 when marked so, empty, not UTF-8,
+    """The body's JSON value (any JSON; envelope_of checks its shape). Raises Refused: 413 past
+    MAX_BODY_BYTES, 400 for a body that is not base64 when marked so, empty, not UTF-8,
     not JSON or nested too deeply."""
     body = request.body or ""
     # Checked before decoding: base64 only makes the body longer.
     if len(body) > MAX_BODY_BYTES * 4 // 3 + 4:
-        raise BodyTooLarge(f"body larger than {MAX_BODY_BYTES} bytes")
+        raise Refused(413, f"body larger than {MAX_BODY_BYTES} bytes")
     try:
         raw = binascii.a2b_base64(body) if request.is_base64_encoded else body.encode("utf-8", "surrogatepass")
     except (binascii.Error, ValueError):
         raise _invalid("body is not valid base64") from None
     if len(raw) > MAX_BODY_BYTES:
-        raise BodyTooLarge(f"body larger than {MAX_BODY_BYTES} bytes")
+        raise Refused(413, f"body larger than {MAX_BODY_BYTES} bytes")
     if not raw.strip():
         raise _invalid("empty body")
     try:
@@ -200,7 +176,7 @@ def route_update(update: dict, envelope: Envelope) -> conversation.Route:
 
 def enqueue(envelope: Envelope) -> None:
     """Registers the envelope's turn, then sends it to the FIFO queue (group: its conversation,
-    deduplication id: its update_id). Raises DeliverAgain when SQS fails; a failed registration
+    deduplication id: its update_id). Raises Refused (503) when SQS fails; a failed registration
     only makes the order best effort (the execution registers itself when it starts)."""
     try:
         # Registered before it is enqueued: Telegram sends one chat's updates one after another,
@@ -218,7 +194,7 @@ def enqueue(envelope: Envelope) -> None:
         )
     except (BotoCoreError, ClientError) as error:
         logger.exception("enqueue failed", extra={"error_type": type(error).__name__})
-        raise DeliverAgain("queue unavailable, deliver again") from None
+        raise Refused(503, "queue unavailable, deliver again") from None
     metrics.add_metric(name="EnqueuedUpdates", unit=MetricUnit.Count, value=1)
     logger.info("enqueued update", extra={"kind": envelope["kind"]})
 
@@ -226,7 +202,7 @@ def enqueue(envelope: Envelope) -> None:
 def _invalid(reason: str) -> Refused:
     """400: not a genuine update (logged; nothing about the request is kept)."""
     logger.info("rejected update", extra={"reason": reason})
-    return Refused(reason)
+    return Refused(400, reason)
 
 
 def _bot_id() -> int | None:

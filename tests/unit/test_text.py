@@ -4,7 +4,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from tgrelay.text import TELEGRAM_MESSAGE_LIMIT, split_message, utf16_len
+from tgrelay.telegram_limits import MESSAGE_TEXT_UNITS
+from tgrelay.text import split_message, utf16_len
 
 EMOJI = "\N{GRINNING FACE}"  # outside the BMP: 2 UTF-16 units, 1 Python character
 
@@ -17,7 +18,7 @@ def words_of(chunks: list[str]) -> list[str]:
     return [word for chunk in chunks for word in chunk.split()]
 
 
-def assert_sendable(chunks: list[str], limit: int = TELEGRAM_MESSAGE_LIMIT) -> None:
+def assert_sendable(chunks: list[str], limit: int = MESSAGE_TEXT_UNITS) -> None:
     for chunk in chunks:
         assert chunk.strip(), "blank chunk"
         assert utf16_len(chunk) <= limit
@@ -32,7 +33,7 @@ def test_utf16_len_counts_astral_characters_twice():
 
 
 def test_the_limit_is_telegrams():
-    assert TELEGRAM_MESSAGE_LIMIT == 4096
+    assert MESSAGE_TEXT_UNITS == 4096
 
 
 @pytest.mark.parametrize("text", ["hello", "a" * 4096, EMOJI * 2048, "  padded  "])
@@ -86,7 +87,7 @@ def test_the_last_paragraph_break_that_fits_is_used():
     joined = [chunk.split("\n\n") for chunk in chunks]
     assert [p for group in joined for p in group] == paragraphs
     for group, next_group in zip(joined, joined[1:], strict=False):
-        assert utf16_len("\n\n".join([*group, next_group[0]])) > TELEGRAM_MESSAGE_LIMIT
+        assert utf16_len("\n\n".join([*group, next_group[0]])) > MESSAGE_TEXT_UNITS
 
 
 def test_a_word_longer_than_the_limit_is_hard_cut():
