@@ -5,13 +5,20 @@ Only the standard library and the local engine's template reader are imported he
 script can import this module before it decides what else to load.
 """
 
+import contextlib
 import datetime
 import math
 import os
 import platform
 import sys
-from collections.abc import Iterable, Sequence
+import tempfile
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tgrelay_local.engine import LocalRelay
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -152,3 +159,20 @@ def secret_string() -> str:
     value = json.loads(generate["SecretStringTemplate"])
     value.update({"bot_token": BOT_TOKEN, generate["GenerateStringKey"]: WEBHOOK_SECRET})
     return json.dumps(value)
+
+
+@contextlib.contextmanager
+def quiet_engine() -> Iterator["LocalRelay"]:
+    """The local engine as every benchmark runs it: the recorded retry clock (FULL jitter at the top
+    of its range), the handlers' log lines in a temporary file (`relay.log_path`) and Powertools
+    Metrics' EMF lines, which it prints to stdout, in another - not between the tables."""
+    # Powertools Metrics needs a namespace once a metric is added (the tests set the same default).
+    os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "tgrelay")
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
+    from tgrelay_local.clock import RetryClock
+    from tgrelay_local.engine import LocalRelay
+
+    with tempfile.TemporaryDirectory() as tmp, open(Path(tmp) / "stdout.log", "w") as handler_stdout:
+        relay = LocalRelay(clock=RetryClock("recorded", jitter=1.0), log_path=Path(tmp) / "handlers.log")
+        with contextlib.redirect_stdout(handler_stdout), relay:
+            yield relay

@@ -105,17 +105,13 @@ import contextlib
 import itertools
 import json
 import math
-import os
 import sys
-import tempfile
 import threading
 import time
-import warnings
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from pathlib import Path
 
-from benchlib import ROOT, machine_line, table
+from benchlib import ROOT, machine_line, quiet_engine, table
 
 PRICE = {
     "transition": 0.025 / 1000,
@@ -474,68 +470,60 @@ def main(argv: list[str] | None = None) -> int:
     parser.parse_args(argv)
     print(machine_line())
     print()
-    # Powertools Metrics needs a namespace once a metric is added (the tests set the same default).
-    os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "tgrelay")
-    warnings.filterwarnings("ignore", message="No application metrics to publish")
 
     from tgrelay import clients
-    from tgrelay_local.clock import RetryClock
-    from tgrelay_local.engine import LocalRelay
 
     meter = Meter()
     durations: dict[str, list[float]] = {}
     gates: dict[tuple[str, int], Gate] = {}
-    with tempfile.TemporaryDirectory() as tmp, open(Path(tmp) / "stdout.log", "w") as handler_stdout:
-        relay = LocalRelay(clock=RetryClock("recorded", jitter=1.0), log_path=Path(tmp) / "handlers.log")
-        # Powertools Metrics prints its EMF lines to stdout: into a file, not between the tables.
-        with contextlib.redirect_stdout(handler_stdout), relay:
-            turns_table = relay.template.refs["TurnsTable"]
-            tables = Tables(relay.dynamodb, {relay.table_name: "claims", turns_table: "turns"})
-            watch_webhook_sqs(meter, clients.sqs(), relay.pipe.queue_url)
-            watch_pipe_sqs(meter, relay.sqs, relay.pipe.queue_url)
-            watch_dynamodb(meter, clients.dynamodb(), tables)
-            watch_dynamodb(meter, clients.webhook_dynamodb(), tables)
-            watch_stepfunctions(meter, clients.stepfunctions())
-            watch_s3(meter, clients.s3())
-            functions = {id(f): f for f in relay.seams.functions.values()}
-            functions[id(relay.webhook_function)] = relay.webhook_function
-            for function in functions.values():
-                instrument(function, meter, durations, gates)
+    with quiet_engine() as relay:
+        turns_table = relay.template.refs["TurnsTable"]
+        tables = Tables(relay.dynamodb, {relay.table_name: "claims", turns_table: "turns"})
+        watch_webhook_sqs(meter, clients.sqs(), relay.pipe.queue_url)
+        watch_pipe_sqs(meter, relay.sqs, relay.pipe.queue_url)
+        watch_dynamodb(meter, clients.dynamodb(), tables)
+        watch_dynamodb(meter, clients.webhook_dynamodb(), tables)
+        watch_stepfunctions(meter, clients.stepfunctions())
+        watch_s3(meter, clients.s3())
+        functions = {id(f): f for f in relay.seams.functions.values()}
+        functions[id(relay.webhook_function)] = relay.webhook_function
+        for function in functions.values():
+            instrument(function, meter, durations, gates)
 
-            update = _update(1)
-            results = [
-                run_path(relay, meter, tables, "happy path", update),
-                run_path(relay, meter, tables, "duplicate", update),  # the very same update again
-            ]
-            retry = _update(2)
-            relay.agent.add_fault({"status": 503, "count": 1, "match": {"update_id": retry["update_id"]}})
-            results.append(run_path(relay, meter, tables, "one agent retry", retry))
-            flooded = _update(7)
-            relay.telegram.add_fault(
-                {"status": 429, "retry_after": 30, "count": 1, "match": {"chat_id": flooded["message"]["chat"]["id"]}}
-            )
-            results.append(run_path(relay, meter, tables, "one flood wait", flooded))
-            failing = _update(3)
-            relay.agent.add_fault({"status": 400, "count": 1, "match": {"update_id": failing["update_id"]}})
-            results.append(run_path(relay, meter, tables, "terminal failure", failing))
-            results += run_merge(relay, meter, tables, gates)
-            results.append(run_path(relay, meter, tables, "photo", _photo_update(13)))  # 7 is the flood wait's
-            relay.telegram.add_fault({"method": "download", "status": 502, "count": 1})
-            results.append(run_path(relay, meter, tables, "photo, download retried", _photo_update(8)))
-            results += run_album(relay, meter, tables)
-            answered = _update(11)
-            _answer_with_a_photo(relay, answered)
-            results.append(run_path(relay, meter, tables, "reply with a photo", answered))
-            retried = _update(12)
-            _answer_with_a_photo(relay, retried)
-            relay.telegram.add_fault({"method": "sendPhoto", "status": 502, "count": 1})
-            results.append(run_path(relay, meter, tables, "reply with a photo, upload retried", retried))
-            claim = relay.dynamodb.get_item(
-                TableName=relay.table_name, Key={"pk": {"S": f"update#{update['update_id']}"}}, ConsistentRead=True
-            ).get("Item")
-            left_over = relay.dynamodb.scan(TableName=turns_table, ConsistentRead=True)["Items"]
-            memory_mb = int(relay.webhook_function.memory_mb)
-            records = meter.since(0)
+        update = _update(1)
+        results = [
+            run_path(relay, meter, tables, "happy path", update),
+            run_path(relay, meter, tables, "duplicate", update),  # the very same update again
+        ]
+        retry = _update(2)
+        relay.agent.add_fault({"status": 503, "count": 1, "match": {"update_id": retry["update_id"]}})
+        results.append(run_path(relay, meter, tables, "one agent retry", retry))
+        flooded = _update(7)
+        relay.telegram.add_fault(
+            {"status": 429, "retry_after": 30, "count": 1, "match": {"chat_id": flooded["message"]["chat"]["id"]}}
+        )
+        results.append(run_path(relay, meter, tables, "one flood wait", flooded))
+        failing = _update(3)
+        relay.agent.add_fault({"status": 400, "count": 1, "match": {"update_id": failing["update_id"]}})
+        results.append(run_path(relay, meter, tables, "terminal failure", failing))
+        results += run_merge(relay, meter, tables, gates)
+        results.append(run_path(relay, meter, tables, "photo", _photo_update(13)))  # 7 is the flood wait's
+        relay.telegram.add_fault({"method": "download", "status": 502, "count": 1})
+        results.append(run_path(relay, meter, tables, "photo, download retried", _photo_update(8)))
+        results += run_album(relay, meter, tables)
+        answered = _update(11)
+        _answer_with_a_photo(relay, answered)
+        results.append(run_path(relay, meter, tables, "reply with a photo", answered))
+        retried = _update(12)
+        _answer_with_a_photo(relay, retried)
+        relay.telegram.add_fault({"method": "sendPhoto", "status": 502, "count": 1})
+        results.append(run_path(relay, meter, tables, "reply with a photo, upload retried", retried))
+        claim = relay.dynamodb.get_item(
+            TableName=relay.table_name, Key={"pk": {"S": f"update#{update['update_id']}"}}, ConsistentRead=True
+        ).get("Item")
+        left_over = relay.dynamodb.scan(TableName=turns_table, ConsistentRead=True)["Items"]
+        memory_mb = int(relay.webhook_function.memory_mb)
+        records = meter.since(0)
 
     for result in results:
         print(path_table(result))

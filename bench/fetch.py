@@ -20,15 +20,12 @@ dominate; see README: Attachments.
 import argparse
 import contextlib
 import json
-import os
 import statistics
-import tempfile
 import time
 import uuid
-import warnings
 from pathlib import Path
 
-from benchlib import ROOT, machine_line, table
+from benchlib import ROOT, machine_line, quiet_engine, table
 
 EVENTS = ROOT / "events" / "telegram"
 SIZES_MB = (0.1, 1, 5, 10, 20)
@@ -41,60 +38,53 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     print(machine_line())
     print()
-    os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "tgrelay")
-    warnings.filterwarnings("ignore", message="No application metrics to publish")
-
-    from tgrelay_local.clock import RetryClock
-    from tgrelay_local.engine import LocalRelay
 
     sample = json.loads((EVENTS / "document.json").read_text())
     rows = []
-    with tempfile.TemporaryDirectory() as tmp, open(Path(tmp) / "stdout.log", "w") as handler_stdout:
-        log_path = Path(tmp) / "handlers.log"
-        relay = LocalRelay(clock=RetryClock("recorded", jitter=1.0), log_path=log_path)
-        with contextlib.redirect_stdout(handler_stdout), relay:
-            counter = iter(range(660_000_000, 670_000_000))
+    with quiet_engine() as relay:
+        log_path = relay.log_path
+        counter = iter(range(660_000_000, 670_000_000))
 
-            def turn(size: int | None) -> tuple[float, int | None]:
-                update = json.loads(json.dumps(sample))
-                update["update_id"] = next(counter)
-                update["message"]["chat"]["id"] = next(counter)
-                if size is None:
-                    del update["message"]["document"]
-                else:
-                    suffix = uuid.uuid4().hex
-                    update["message"]["document"].update(
-                        file_id=f"bench-{suffix}", file_unique_id=f"u-{suffix}", file_size=size
-                    )
-                started = time.time()
-                relay.post_update(update)
-                relay.wait_idle(timeout=120)
-                (reply,) = relay.telegram.sent_messages(update["message"]["chat"]["id"])
-                sent_at = max(
-                    call["at"]
-                    for call in relay.telegram.calls_snapshot()
-                    if call["method"] == "sendMessage" and call["payload"] == reply
+        def turn(size: int | None) -> tuple[float, int | None]:
+            update = json.loads(json.dumps(sample))
+            update["update_id"] = next(counter)
+            update["message"]["chat"]["id"] = next(counter)
+            if size is None:
+                del update["message"]["document"]
+            else:
+                suffix = uuid.uuid4().hex
+                update["message"]["document"].update(
+                    file_id=f"bench-{suffix}", file_unique_id=f"u-{suffix}", file_size=size
                 )
-                return (sent_at - started) * 1000, _fetch_ms(log_path, update["update_id"])
+            started = time.time()
+            relay.post_update(update)
+            relay.wait_idle(timeout=120)
+            (reply,) = relay.telegram.sent_messages(update["message"]["chat"]["id"])
+            sent_at = max(
+                call["at"]
+                for call in relay.telegram.calls_snapshot()
+                if call["method"] == "sendMessage" and call["payload"] == reply
+            )
+            return (sent_at - started) * 1000, _fetch_ms(log_path, update["update_id"])
 
-            turn(None), turn(MB)  # warm up
-            texts = [turn(None)[0] for _ in range(args.repeat)]
-            text_ms = statistics.median(texts)
-            rows.append(["text only", "-", "-", f"{text_ms:.0f}", "-"])
-            for size_mb in SIZES_MB:
-                size = int(size_mb * MB)
-                measured = [turn(size) for _ in range(args.repeat)]
-                fetch = statistics.median(ms for _, ms in measured if ms is not None)
-                total = statistics.median(ms for ms, _ in measured)
-                rows.append(
-                    [
-                        f"{size_mb:g} MB document",
-                        f"{fetch:.0f}",
-                        f"{fetch / size_mb:.0f}",
-                        f"{total:.0f}",
-                        f"{total - text_ms:+.0f}",
-                    ]
-                )
+        turn(None), turn(MB)  # warm up
+        texts = [turn(None)[0] for _ in range(args.repeat)]
+        text_ms = statistics.median(texts)
+        rows.append(["text only", "-", "-", f"{text_ms:.0f}", "-"])
+        for size_mb in SIZES_MB:
+            size = int(size_mb * MB)
+            measured = [turn(size) for _ in range(args.repeat)]
+            fetch = statistics.median(ms for _, ms in measured if ms is not None)
+            total = statistics.median(ms for ms, _ in measured)
+            rows.append(
+                [
+                    f"{size_mb:g} MB document",
+                    f"{fetch:.0f}",
+                    f"{fetch / size_mb:.0f}",
+                    f"{total:.0f}",
+                    f"{total - text_ms:+.0f}",
+                ]
+            )
     print(
         table(
             f"Fetching a file in CallAgent, local engine (median of {args.repeat})",

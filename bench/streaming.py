@@ -18,16 +18,11 @@ most one draft per DraftThrottleSeconds.
 """
 
 import argparse
-import contextlib
 import json
-import os
 import sys
-import tempfile
 import time
-import warnings
-from pathlib import Path
 
-from benchlib import ROOT, machine_line, median, percentile, table
+from benchlib import ROOT, machine_line, median, percentile, quiet_engine, table
 
 EVENTS = ROOT / "events" / "telegram"
 WARMUP = 5
@@ -50,8 +45,6 @@ def main(argv: list[str] | None = None) -> int:
     print(machine_line())
     print(f"modules: tgrelay_local {tgrelay_local.__file__}, tgrelay {tgrelay.__file__}")
     print()
-    os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "tgrelay")
-    warnings.filterwarnings("ignore", message="No application metrics to publish")
     turns, throttle, retries = run(WARMUP + args.turns, args.words, args.word_delay)
     print(report(turns[WARMUP:], throttle, retries, args.words, args.word_delay))
     return 0
@@ -70,37 +63,33 @@ Turn = tuple[float, float, int, float]  # first delta, first draft (time.time())
 
 def run(count: int, words: int, word_delay: float) -> tuple[list[Turn], float, int]:
     """(first delta, first draft, drafts) of `count` turns, the throttle in force, and the ASL's retries."""
-    from tgrelay_local.clock import RetryClock
-    from tgrelay_local.engine import LocalRelay
 
     answer = " ".join(f"word{i}" for i in range(words))
     turns = []
-    with tempfile.TemporaryDirectory() as tmp, open(Path(tmp) / "stdout.log", "w") as handler_stdout:
-        relay = LocalRelay(clock=RetryClock("recorded", jitter=1.0), log_path=Path(tmp) / "handlers.log")
-        with contextlib.redirect_stdout(handler_stdout), relay:
-            assert relay.agent is not None and relay.telegram is not None
-            throttle = float(relay.template.parameters["DraftThrottleSeconds"])
-            relay.agent.stream_delay = word_delay
-            for n in range(count):
-                update = make_update(n)
-                chat = update["message"]["chat"]["id"]
-                relay.agent.add_fault({"reply": answer, "match": {"update_id": update["update_id"]}})
-                response = relay.post_update(update)
-                if response.status_code != 200 or "skipped" in response.json():
-                    raise RuntimeError(f"update {n} not enqueued: {response.status_code} {response.text}")
-                _wait_for_reply(relay, chat)
-                relay.wait_idle(timeout=30)
-                [call] = [c for c in relay.agent.calls_snapshot() if c["request"]["update_id"] == update["update_id"]]
-                drafts = [
-                    c
-                    for c in relay.telegram.calls_snapshot()
-                    if c["method"] == "sendMessageDraft" and c["payload"].get("chat_id") == chat
-                ]
-                if not drafts or any(c["status"] != 200 for c in drafts):
-                    raise RuntimeError(f"update {n}: drafts {[c['status'] for c in drafts]}")
-                # The last draft may wait its turn after the stream's end: its time counts too.
-                span = max(call["ended_at"], drafts[-1]["at"]) - call["first_delta_at"]
-                turns.append((call["first_delta_at"], drafts[0]["at"], len(drafts), span))
+    with quiet_engine() as relay:
+        assert relay.agent is not None and relay.telegram is not None
+        throttle = float(relay.template.parameters["DraftThrottleSeconds"])
+        relay.agent.stream_delay = word_delay
+        for n in range(count):
+            update = make_update(n)
+            chat = update["message"]["chat"]["id"]
+            relay.agent.add_fault({"reply": answer, "match": {"update_id": update["update_id"]}})
+            response = relay.post_update(update)
+            if response.status_code != 200 or "skipped" in response.json():
+                raise RuntimeError(f"update {n} not enqueued: {response.status_code} {response.text}")
+            _wait_for_reply(relay, chat)
+            relay.wait_idle(timeout=30)
+            [call] = [c for c in relay.agent.calls_snapshot() if c["request"]["update_id"] == update["update_id"]]
+            drafts = [
+                c
+                for c in relay.telegram.calls_snapshot()
+                if c["method"] == "sendMessageDraft" and c["payload"].get("chat_id") == chat
+            ]
+            if not drafts or any(c["status"] != 200 for c in drafts):
+                raise RuntimeError(f"update {n}: drafts {[c['status'] for c in drafts]}")
+            # The last draft may wait its turn after the stream's end: its time counts too.
+            span = max(call["ended_at"], drafts[-1]["at"]) - call["first_delta_at"]
+            turns.append((call["first_delta_at"], drafts[0]["at"], len(drafts), span))
     return turns, throttle, len(relay.clock.take_waits())
 
 

@@ -22,20 +22,15 @@ The figure is the local engine's capacity, not AWS's.
 """
 
 import argparse
-import contextlib
 import json
-import os
 import re
 import sys
-import tempfile
 import threading
 import time
-import warnings
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-from benchlib import ROOT, machine_line, median, percentile, table
+from benchlib import ROOT, machine_line, median, percentile, quiet_engine, table
 
 EVENTS = ROOT / "events" / "telegram"
 FIRST_UPDATE_ID = 660_000_000
@@ -57,9 +52,6 @@ def main(argv: list[str] | None = None) -> int:
 
     print(machine_line())
     print()
-    # Powertools Metrics needs a namespace once a metric is added (the tests set the same default).
-    os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "tgrelay")
-    warnings.filterwarnings("ignore", message="No application metrics to publish")
     result = run(args.updates, args.chats, args.workers, args.timeout)
     print(report(result, args))
     return 0 if result["ok"] else 1
@@ -82,8 +74,7 @@ def make_updates(count: int, chats: int) -> list[dict]:
 def run(count: int, chats: int, workers: int, timeout: float) -> dict:
     import httpx
 
-    from tgrelay_local.clock import RetryClock
-    from tgrelay_local.engine import SECRET_HEADER, LocalRelay
+    from tgrelay_local.engine import SECRET_HEADER
 
     updates = make_updates(count, chats)
     local = threading.local()
@@ -91,60 +82,57 @@ def run(count: int, chats: int, workers: int, timeout: float) -> dict:
     redelivered = [0]  # POSTs made again after a 5xx
     lock = threading.Lock()
 
-    with tempfile.TemporaryDirectory() as tmp, open(Path(tmp) / "stdout.log", "w") as handler_stdout:
-        relay = LocalRelay(clock=RetryClock("recorded", jitter=1.0), log_path=Path(tmp) / "handlers.log")
-        # Powertools Metrics prints its EMF lines to stdout: into a file, not onto the screen.
-        with contextlib.redirect_stdout(handler_stdout), relay:
-            url, secret = relay.webhook_url, relay.webhook_secret
-            print(f"local stack up; posting {count} updates over {chats} chats with {workers} workers", file=sys.stderr)
+    with quiet_engine() as relay:
+        url, secret = relay.webhook_url, relay.webhook_secret
+        print(f"local stack up; posting {count} updates over {chats} chats with {workers} workers", file=sys.stderr)
 
-            def post(update: dict) -> None:
-                """POST like Telegram: a 5xx answer (the webhook's AWS calls timed out on the
-                saturated engine) is delivered again, after a pause, until a 2xx or 4xx."""
-                client = getattr(local, "client", None)
-                if client is None:
-                    client = local.client = httpx.Client(timeout=60)
-                body = json.dumps(update).encode()
-                for attempt in range(REDELIVERIES + 1):
-                    sent = time.time()
-                    response = client.post(
-                        url, content=body, headers={SECRET_HEADER: secret, "content-type": "application/json"}
-                    )
-                    answered = time.time()
-                    if response.status_code < 500 or attempt == REDELIVERIES:
-                        break
-                    with lock:
-                        redelivered[0] += 1
-                    time.sleep(REDELIVERY_PAUSE_SECONDS)
+        def post(update: dict) -> None:
+            """POST like Telegram: a 5xx answer (the webhook's AWS calls timed out on the
+            saturated engine) is delivered again, after a pause, until a 2xx or 4xx."""
+            client = getattr(local, "client", None)
+            if client is None:
+                client = local.client = httpx.Client(timeout=60)
+            body = json.dumps(update).encode()
+            for attempt in range(REDELIVERIES + 1):
+                sent = time.time()
+                response = client.post(
+                    url, content=body, headers={SECRET_HEADER: secret, "content-type": "application/json"}
+                )
+                answered = time.time()
+                if response.status_code < 500 or attempt == REDELIVERIES:
+                    break
                 with lock:
-                    answers[update["update_id"]] = (sent, answered, response.status_code)
+                    redelivered[0] += 1
+                time.sleep(REDELIVERY_PAUSE_SECONDS)
+            with lock:
+                answers[update["update_id"]] = (sent, answered, response.status_code)
 
-            started = time.time()
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                for future in [pool.submit(post, update) for update in updates]:
-                    future.result()
-            posted = time.time()
-            print(f"posted in {posted - started:.1f} s; waiting for replies", file=sys.stderr)
+        started = time.time()
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for future in [pool.submit(post, update) for update in updates]:
+                future.result()
+        posted = time.time()
+        print(f"posted in {posted - started:.1f} s; waiting for replies", file=sys.stderr)
 
-            deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout
+        replies = _replies(relay)
+        last_progress = time.monotonic()
+        while len(replies) < count and time.monotonic() < deadline:
+            time.sleep(0.5)
             replies = _replies(relay)
-            last_progress = time.monotonic()
-            while len(replies) < count and time.monotonic() < deadline:
-                time.sleep(0.5)
-                replies = _replies(relay)
-                if time.monotonic() - last_progress > 15:
-                    print(f"  {len(replies)}/{count} replies", file=sys.stderr)
-                    last_progress = time.monotonic()
-            timed_out = len(replies) < count
-            relay.wait_idle(timeout=120)
-            replies = _replies(relay)
-            statuses: Counter = Counter()
-            start_order: dict[int, int] = {}  # update_id -> position its execution started at (queue order)
-            for position, arn in enumerate(relay.pipe.started):
-                description = relay.describe(arn)
-                statuses[description["status"]] += 1
-                update_id = json.loads(description["input"])[0]["update"]["update_id"]
-                start_order.setdefault(update_id, position)
+            if time.monotonic() - last_progress > 15:
+                print(f"  {len(replies)}/{count} replies", file=sys.stderr)
+                last_progress = time.monotonic()
+        timed_out = len(replies) < count
+        relay.wait_idle(timeout=120)
+        replies = _replies(relay)
+        statuses: Counter = Counter()
+        start_order: dict[int, int] = {}  # update_id -> position its execution started at (queue order)
+        for position, arn in enumerate(relay.pipe.started):
+            description = relay.describe(arn)
+            statuses[description["status"]] += 1
+            update_id = json.loads(description["input"])[0]["update"]["update_id"]
+            start_order.setdefault(update_id, position)
 
     return {
         **account(updates, answers, replies, statuses, start_order, started, posted, timed_out),

@@ -18,16 +18,11 @@ The fakes stamp their calls with time.time(), so t0 is taken with time.time() to
 """
 
 import argparse
-import contextlib
 import json
-import os
 import sys
-import tempfile
 import time
-import warnings
-from pathlib import Path
 
-from benchlib import ROOT, machine_line, median, percentile, table
+from benchlib import ROOT, machine_line, median, percentile, quiet_engine, table
 
 EVENTS = ROOT / "events" / "telegram"
 WARMUP = 5
@@ -48,9 +43,6 @@ def main(argv: list[str] | None = None) -> int:
     print(machine_line())
     print(f"modules: tgrelay_local {tgrelay_local.__file__}, tgrelay {tgrelay.__file__}")
     print()
-    # Powertools Metrics needs a namespace once a metric is added (the tests set the same default).
-    os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "tgrelay")
-    warnings.filterwarnings("ignore", message="No application metrics to publish")
     turns, retries = run(WARMUP + args.updates)
     print(report(turns[WARMUP:], retries))
     return 0
@@ -66,23 +58,18 @@ def make_update(n: int) -> dict:
 
 def run(count: int) -> tuple[list[tuple[float, float, float]], int]:
     """(t0, t1, t2) of `count` updates posted one at a time, and how many ASL retries happened."""
-    from tgrelay_local.clock import RetryClock
-    from tgrelay_local.engine import LocalRelay
 
     turns = []
-    with tempfile.TemporaryDirectory() as tmp, open(Path(tmp) / "stdout.log", "w") as handler_stdout:
-        relay = LocalRelay(clock=RetryClock("recorded", jitter=1.0), log_path=Path(tmp) / "handlers.log")
-        # Powertools Metrics prints its EMF lines to stdout: into a file, not onto the screen.
-        with contextlib.redirect_stdout(handler_stdout), relay:
-            for n in range(count):
-                update = make_update(n)
-                response = relay.post_update(update)
-                t0 = time.time()
-                if response.status_code != 200 or "skipped" in response.json():
-                    raise RuntimeError(f"update {n} not enqueued: {response.status_code} {response.text}")
-                t1, t2 = _wait_for_reply(relay, update)
-                relay.wait_idle(timeout=30)
-                turns.append((t0, t1, t2))
+    with quiet_engine() as relay:
+        for n in range(count):
+            update = make_update(n)
+            response = relay.post_update(update)
+            t0 = time.time()
+            if response.status_code != 200 or "skipped" in response.json():
+                raise RuntimeError(f"update {n} not enqueued: {response.status_code} {response.text}")
+            t1, t2 = _wait_for_reply(relay, update)
+            relay.wait_idle(timeout=30)
+            turns.append((t0, t1, t2))
     return turns, len(relay.clock.take_waits())
 
 

@@ -18,14 +18,11 @@ upload to api.telegram.org dominates. Printing numbers, not asserting them.
 import argparse
 import contextlib
 import json
-import os
 import statistics
-import tempfile
 import time
-import warnings
 from pathlib import Path
 
-from benchlib import ROOT, machine_line, table
+from benchlib import ROOT, machine_line, quiet_engine, table
 
 EVENTS = ROOT / "events" / "telegram"
 SIZES_MB = (0.1, 1, 5, 10, 20, 50)
@@ -38,59 +35,52 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     print(machine_line())
     print()
-    os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "tgrelay")
-    warnings.filterwarnings("ignore", message="No application metrics to publish")
-
-    from tgrelay_local.clock import RetryClock
-    from tgrelay_local.engine import LocalRelay
 
     sample = json.loads((EVENTS / "private_text.json").read_text())
     rows = []
-    with tempfile.TemporaryDirectory() as tmp, open(Path(tmp) / "stdout.log", "w") as handler_stdout:
-        log_path = Path(tmp) / "handlers.log"
-        relay = LocalRelay(clock=RetryClock("recorded", jitter=1.0), log_path=log_path)
-        with contextlib.redirect_stdout(handler_stdout), relay:
-            counter = iter(range(670_000_000, 680_000_000))
+    with quiet_engine() as relay:
+        log_path = relay.log_path
+        counter = iter(range(670_000_000, 680_000_000))
 
-            def turn(size: int | None) -> tuple[float, dict]:
-                update = json.loads(json.dumps(sample))
-                update["update_id"] = next(counter)
-                chat = update["message"]["chat"]["id"] = next(counter)
-                if size is not None:
-                    file = {"kind": "document", "url": f"/files/bench-{update['update_id']}.bin?size={size}"}
-                    relay.agent.add_fault(
-                        {"reply": "Here it is.", "attachments": [file], "match": {"update_id": update["update_id"]}}
-                    )
-                started = time.time()
-                relay.post_update(update)
-                relay.wait_idle(timeout=300)
-                method = "sendMessage" if size is None else "sendDocument"
-                arrived = max(
-                    call["at"]
-                    for call in relay.telegram.calls_snapshot()
-                    if call["method"] == method and call["status"] == 200 and call["payload"].get("chat_id") == chat
+        def turn(size: int | None) -> tuple[float, dict]:
+            update = json.loads(json.dumps(sample))
+            update["update_id"] = next(counter)
+            chat = update["message"]["chat"]["id"] = next(counter)
+            if size is not None:
+                file = {"kind": "document", "url": f"/files/bench-{update['update_id']}.bin?size={size}"}
+                relay.agent.add_fault(
+                    {"reply": "Here it is.", "attachments": [file], "match": {"update_id": update["update_id"]}}
                 )
-                logged = {} if size is None else _file_sent(log_path, update["update_id"])
-                return (arrived - started) * 1000, logged
+            started = time.time()
+            relay.post_update(update)
+            relay.wait_idle(timeout=300)
+            method = "sendMessage" if size is None else "sendDocument"
+            arrived = max(
+                call["at"]
+                for call in relay.telegram.calls_snapshot()
+                if call["method"] == method and call["status"] == 200 and call["payload"].get("chat_id") == chat
+            )
+            logged = {} if size is None else _file_sent(log_path, update["update_id"])
+            return (arrived - started) * 1000, logged
 
-            turn(None), turn(MB)  # warm up
-            text_ms = statistics.median(turn(None)[0] for _ in range(args.repeat))
-            rows.append(["text only", "-", "-", "-", f"{text_ms:.0f}", "-"])
-            for size_mb in SIZES_MB:
-                measured = [turn(int(size_mb * MB)) for _ in range(args.repeat)]
-                download = statistics.median(logged["download_ms"] for _, logged in measured)
-                upload = statistics.median(logged["upload_ms"] for _, logged in measured)
-                total = statistics.median(ms for ms, _ in measured)
-                rows.append(
-                    [
-                        f"{size_mb:g} MB document",
-                        f"{download:.0f}",
-                        f"{upload:.0f}",
-                        f"{(download + upload) / size_mb:.0f}",
-                        f"{total:.0f}",
-                        f"{total - text_ms:+.0f}",
-                    ]
-                )
+        turn(None), turn(MB)  # warm up
+        text_ms = statistics.median(turn(None)[0] for _ in range(args.repeat))
+        rows.append(["text only", "-", "-", "-", f"{text_ms:.0f}", "-"])
+        for size_mb in SIZES_MB:
+            measured = [turn(int(size_mb * MB)) for _ in range(args.repeat)]
+            download = statistics.median(logged["download_ms"] for _, logged in measured)
+            upload = statistics.median(logged["upload_ms"] for _, logged in measured)
+            total = statistics.median(ms for ms, _ in measured)
+            rows.append(
+                [
+                    f"{size_mb:g} MB document",
+                    f"{download:.0f}",
+                    f"{upload:.0f}",
+                    f"{(download + upload) / size_mb:.0f}",
+                    f"{total:.0f}",
+                    f"{total - text_ms:+.0f}",
+                ]
+            )
     print(
         table(
             f"Sending the agent's file in SendReply, local engine (median of {args.repeat})",
