@@ -99,9 +99,6 @@ class PerThreadDict(MutableMapping):
     def __len__(self) -> int:
         return len(self._contents)
 
-    def copy(self) -> dict:
-        return dict(self._contents)
-
 
 METRICS_SETS = ("metric_set", "dimension_set", "metadata_set")
 
