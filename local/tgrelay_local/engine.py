@@ -2,7 +2,8 @@
 
 moto (in-process) is the AWS: SQS, DynamoDB, Secrets Manager and the ASL interpreter.
 Everything is created from template.yaml and statemachine/relay.asl.json; the Lambda
-tasks run the real handlers (moto_seams.py); a poller plays the pipe (pipe.py); the
+tasks run the real handlers (moto_seams.py), each in its own environment variables
+(lambda_environment.py); a poller plays the pipe (pipe.py); the
 webhook is served on loopback (http_api.py); a fake Telegram and an echo agent stand in
 for the real ones unless real URLs or a real bot token are given.
 """
@@ -29,6 +30,7 @@ from aws_lambda_powertools.metrics import base as powertools_metrics_base
 from aws_lambda_powertools.metrics.provider.cloudwatch_emf import cloudwatch as powertools_emf
 from moto import mock_aws
 
+from tgrelay_local import lambda_environment
 from tgrelay_local.clock import RetryClock
 from tgrelay_local.fakes import FakeAgent, FakeTelegram
 from tgrelay_local.http_api import HttpApi
@@ -53,6 +55,8 @@ _AWS_ENV = {
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_SESSION_TOKEN": "testing",
 }
+# The machine's, not configuration: Lambda has its own PATH, HOME, TZ, LANG (and no proxy).
+_HOST_VARIABLES = ("PATH", "HOME", "TMPDIR", "LANG", "LC_ALL", "TZ")
 
 
 # The Powertools modules whose functions print CloudWatch EMF lines: Metrics' flush and single_metric.
@@ -205,6 +209,7 @@ class LocalRelay:
         self.s3_endpoint = ""
         self._saved_env: dict[str, str | None] = {}
         self._finished: set[str] = set()
+        self.functions_by_id: dict[str, LocalFunction] = {}
         # (status, body) of every webhook answer, in order: `tgrelay local` shows the ones that
         # did not enqueue the update.
         self.webhook_answers: list[tuple[int, str]] = []
@@ -403,43 +408,43 @@ class LocalRelay:
         self.s3 = s3
 
     def _load_functions(self) -> dict[str, LocalFunction]:
-        """Bind every function, set the environment the template gives them, import handlers."""
+        """Bind every function, give each its own environment (the template's variables, Globals
+        merged, and Lambda's), import its handler module and check its settings in it (init)."""
         function_ids = list(self.template.resources("AWS::Serverless::Function"))
         for logical_id in function_ids:
             name = f"{STACK}-{logical_id}"
             arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
             self.template.bind(logical_id, name, Arn=arn)
-
-        # All handlers share this process, so they share one environment: the union of
-        # what the template gives each function. A name given two values would be a lie.
-        environment: dict[str, str] = {}
-        for logical_id in function_ids:
-            variables = self.template.function_properties(logical_id)["Environment"]["Variables"]
-            for key, value in self.template.resolve(variables).items():
-                if environment.get(key, str(value)) != str(value):
-                    raise ValueError(f"{key} differs between functions; the local engine needs one value")
-                environment[key] = str(value)
-        # Not in the template: the Lambda code defaults to the real Bot API.
-        environment["TELEGRAM_API_URL"] = self.telegram_api_url
-        # boto3's own setting (no tgrelay code reads it): S3 requests and presigned URLs go to moto's HTTP server.
-        environment["AWS_ENDPOINT_URL_S3"] = self.s3_endpoint
-        self._set_env(environment)
         self._reset_function_caches()
+        self._stack.enter_context(lambda_environment.installed())
 
         functions: dict[str, LocalFunction] = {}
         handler_modules = []
         self.webhook_function: LocalFunction | None = None
         for logical_id in function_ids:
             props = self.template.function_properties(logical_id)
+            environment = self._function_environment(logical_id, props)
             module_name, handler_name = props["Handler"].rsplit(".", 1)
-            handler_modules.append(importlib.import_module(module_name))
+            handler, init_error = None, None
+            with lambda_environment.running_as(environment):
+                try:
+                    module = importlib.import_module(module_name)
+                    # Imported already by another function (webhook imports turns): check again here.
+                    module.SETTINGS.check()
+                    handler = getattr(module, handler_name)
+                    handler_modules.append(module)
+                except Exception as error:  # Lambda answers every invocation with it
+                    init_error = error
             function = LocalFunction(
                 name=self.template.refs[logical_id],
                 arn=self.template.attributes[(logical_id, "Arn")],
-                handler=getattr(importlib.import_module(module_name), handler_name),
+                handler=handler,
                 memory_mb=int(props.get("MemorySize", 128)),
                 timeout_s=int(props.get("Timeout", 3)),
+                environment=environment,
+                init_error=init_error,
             )
+            self.functions_by_id[logical_id] = function
             functions[function.arn] = functions[function.name] = function
             for event in props.get("Events", {}).values():
                 if event["Type"] == "HttpApi":
@@ -448,6 +453,28 @@ class LocalRelay:
         self._redirect_function_logs(handler_modules)
         self._stack.enter_context(metrics_per_invocation(handler_modules))
         return functions
+
+    def _function_environment(self, logical_id: str, props: dict) -> dict[str, str]:
+        """What the function's code sees as os.environ on Lambda: its variables and Lambda's own
+        ("Defined runtime environment variables", AWS Lambda Developer Guide), plus the machine's
+        PATH, HOME and the like, and the two endpoints only the engine sets."""
+        variables = {key: str(value) for key, value in self.template.resolve(props["Environment"]["Variables"]).items()}
+        name = self.template.refs[logical_id]
+        return {
+            **{key: os.environ[key] for key in _HOST_VARIABLES if key in os.environ},
+            **_AWS_ENV,
+            "AWS_LAMBDA_FUNCTION_NAME": name,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(props.get("MemorySize", 128)),
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{name}",
+            "AWS_EXECUTION_ENV": f"AWS_Lambda_{props.get('Runtime', 'python3.13')}",
+            "_HANDLER": props["Handler"],
+            **variables,
+            # Not in the template: the Lambda code defaults to the real Bot API.
+            "TELEGRAM_API_URL": self.telegram_api_url,
+            # boto3's own setting (no tgrelay code reads it): S3 requests and presigned URLs go to moto's HTTP server.
+            "AWS_ENDPOINT_URL_S3": self.s3_endpoint,
+        }
 
     def _execution_rules(self, functions: dict[str, LocalFunction]) -> list[tuple[dict, LocalFunction]]:
         """(event pattern, target) of every function's EventBridgeRule event (the state machine exists)."""
@@ -555,7 +582,10 @@ class LocalRelay:
         self._stack.enter_context(metrics_to(stream))
         # A Logger logs under the service name the environment had when its module was imported:
         # the template's, or another if something in this process imported the module earlier.
-        services: set[str | None] = {os.environ.get("POWERTOOLS_SERVICE_NAME", "service_undefined")}
+        services: set[str | None] = {
+            function.environment.get("POWERTOOLS_SERVICE_NAME", "service_undefined")
+            for function in self.functions_by_id.values()
+        }
         services |= {getattr(getattr(module, "logger", None), "service", None) for module in handler_modules}
         handlers = {handler for service in services - {None} for handler in logging.getLogger(service).handlers}
         for handler in handlers:

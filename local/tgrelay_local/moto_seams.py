@@ -39,6 +39,7 @@ from moto.stepfunctions.parser.backend import execution as execution_backend
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
 from tgrelay_local.clock import RetryClock
+from tgrelay_local.lambda_environment import running_as
 from tgrelay_local.lambda_events import LambdaContext
 
 # (module, attribute) pairs this file replaces; the seam test checks they still exist.
@@ -56,18 +57,36 @@ Handler = Callable[[dict, Any], Any]
 
 
 class LocalFunction:
-    """A Lambda function of the template, run in this process."""
+    """A Lambda function of the template, run in this process with its own environment variables
+    (lambda_environment.py). `init_error`: what its handler module raised at init, in that
+    environment (e.g. ConfigurationError naming a variable the template does not give it)."""
 
-    def __init__(self, name: str, arn: str, handler: Handler, memory_mb: int, timeout_s: int):
+    def __init__(
+        self,
+        name: str,
+        arn: str,
+        handler: Handler | None,
+        memory_mb: int,
+        timeout_s: int,
+        environment: dict[str, str],
+        init_error: Exception | None = None,
+    ):
         self.name, self.arn, self.handler = name, arn, handler
         self.memory_mb, self.timeout_s = memory_mb, timeout_s
+        self.environment = environment
+        self.init_error = init_error
 
     def invoke(self, event: dict) -> dict:
-        """What lambda:Invoke answers: the result, or FunctionError 'Unhandled' with errorType."""
+        """What lambda:Invoke answers: the result, or FunctionError 'Unhandled' with errorType (the
+        exception's class name, as the Python runtime reports it; an init error the same way)."""
         context = LambdaContext(self.name, self.arn, self.memory_mb, self.timeout_s)
         try:
-            # The runtime serialises the result: a handler returning something odd fails here too.
-            payload = json.loads(json.dumps(self.handler(event, context)))
+            if self.init_error is not None:
+                raise self.init_error
+            assert self.handler is not None
+            with running_as(self.environment):
+                # The runtime serialises the result: a handler returning something odd fails here too.
+                payload = json.loads(json.dumps(self.handler(event, context)))
         except Exception as error:
             return {
                 "StatusCode": 200,

@@ -1,9 +1,8 @@
 """Each function's environment in template.yaml (Globals merged with its own) gives its handler every
 setting the handler declares (SETTINGS, held to the code by tests/unit/test_declared_settings.py).
 
-The local engine runs every handler with the union of all functions' variables, so a variable on the
-wrong function passes every workflow test and breaks on AWS; these checks read the template instead.
-"""
+These checks read the template: a variable on the wrong function is named before anything runs
+(tests/workflow/test_function_environments.py shows the same mistake failing the local workflow)."""
 
 import importlib
 import json

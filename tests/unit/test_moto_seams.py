@@ -62,7 +62,7 @@ def test_a_handler_exception_is_reported_like_the_lambda_runtime():
     def handler(event, context):
         raise AgentUnavailable("down")
 
-    function = moto_seams.LocalFunction("f", "arn:aws:lambda:us-east-1:123456789012:function:f", handler, 128, 3)
+    function = moto_seams.LocalFunction("f", "arn:aws:lambda:us-east-1:123456789012:function:f", handler, 128, 3, {})
     answer = function.invoke({})
     assert answer["FunctionError"] == "Unhandled"
     assert answer["Payload"]["errorType"] == "AgentUnavailable"
@@ -70,7 +70,7 @@ def test_a_handler_exception_is_reported_like_the_lambda_runtime():
 
 
 def test_a_result_that_is_not_json_fails_like_the_lambda_runtime():
-    function = moto_seams.LocalFunction("f", "arn", lambda event, context: {"when": object()}, 128, 3)
+    function = moto_seams.LocalFunction("f", "arn", lambda event, context: {"when": object()}, 128, 3, {})
     assert function.invoke({})["FunctionError"] == "Unhandled"
 
 

@@ -7,7 +7,7 @@ import threading
 import uuid
 from unittest import mock
 
-from workflow_helpers import HAPPY_PATH, make_update, mark, path_of, settle, wait_for
+from workflow_helpers import HAPPY_PATH, configure, make_update, mark, path_of, settle, wait_for
 
 from tgrelay.attachments import MAX_DOWNLOAD_BYTES, object_key
 from tgrelay_local.engine import FAKE_BOT_TOKEN, LocalRelay
@@ -215,7 +215,7 @@ def test_an_album_is_one_turn_when_queued_messages_merge(relay):
 
 
 def test_an_album_is_one_turn_per_photo_when_queued_messages_are_answered_each(relay, monkeypatch):
-    monkeypatch.setenv("QUEUED_MESSAGES", "each")
+    configure(relay, monkeypatch, "QUEUED_MESSAGES", "each")
     photos = album_of_two(chat_id=7_300_002)
     executions = post_album(relay, photos)
 

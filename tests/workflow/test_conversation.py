@@ -10,7 +10,7 @@ webhook's environment, which the handler reads on each request.
 import json
 
 import pytest
-from workflow_helpers import HAPPY_PATH, chat_of, executions_for, make_update, path_of
+from workflow_helpers import HAPPY_PATH, chat_of, configure, executions_for, make_update, path_of
 
 from tgrelay import call_agent
 from tgrelay.text import FENCE, utf16_len
@@ -173,7 +173,7 @@ def test_a_group_message_not_addressed_to_the_bot_is_skipped(relay):
 
 
 def test_with_group_messages_all_every_group_message_is_answered(relay, monkeypatch):
-    monkeypatch.setenv("GROUP_MESSAGES", "all")  # the template parameter GroupMessages=all
+    configure(relay, monkeypatch, "GROUP_MESSAGES", "all")  # the template parameter GroupMessages=all
     update = group_update("group_not_addressed.json")
     relay.post_update(update)
     relay.wait_idle()
@@ -274,7 +274,7 @@ def test_with_edits_answered_an_edit_goes_to_the_agent_as_edited_message(relay):
 
 
 def test_with_edits_ignored_an_edit_is_skipped(relay, monkeypatch):
-    monkeypatch.setenv("EDITED_MESSAGES", "ignore")  # the template's default
+    configure(relay, monkeypatch, "EDITED_MESSAGES", "ignore")  # the template's default
     edit = edited(make_update(text="typo"))
 
     response = relay.post_update(edit)

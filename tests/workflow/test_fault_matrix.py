@@ -30,6 +30,7 @@ from moto.dynamodb.models import DynamoDBBackend
 from workflow_helpers import (
     DUPLICATE_PATH,
     chat_of,
+    configure,
     deliver_again,
     envelope_of,
     executions_for,
@@ -829,7 +830,7 @@ def _deliver(engine, row: Fault, update: dict, monkeypatch, since: int) -> list[
     if row.queue_down_once:
         with monkeypatch.context() as patch:
             missing = engine.pipe.queue_url.rsplit("/", 1)[0] + "/no-such-queue.fifo"
-            patch.setenv("QUEUE_URL", missing)
+            configure(engine, patch, "QUEUE_URL", missing)
             answers.append(post(engine, update).status_code)
         assert settle(engine, since) == [], "a 503 must not have enqueued the update"
     answers.append(post(engine, update).status_code)
@@ -888,7 +889,7 @@ def test_a_failed_chunk_count_write_does_not_undo_a_delivered_reply(engine, monk
 
     monkeypatch.setattr(DynamoDBBackend, "update_item", throttling)
     # The SDK's own retries (10 for DynamoDB, with backoff) exhausted at once: one attempt.
-    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    configure(engine, monkeypatch, "AWS_MAX_ATTEMPTS", "1")
     clients.dynamodb.cache_clear()
     try:
         post(engine, update)
@@ -944,7 +945,7 @@ def test_fault(engine, row: Fault, monkeypatch):
         engine.telegram.add_fault({**fault, "match": {"chat_id": chat, **fault.get("match", {})}})
     throttled = _throttle(monkeypatch, update_id, *row.throttle) if row.throttle else []
     for name, value in row.env:
-        monkeypatch.setenv(name, _closed_port_url() if value == CLOSED_PORT else value)
+        configure(engine, monkeypatch, name, _closed_port_url() if value == CLOSED_PORT else value)
 
     answers = _deliver(engine, row, update, monkeypatch, since)
 

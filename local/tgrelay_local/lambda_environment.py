@@ -1,0 +1,111 @@
+"""Each function's own environment variables, as Lambda gives them, inside the engine's one process.
+
+On Lambda a function's code sees only its own variables (template.yaml, Globals merged) and the
+ones Lambda adds. The engine runs every function in one process, where os.environ is one mapping;
+giving every handler the union of all functions' variables let a variable on the wrong function
+pass every local test and break on AWS. While `FunctionEnvironments` is installed, os.environ is a
+view: in a thread running an invocation (and in any thread that invocation starts - the typing and
+draft threads of CallAgent) it reads and writes that function's variables only; anywhere else (the
+engine, moto, the tests) the process's own environment.
+
+What stays shared, unlike Lambda: module state (clients, the cached secret, Powertools' loggers),
+since the handlers share one interpreter. A worker process per function would separate that too; it
+was built and measured (branch engine-workers, README "Local engine") and doubled the suite's time.
+"""
+
+import contextlib
+import contextvars
+import os
+import threading
+from collections.abc import Iterator, MutableMapping
+from typing import Any
+from unittest import mock
+
+# The environment of the invocation this thread runs; None outside any invocation.
+_current: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar("function_environment", default=None)
+
+
+class _Environ(MutableMapping[str, str]):
+    """os.environ while installed: the current invocation's variables, else the process's."""
+
+    def __init__(self, process: MutableMapping[str, str]):
+        self.process = process
+
+    def _mapping(self) -> MutableMapping[str, str]:
+        current = _current.get()
+        return self.process if current is None else current
+
+    def __getitem__(self, key: str) -> str:
+        return self._mapping()[key]
+
+    def __setitem__(self, key: str, value: str) -> None:
+        if not isinstance(value, str):  # as os.environ refuses it
+            raise TypeError(f"str expected, not {type(value).__name__}")
+        self._mapping()[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self._mapping()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._mapping()))
+
+    def __len__(self) -> int:
+        return len(self._mapping())
+
+    def copy(self) -> dict[str, str]:
+        return dict(self._mapping())
+
+
+@contextlib.contextmanager
+def running_as(environment: dict[str, str]) -> Iterator[None]:
+    """While entered, this thread (and threads it starts) sees `environment` as os.environ."""
+    token = _current.set(environment)
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
+def _start_in_same_environment(original_start: Any) -> Any:
+    def start(thread: threading.Thread) -> None:
+        environment = _current.get()
+        if environment is not None:
+            run = thread.run
+
+            def run_in_environment() -> None:
+                with running_as(environment):
+                    run()
+
+            thread.run = run_in_environment  # type: ignore[method-assign]
+        original_start(thread)
+
+    return start
+
+
+_installed: list[contextlib.ExitStack] = []
+_install_lock = threading.Lock()
+_users = 0
+
+
+@contextlib.contextmanager
+def installed() -> Iterator[None]:
+    """While entered, os.environ (and os.getenv, which reads it) is the per-invocation view, and a
+    thread started inside an invocation runs in that invocation's environment. Engines may overlap
+    (a test may start a second one): installed once, removed when the last one leaves."""
+    global _users
+    with _install_lock:
+        if _users == 0:
+            stack = contextlib.ExitStack()
+            stack.enter_context(mock.patch.object(os, "environ", _Environ(os.environ)))
+            stack.enter_context(
+                mock.patch.object(threading.Thread, "start", _start_in_same_environment(threading.Thread.start))
+            )
+            _installed.append(stack)
+        _users += 1
+    try:
+        yield
+    finally:
+        with _install_lock:
+            _users -= 1
+            if _users == 0:
+                _installed.pop().close()
