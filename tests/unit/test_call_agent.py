@@ -200,12 +200,11 @@ def test_wrong_agent_token_is_agent_rejected(relay, lambda_context):
 def test_slower_than_the_timeout_is_agent_timeout(relay, lambda_context):
     relay.agent.add_fault({"delay": AGENT_TIMEOUT_SECONDS + 6.0, "reply": "too late"})
 
-    started = time.monotonic()
     error = raised(envelope(), lambda_context)
 
+    # The answer comes 6 s after the timeout: a client that waited past it would get "too late" as
+    # its reply. (A timeout taken shorter than configured: the next test.)
     assert type(error) is AgentTimeout
-    # Gave up at the timeout, long before the answer (wide margin: the machine is shared).
-    assert time.monotonic() - started < AGENT_TIMEOUT_SECONDS + 4.0
 
 
 def test_answer_just_within_the_timeout_is_a_reply(relay, lambda_context, monkeypatch):
