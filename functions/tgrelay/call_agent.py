@@ -110,10 +110,10 @@ def ask(envelope: Envelope) -> dict:
         return reply
 
 
-def fetch_files(update: Envelope) -> list[dict]:
+def fetch_files(envelope: Envelope) -> list[dict]:
     """The turn's files for the agent (attachments.files_for_agent), fetched before it is asked;
     [] without secrets read when the turn has none. Raises what files_for_agent raises."""
-    turn = [update, *(update.get("merged") or [])]
+    turn = [envelope, *(envelope.get("merged") or [])]
     if not any(message.get("attachments") for message in turn):
         return []
     started = time.monotonic()
@@ -131,30 +131,30 @@ def fetch_files(update: Envelope) -> list[dict]:
     return files
 
 
-def drafts_for(update: Envelope, on_shown: Callable[[], None]) -> Drafts | None:
+def drafts_for(envelope: Envelope, on_shown: Callable[[], None]) -> Drafts | None:
     """The drafts of this attempt (drafts.Drafts) in a private chat; None elsewhere (Bot API:
     sendMessageDraft is for private chats) or without a readable bot token (the indicator and
     the final message report that)."""
-    if update.get("chat_type") != "private":
+    if envelope.get("chat_type") != "private":
         return None
     try:
         token = secret_field("bot_token", required=False)
     except Exception:  # logged by typing_indicator, which reads it first
         return None
-    return Drafts(token, update, on_shown) if token else None
+    return Drafts(token, envelope, on_shown) if token else None
 
 
 @contextmanager
-def typing_indicator(update: Envelope) -> Iterator[threading.Event]:
-    """`with typing_indicator(update) as stop:` the chat shows "typing…" until the block ends or
+def typing_indicator(envelope: Envelope) -> Iterator[threading.Event]:
+    """`with typing_indicator(envelope) as stop:` the chat shows "typing…" until the block ends or
     `stop` is set (the first draft of a streamed answer is shown).
 
     A daemon thread sends sendChatAction at once and every TYPING_INTERVAL_SECONDS. Its
     failures are logged and ignored: the indicator is a courtesy, the agent call goes on.
     """
-    payload = {"chat_id": update["chat_id"], "action": "typing"}
-    if update.get("thread_id") is not None:
-        payload["message_thread_id"] = update["thread_id"]
+    payload = {"chat_id": envelope["chat_id"], "action": "typing"}
+    if envelope.get("thread_id") is not None:
+        payload["message_thread_id"] = envelope["thread_id"]
     stop = threading.Event()
     thread = None
     try:

@@ -40,9 +40,9 @@ FINAL_DRAFT_MAX_WAIT_SECONDS = 1.0
 MAX_DRAFT_ID = 2**31 - 1
 
 
-def draft_payload(update: Envelope, draft_id: int, text: str, fmt: str) -> dict | None:
+def draft_payload(envelope: Envelope, draft_id: int, text: str, fmt: str) -> dict | None:
     """The sendMessageDraft payload showing `text` (in format `fmt`, formatting.FORMATS) in the
-    chat of `update`: rendered as the final message is, the last 4096 UTF-16 units of it when it
+    chat of `envelope`: rendered as the final message is, the last 4096 UTF-16 units of it when it
     is longer (Telegram's limit for a message, and for a draft). None when there is nothing to
     show yet: blank, or markup that does not parse so far (an HTML tag still open; the next
     delta usually closes it)."""
@@ -53,11 +53,11 @@ def draft_payload(update: Envelope, draft_id: int, text: str, fmt: str) -> dict 
     if not shown.strip():
         return None
     shown, entities = last_units(shown, entities, MESSAGE_TEXT_UNITS)
-    payload: dict = {"chat_id": update["chat_id"], "draft_id": draft_id, "text": shown}
+    payload: dict = {"chat_id": envelope["chat_id"], "draft_id": draft_id, "text": shown}
     if entities:
         payload["entities"] = entities
-    if update.get("thread_id") is not None:
-        payload["message_thread_id"] = update["thread_id"]
+    if envelope.get("thread_id") is not None:
+        payload["message_thread_id"] = envelope["thread_id"]
     return payload
 
 
@@ -66,9 +66,9 @@ class Drafts:
     failure. `on_shown()` is called once, after the first draft Telegram accepted (the typing
     indicator stops then)."""
 
-    def __init__(self, token: str, update: Envelope, on_shown: Callable[[], None]):
+    def __init__(self, token: str, envelope: Envelope, on_shown: Callable[[], None]):
         self.token = token
-        self.update = update
+        self.envelope = envelope
         self.on_shown = on_shown
         self.draft_id = secrets.randbelow(MAX_DRAFT_ID) + 1
         self.interval = number_setting("DRAFT_THROTTLE_SECONDS")
@@ -124,7 +124,7 @@ class Drafts:
         while (pending := self._next()) is not None:
             self._next_at = time.monotonic() + self.interval
             text, fmt = pending
-            payload = draft_payload(self.update, self.draft_id, text(), fmt)
+            payload = draft_payload(self.envelope, self.draft_id, text(), fmt)
             if payload is None:
                 self._next_at = 0.0  # nothing was sent: the next text may go at once
                 continue

@@ -194,14 +194,14 @@ def longest_chunk_ms() -> int:
     return int(((SENDS_PER_CHUNK + 1) * per_call + inline_wait) * 1000)
 
 
-def apology_text(update: Envelope, error: str) -> str | None:
-    """The apology for `update`'s turn (it, then update["merged"]), failed with the error name
+def apology_text(envelope: Envelope, error: str) -> str | None:
+    """The apology for `envelope`'s turn (it, then envelope["merged"]), failed with the error name
     `error`: RETRY_APOLOGY_TEXT ("I'll try again") when its dead letter will be replayed
     automatically; None (say nothing more) when every message of the turn was told that already (a
     replay failed again, and another will follow); else APOLOGY_TEXT ("I could not answer this").
     A reply that was partly delivered is not replayed (dead_letters: for a person): APOLOGY_TEXT."""
-    turn = [update, *(update.get("merged") or [])]
-    if will_be_replayed(turn, error) and not chunks_delivered(update["update_id"]):
+    turn = [envelope, *(envelope.get("merged") or [])]
+    if will_be_replayed(turn, error) and not chunks_delivered(envelope["update_id"]):
         return None if all(envelope.get("replays") for envelope in turn) else setting("RETRY_APOLOGY_TEXT")
     return setting("APOLOGY_TEXT")
 
