@@ -126,7 +126,8 @@ PRICE = {
     "s3_get_request": 0.0004 / 1000,
     "free": 0.0,
 }
-PIPE_CHUNK = SQS_CHUNK = 64 * 1024
+# Pipes and SQS both bill each 64 KB chunk of a payload as a request; SQS messages here are far smaller.
+PIPE_CHUNK = 64 * 1024
 WRITE_UNIT, READ_UNIT = 1024, 4096
 # Billed transitions: happy path and duplicate are DESIGN.md section 4's budgets (the turn
 # included), 5 and 2, each one more for CheckEnvelope (issue 14: a message that is not an envelope
