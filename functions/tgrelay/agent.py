@@ -13,18 +13,19 @@ from tgrelay.replies import reply_from_agent
 from tgrelay.reply_files import on_private_address, under_prefix
 from tgrelay.secrets import secret_field
 from tgrelay.settings import number_setting, setting
-from tgrelay.shapes import Envelope
+from tgrelay.shapes import AgentFile, AgentMessage, AgentRequest, Envelope, Reply
 from tgrelay.streaming import EVENT_STREAM, OnText, is_event_stream, read_stream
 
 
-def agent_request(update: Envelope, attachments: list[dict] | None = None) -> dict:
-    """The JSON body the agent server receives (contract in README.md). `messages` lists every
+def agent_request(update: Envelope, attachments: list[AgentFile] | None = None) -> AgentRequest:
+    """The JSON body the agent server receives (contract/agent-request.schema.json, which
+    tests/unit/test_contract.py holds this to). `messages` lists every
     message of the turn in order: this update's, then those merged into its turn
     (update["merged"], QueuedMessages=merge); `text` is their non-empty texts joined by newlines.
     A message's location, venue or contact rides in its `messages` entry; `attachments` are the
     turn's files as attachments.files_for_agent gives them (present only when there are some)."""
     turn = [update, *(update.get("merged") or [])]
-    request = {
+    request: AgentRequest = {
         "update_id": update["update_id"],
         "session_key": session_key(update),
         "text": "\n".join(message["text"] for message in turn if message["text"]),
@@ -39,13 +40,23 @@ def agent_request(update: Envelope, attachments: list[dict] | None = None) -> di
     return request
 
 
-def _message(message: Envelope) -> dict:
-    entry: dict = {key: message[key] for key in ("update_id", "message_id", "kind", "text")}
-    entry.update({key: message[key] for key in ("location", "venue", "contact") if key in message})
+def _message(message: Envelope) -> AgentMessage:
+    entry: AgentMessage = {
+        "update_id": message["update_id"],
+        "message_id": message["message_id"],
+        "kind": message["kind"],
+        "text": message["text"],
+    }
+    if "location" in message:
+        entry["location"] = message["location"]
+    if "venue" in message:
+        entry["venue"] = message["venue"]
+    if "contact" in message:
+        entry["contact"] = message["contact"]
     return entry
 
 
-def ask_agent(request: dict, on_text: OnText | None = None) -> dict:
+def ask_agent(request: AgentRequest, on_text: OnText | None = None) -> Reply:
     """POST `request` to the agent server; the reply (replies.reply_from_agent) or a named error.
 
     A streamed answer (text/event-stream, streaming.read_stream) calls `on_text(text so far,
@@ -89,7 +100,7 @@ def ask_agent(request: dict, on_text: OnText | None = None) -> dict:
     return marked_origins(reply)
 
 
-def _json_reply(response: httpx.Response, token: str = "") -> dict:
+def _json_reply(response: httpx.Response, token: str = "") -> Reply:
     """The reply (replies.reply_from_agent, attachments not yet marked) of the agent's answer
     `response`, read whole and not a stream; AgentUnavailable (429, 5xx), AgentRejected (other
     4xx), AgentBadResponse (another status, or a 200 that is not the contract's JSON)."""
@@ -117,7 +128,7 @@ def _blanked(text: str, token: str) -> str:
     return text.replace(token, "[agent token]") if token else text
 
 
-def marked_origins(reply: dict) -> dict:
+def marked_origins(reply: Reply) -> Reply:
     """`reply` (JSON or streamed) with each attachment marked for SendReply (reply_files.py):
     `agent_origin`, its URL is under AGENT_FILES_URL (AgentFilesUrl; empty or unset: never), so
     the agent token goes along; `private_hosts`, AGENT_URL's host is on a loopback or private

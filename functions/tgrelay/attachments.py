@@ -17,7 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from tgrelay import clients, telegram, telegram_limits
 from tgrelay.errors import DependencyUnavailable, TelegramRejected, TelegramUnavailable
 from tgrelay.settings import number_setting, setting
-from tgrelay.shapes import Envelope, FileMetadata
+from tgrelay.shapes import AgentFile, Envelope, FileMetadata
 
 MAX_DOWNLOAD_BYTES = telegram_limits.DOWNLOAD_BYTES
 # One download's connect and per-read timeouts (seconds); a 20 MB file takes a few seconds.
@@ -37,11 +37,11 @@ def object_key(file_unique_id: str, key_secret: str) -> str:
     return KEY_PREFIX + digest
 
 
-def files_for_agent(turn: list[Envelope], bot_token: str, key_secret: str) -> list[dict]:
+def files_for_agent(turn: list[Envelope], bot_token: str, key_secret: str) -> list[AgentFile]:
     """The agent request's `attachments` for the envelopes of a turn, in order:
 
       [{"kind", "url", "mime_type", "file_name", "size", "duration", "width", "height",
-        "message_id"}] — url a presigned GET valid FILE_URL_MINUTES (or null with "reason" when
+        "message_id"}] (shapes.AgentFile) — url a presigned GET valid FILE_URL_MINUTES (or null with "reason" when
         the file cannot be fetched: over the 20 MB limit, or refused by Telegram); size in bytes.
 
     Each file is stored in FILES_BUCKET_NAME first unless an earlier attempt stored it. Raises
@@ -49,20 +49,17 @@ def files_for_agent(turn: list[Envelope], bot_token: str, key_secret: str) -> li
     DependencyUnavailable (S3 failed)."""
     bucket = setting("FILES_BUCKET_NAME")
     expires_in = int(number_setting("FILE_URL_MINUTES") * 60)
-    out = []
-    for message in turn:
-        for file in message.get("attachments") or []:
-            out.append(
-                {
-                    **_file_for_agent(file, bot_token, key_secret, bucket, expires_in),
-                    "message_id": message["message_id"],
-                }
-            )
-    return out
+    return [
+        _file_for_agent(file, message["message_id"], bot_token, key_secret, bucket, expires_in)
+        for message in turn
+        for file in message.get("attachments") or []
+    ]
 
 
-def _file_for_agent(file: FileMetadata, bot_token: str, key_secret: str, bucket: str, expires_in: int) -> dict:
-    entry = {
+def _file_for_agent(
+    file: FileMetadata, message_id: int, bot_token: str, key_secret: str, bucket: str, expires_in: int
+) -> AgentFile:
+    entry: AgentFile = {
         "kind": file["kind"],
         "url": None,
         "mime_type": file.get("mime_type"),
@@ -71,13 +68,15 @@ def _file_for_agent(file: FileMetadata, bot_token: str, key_secret: str, bucket:
         "duration": file.get("duration"),
         "width": file.get("width"),
         "height": file.get("height"),
+        "message_id": message_id,
     }
     key = object_key(file.get("file_unique_id") or file["file_id"], key_secret)
     size = _stored_size(bucket, key)
     if size is None:
         stored = store_file(file, bot_token, bucket, key)
         if isinstance(stored, str):
-            return {**entry, "reason": stored}
+            entry["reason"] = stored
+            return entry
         size = stored
     try:
         url = clients.s3().generate_presigned_url(
@@ -85,7 +84,9 @@ def _file_for_agent(file: FileMetadata, bot_token: str, key_secret: str, bucket:
         )
     except (BotoCoreError, ClientError) as error:
         raise DependencyUnavailable(f"could not sign the file's URL ({type(error).__name__})") from None
-    return {**entry, "url": url, "size": size}
+    entry["url"] = url
+    entry["size"] = size
+    return entry
 
 
 def store_file(file: FileMetadata, bot_token: str, bucket: str, key: str) -> int | str:

@@ -24,7 +24,7 @@ from tgrelay.drafts import Drafts
 from tgrelay.errors import RelayError, TelegramRejected
 from tgrelay.secrets import secret_field
 from tgrelay.settings import declare
-from tgrelay.shapes import CallAgentEvent, Envelope
+from tgrelay.shapes import AgentFile, CallAgentEvent, Envelope, Reply
 from tgrelay.text import utf16_len
 from tgrelay.turns import renew_lease
 
@@ -60,9 +60,9 @@ metrics = Metrics()
 
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True, log_event=False)
-def handler(event: dict, context: LambdaContext) -> dict:
-    """CallAgentFunction. `event` is a CallAgentEvent (shapes.py). Returns the agent's reply in
-    replies.py's shape (SendReply's input). Raises TurnLost (the turn is no longer this
+def handler(event: dict, context: LambdaContext) -> Reply:
+    """CallAgentFunction. `event` is a CallAgentEvent (shapes.py). Returns the agent's reply
+    (shapes.Reply: SendReply's input). Raises TurnLost (the turn is no longer this
     execution's), the agent's errors (AgentUnavailable, AgentTimeout, AgentRejected,
     AgentBadResponse, AgentStream*), TelegramUnavailable/TelegramRateLimited (fetching files),
     DependencyUnavailable - each named in the ASL (errors.py)."""
@@ -93,7 +93,7 @@ def handler(event: dict, context: LambdaContext) -> dict:
     return reply
 
 
-def ask(envelope: Envelope) -> dict:
+def ask(envelope: Envelope) -> Reply:
     """The agent's reply to the envelope's turn: its files fetched first, typing shown while the
     agent answers, drafts shown in a private chat while it streams (drafts never fail the turn)."""
     with typing_indicator(envelope) as typing:
@@ -110,7 +110,7 @@ def ask(envelope: Envelope) -> dict:
         return reply
 
 
-def fetch_files(envelope: Envelope) -> list[dict]:
+def fetch_files(envelope: Envelope) -> list[AgentFile]:
     """The turn's files for the agent (attachments.files_for_agent), fetched before it is asked;
     [] without secrets read when the turn has none. Raises what files_for_agent raises."""
     turn = [envelope, *(envelope.get("merged") or [])]

@@ -1,8 +1,9 @@
-"""The agent's answer: checked against the contract (README: Agent server contract), rendered
-to what Telegram shows, and turned into the sendMessage calls that deliver it.
+"""The agent's answer: checked against the contract (contract/agent-reply.schema.json, then the
+rules a schema cannot say), rendered to what Telegram shows, and turned into the Bot API calls
+that deliver it.
 
 CallAgent renders each message of the answer (formatting.render: plain text + MessageEntity
-list) and passes on, in the execution's state:
+list) and passes on, in the execution's state, a shapes.Reply:
     {"text": first message, "entities": [...]?, "more_messages": [{"text", "entities"?}]?, "buttons": [[...]]?,
      "attachments": [{"kind", "url", "file_name"?, "caption"?, "caption_entities"?, "agent_origin", "private_hosts"}]?}
 (agent_origin: the URL is under AgentFilesUrl, the agent token goes along; private_hosts: the
@@ -20,16 +21,18 @@ from urllib.parse import urlsplit
 
 from aws_lambda_powertools import Logger
 
+from tgrelay.contract import check
 from tgrelay.errors import AgentBadResponse
 from tgrelay.formatting import PARSE_MODE_FORMATS, EntityParseError, render
-from tgrelay.shapes import Envelope
+from tgrelay.shapes import AgentAttachment, AgentReply, Button, Envelope, Reply, ReplyFile, StreamDelta
 from tgrelay.telegram_limits import CALLBACK_DATA_BYTES, CAPTION_UNITS, MESSAGE_TEXT_UNITS
 from tgrelay.text import cut_entities, split_entities, split_message, utf16_len
 
 logger = Logger(child=True)
 
-# Values of the contract's `format` (matched case-insensitively): standard Markdown, Telegram's
-# HTML and MarkdownV2, plain text. `parse_mode` takes Telegram's own values (PARSE_MODE_FORMATS).
+# Values of the contract's `format` (any letter case: the schema's pattern): standard Markdown,
+# Telegram's HTML and MarkdownV2, plain text. `parse_mode` takes Telegram's own values
+# (PARSE_MODE_FORMATS). tests/unit/test_contract.py holds the schema's patterns to these keys.
 FORMAT_VALUES = {"markdown": "markdown", "html": "html", "markdownv2": "markdownv2", "text": "text"}
 # The whole answer's visible text (after rendering), in UTF-16 units as Telegram counts: 8
 # Telegram messages. Past it the answer is cut and says so (CUT_NOTE).
@@ -38,20 +41,16 @@ CUT_NOTE = "…\n\n[The rest of this answer was cut: it is too long to send.]"
 # Separate messages one answer may ask for besides `reply` (Telegram allows about one message a
 # second per chat); more are left out, and the last one sent ends with CUT_NOTE.
 MAX_MESSAGES = 10
-# We keep a keyboard to 100 buttons (callback_data: telegram_limits.CALLBACK_DATA_BYTES).
+# We keep a keyboard to 100 buttons in all rows (JSON Schema cannot count across rows);
+# callback_data: telegram_limits.CALLBACK_DATA_BYTES, bytes (the schema counts characters).
 MAX_BUTTONS = 100
-MAX_URL_CHARS = 2048
-MAX_BUTTON_TEXT_CHARS = 256
 # Step Functions fails an execution whose state passes 256 KiB of UTF-8 text, and no Catch can
 # take it (States.DataLimitExceeded): the reply as CallAgent returns it stays within this many
 # UTF-8 bytes of JSON (state_bytes), cut further (with CUT_NOTE) if its entities or its
 # characters make it bigger. The rest of the 256 KiB is the envelope's (turns.MAX_TURN_TEXT_BYTES).
 MAX_REPLY_BYTES = 150_000
-URL_SCHEMES = ("https://", "http://", "tg://")
-# Files one answer may carry (`attachments`); Telegram allows about one message a second per chat.
-MAX_ATTACHMENTS = 10
-# The answer's file kinds and the Bot API method that sends each; the multipart part is named
-# after the kind (sendPhoto's `photo`, sendDocument's `document`, ...).
+# The answer's file kinds (the schema's attachment kind) and the Bot API method that sends each;
+# the multipart part is named after the kind (sendPhoto's `photo`, sendDocument's `document`, ...).
 SEND_METHODS = {
     "photo": "sendPhoto",
     "document": "sendDocument",
@@ -62,15 +61,15 @@ SEND_METHODS = {
 }
 # A caption's length, in UTF-16 units as Telegram counts text (telegram_limits).
 MAX_CAPTION_UNITS = CAPTION_UNITS
-# Ours: a file name Telegram shows under a document; most file systems stop at 255.
-MAX_FILE_NAME_CHARS = 255
-ATTACHMENT_FIELDS = ("kind", "url", "caption", "file_name")
 GROUP_CHATS = ("group", "supergroup")
 
 
-def reply_from_agent(body: Any, empty_text: str) -> dict:
-    """The agent's JSON answer as the reply CallAgent passes on (shape: module docstring);
-    AgentBadResponse naming the field if it breaks the contract.
+def reply_from_agent(body: Any, empty_text: str) -> Reply:
+    """The agent's JSON answer (an AgentReply once checked) as the reply CallAgent passes on
+    (shapes.Reply); AgentBadResponse naming the field if it breaks the contract: first the
+    published schema (contract.check), then the rules JSON Schema cannot say (its description
+    lists them: the button count, callback_data bytes, an attachment URL's host, format and
+    parse_mode agreeing, the reply's size as state).
 
     `reply` and each of `messages` are rendered in the answer's format and sent in that
     order; blank ones are left out, and if nothing is left `empty_text` is sent (Telegram
@@ -79,17 +78,14 @@ def reply_from_agent(body: Any, empty_text: str) -> dict:
     longer than MAX_REPLY_UNITS (or MAX_REPLY_BYTES as state), or of more than 1 + MAX_MESSAGES
     messages, is cut and ends with CUT_NOTE.
     """
-    if not isinstance(body, dict):
-        raise AgentBadResponse("agent reply is not a JSON object")
-    reply = body.get("reply")
-    if reply is not None and not isinstance(reply, str):
-        raise AgentBadResponse('agent reply has a "reply" that is not a string')
-    fmt = answer_format(body)
-    messages = _messages(body.get("messages"))
-    buttons = _buttons(body.get("buttons"))
-    files = _attachments(body.get("attachments"), fmt)
+    check(body, "agent reply")
+    answer: AgentReply = body
+    fmt = answer_format(answer)
+    buttons = _buttons(answer.get("buttons") or [])
+    files = _attachments(answer.get("attachments") or [], fmt)
 
-    rendered = [_rendered(text, fmt) for text in [reply or "", *messages] if text.strip()]
+    texts = [answer.get("reply") or "", *(answer.get("messages") or [])]
+    rendered = [_rendered(text, fmt) for text in texts if text.strip()]
     rendered = [message for message in rendered if message[0].strip()]
     if not rendered and not files:
         # The user still gets an answer; the agent's formatting does not apply to ours.
@@ -109,22 +105,20 @@ def reply_from_agent(body: Any, empty_text: str) -> dict:
         budget = max(0, min(budget - 1, budget * MAX_REPLY_BYTES // size))
 
 
-def answer_format(body: dict) -> str:
-    """The answer's format (one of formatting.FORMATS) from `format` or `parse_mode`; plain text
-    without either. `parse_mode` is matched as the Bot API matches it: case-insensitively, with
-    "none" and "" for no formatting (telegram-bot-api Client::get_formatted_text)."""
+def answer_format(answer: AgentReply | StreamDelta) -> str:
+    """The answer's format (one of formatting.FORMATS) from `format` or `parse_mode`, whose values
+    the schema checked (any letter case; `parse_mode` "none" and "" for no formatting, as the Bot
+    API reads it: telegram-bot-api Client::get_formatted_text); plain text without either.
+    AgentBadResponse when the two disagree."""
     given = {}
     for field, values in (("format", FORMAT_VALUES), ("parse_mode", PARSE_MODE_FORMATS)):
-        value = body.get(field)
-        if value is None:
-            continue
-        if not isinstance(value, str) or value.lower() not in values:
-            allowed = ", ".join(repr(name) for name in values if name)
-            raise AgentBadResponse(f"agent reply has {field} {value!r}; it is one of {allowed} (any case) or null")
-        given[field] = values[value.lower()]
+        value = answer.get(field)
+        if isinstance(value, str):
+            given[field] = values[value.lower()]
     if len(set(given.values())) > 1:
         raise AgentBadResponse(
-            f"agent reply has format {body['format']!r} and parse_mode {body['parse_mode']!r}: give one of them"
+            f"agent reply has format {answer.get('format')!r} and parse_mode {answer.get('parse_mode')!r}: "
+            "give one of them"
         )
     return next(iter(given.values()), "text")
 
@@ -143,10 +137,10 @@ def state_bytes(value: Any) -> int:
     return len(json.dumps(value, ensure_ascii=False).encode("utf-8", "surrogatepass"))
 
 
-def _reply_state(messages: list[tuple[str, list[dict]]], buttons: list[list[dict]], files: list[dict]) -> dict:
-    """The reply as CallAgent returns it (shape: module docstring)."""
+def _reply_state(messages: list[tuple[str, list[dict]]], buttons: list[list[Button]], files: list[ReplyFile]) -> Reply:
+    """The reply as CallAgent returns it (shapes.Reply)."""
     (text, entities), *more = messages or [("", [])]
-    result: dict = {"text": text}
+    result: Reply = {"text": text}
     if entities:
         result["entities"] = entities
     if more:
@@ -158,47 +152,24 @@ def _reply_state(messages: list[tuple[str, list[dict]]], buttons: list[list[dict
     return result
 
 
-def _attachments(value: Any, fmt: str) -> list[dict]:
-    """The answer's files: at most MAX_ATTACHMENTS, each {"kind": one of SEND_METHODS, "url": an
-    http(s) URL of at most MAX_URL_CHARS, "caption"?: text in the answer's format (cut
-    to MAX_CAPTION_UNITS once rendered, ending with CUT_NOTE), "file_name"?: 1-MAX_FILE_NAME_CHARS characters}, as
-    {"kind", "url", "file_name"?, "caption"?, "caption_entities"?} (without a file_name SendReply
-    names the file after its URL: reply_files.file_name_for). AgentBadResponse naming the field
-    otherwise."""
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise AgentBadResponse('agent reply has "attachments" that is not a list')
-    if len(value) > MAX_ATTACHMENTS:
-        raise AgentBadResponse(f"agent reply has {len(value)} attachments; at most {MAX_ATTACHMENTS}")
-    return [_attachment(file, f"attachments[{index}]", fmt) for index, file in enumerate(value)]
+def _attachments(files: list[AgentAttachment], fmt: str) -> list[ReplyFile]:
+    """The answer's files (schema-checked) as the reply carries them: {"kind", "url",
+    "file_name"?, "caption"?, "caption_entities"?}, the caption rendered in the answer's format
+    and cut to MAX_CAPTION_UNITS (ending with CUT_NOTE); without a file_name SendReply names the
+    file after its URL (reply_files.file_name_for). AgentBadResponse when a URL does not parse
+    with a host."""
+    return [_attachment(file, f"attachments[{index}]", fmt) for index, file in enumerate(files)]
 
 
-def _attachment(file: Any, where: str, fmt: str) -> dict:
-    if not isinstance(file, dict):
-        raise AgentBadResponse(f"agent reply: {where} is not an object")
-    unknown = sorted(set(file) - set(ATTACHMENT_FIELDS))
-    if unknown:
-        raise AgentBadResponse(f"agent reply: {where} has unknown fields {unknown}; it has {list(ATTACHMENT_FIELDS)}")
-    kind = file.get("kind")
-    if kind not in SEND_METHODS:
-        raise AgentBadResponse(f"agent reply: {where}.kind is {kind!r}; it is one of {', '.join(SEND_METHODS)}")
-    url = file.get("url")
-    if not isinstance(url, str) or not url.lower().startswith(("https://", "http://")) or len(url) > MAX_URL_CHARS:
-        raise AgentBadResponse(f"agent reply: {where}.url is not an http(s) URL of at most {MAX_URL_CHARS}")
+def _attachment(file: AgentAttachment, where: str, fmt: str) -> ReplyFile:
+    url = file["url"]
     if not _has_host(url):
         raise AgentBadResponse(f"agent reply: {where}.url does not parse as a URL with a host (and port)")
+    entry: ReplyFile = {"kind": file["kind"], "url": url}
     file_name = file.get("file_name")
-    if file_name is not None and (
-        not isinstance(file_name, str) or not file_name.strip() or len(file_name) > MAX_FILE_NAME_CHARS
-    ):
-        raise AgentBadResponse(f"agent reply: {where}.file_name is not 1-{MAX_FILE_NAME_CHARS} characters")
-    entry: dict = {"kind": kind, "url": url}
     if file_name is not None:
         entry["file_name"] = file_name
     caption = file.get("caption")
-    if caption is not None and not isinstance(caption, str):
-        raise AgentBadResponse(f"agent reply: {where}.caption is not a string")
     if caption and caption.strip():
         text, entities = _rendered(caption, fmt)
         if utf16_len(text) > MAX_CAPTION_UNITS:
@@ -225,46 +196,20 @@ def _has_host(url: str) -> bool:
     return bool(parts.hostname)
 
 
-def _messages(value: Any) -> list[str]:
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise AgentBadResponse('agent reply has "messages" that is not a list of strings')
-    return value
-
-
-def _buttons(value: Any) -> list[list[dict]]:
-    """An inline keyboard: rows of buttons, each a text and exactly one of callback_data / url."""
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(row, list) and row for row in value):
-        raise AgentBadResponse('agent reply has "buttons" that is not a list of non-empty rows')
-    count = sum(len(row) for row in value)
+def _buttons(rows: list[list[Button]]) -> list[list[Button]]:
+    """The inline keyboard (schema-checked rows of buttons) as given; AgentBadResponse past
+    MAX_BUTTONS buttons or for a callback_data past CALLBACK_DATA_BYTES bytes of UTF-8."""
+    count = sum(len(row) for row in rows)
     if count > MAX_BUTTONS:
         raise AgentBadResponse(f"agent reply has {count} buttons; at most {MAX_BUTTONS}")
-    return [[_button(button, f"buttons[{r}][{c}]") for c, button in enumerate(row)] for r, row in enumerate(value)]
-
-
-def _button(button: Any, where: str) -> dict:
-    if not isinstance(button, dict):
-        raise AgentBadResponse(f"agent reply: {where} is not an object")
-    text = button.get("text")
-    if not isinstance(text, str) or not text.strip():
-        raise AgentBadResponse(f"agent reply: {where} has no text")
-    if len(text) > MAX_BUTTON_TEXT_CHARS:
-        raise AgentBadResponse(f"agent reply: {where}.text is longer than {MAX_BUTTON_TEXT_CHARS} characters")
-    actions = set(button) - {"text"}
-    if actions not in ({"callback_data"}, {"url"}):
-        raise AgentBadResponse(f"agent reply: {where} needs exactly one of callback_data and url: {sorted(actions)}")
-    if "callback_data" in button:
-        data = button["callback_data"]
-        if not isinstance(data, str) or not 1 <= len(data.encode("utf-8", "surrogatepass")) <= CALLBACK_DATA_BYTES:
-            raise AgentBadResponse(f"agent reply: {where}.callback_data is not 1-{CALLBACK_DATA_BYTES} bytes")
-        return {"text": text, "callback_data": data}
-    url = button["url"]
-    if not isinstance(url, str) or not url.startswith(URL_SCHEMES) or len(url) > MAX_URL_CHARS:
-        raise AgentBadResponse(f"agent reply: {where}.url is not an http(s) or tg URL of at most {MAX_URL_CHARS}")
-    return {"text": text, "url": url}
+    for r, row in enumerate(rows):
+        for c, button in enumerate(row):
+            data = button.get("callback_data")
+            if data is not None and len(data.encode("utf-8", "surrogatepass")) > CALLBACK_DATA_BYTES:
+                raise AgentBadResponse(
+                    f"agent reply: buttons[{r}][{c}].callback_data is not 1-{CALLBACK_DATA_BYTES} bytes"
+                )
+    return rows
 
 
 def _within_budget(messages: list[tuple[str, list[dict]]], budget: int) -> list[tuple[str, list[dict]]]:

@@ -86,6 +86,127 @@ class Envelope(MediaFields):
     merged: NotRequired[list["Envelope"]]
 
 
+# -- the agent contract (contract/*.schema.json; tests/unit/test_contract.py holds the keys alike) --
+
+
+class AgentMessage(TypedDict):
+    """One message of the turn, in the agent request's `messages` (agent._message)."""
+
+    update_id: int
+    message_id: int
+    kind: UpdateKind
+    text: str
+    location: NotRequired[Location]
+    venue: NotRequired[Venue]
+    contact: NotRequired[Contact]
+
+
+class AgentChat(TypedDict):
+    id: int
+    type: str | None
+    thread_id: int | None
+
+
+class AgentFile(TypedDict):
+    """A file of the turn, in the agent request's `attachments` (attachments.files_for_agent):
+    url a presigned GET, or None with `reason`; size in bytes, duration in seconds."""
+
+    kind: FileKind
+    url: str | None
+    reason: NotRequired[str]
+    mime_type: str | None
+    file_name: str | None
+    size: int | None
+    duration: int | None
+    width: int | None
+    height: int | None
+    message_id: int
+
+
+class AgentRequest(TypedDict):
+    """The JSON body the agent server receives (agent.agent_request; contract/agent-request.schema.json)."""
+
+    update_id: int
+    session_key: str
+    text: str
+    messages: list[AgentMessage]
+    kind: UpdateKind
+    chat: AgentChat
+    user: Sender | None
+    message_id: int
+    attachments: NotRequired[list[AgentFile]]
+
+
+AgentFileKind = Literal["photo", "document", "voice", "audio", "video", "animation"]
+
+
+class Button(TypedDict):
+    """An inline keyboard button: `text` and exactly one of the others (the schema's oneOf)."""
+
+    text: str
+    callback_data: NotRequired[str]
+    url: NotRequired[str]
+
+
+class AgentAttachment(TypedDict):
+    """A file of the agent's answer (`attachments`)."""
+
+    kind: AgentFileKind
+    url: str
+    caption: NotRequired[str | None]
+    file_name: NotRequired[str | None]
+
+
+class AgentReply(TypedDict, total=False):
+    """The agent's answer as the contract gives it (contract/agent-reply.schema.json), once checked;
+    also the data of a streamed `reply` event. Other fields are ignored."""
+
+    reply: str | None
+    messages: list[str] | None
+    format: str | None
+    parse_mode: str | None
+    buttons: list[list[Button]] | None
+    attachments: list[AgentAttachment] | None
+
+
+class StreamDelta(TypedDict):
+    """The data of a streamed `delta` event (the schema's stream_delta)."""
+
+    text: str
+    format: NotRequired[str | None]
+    parse_mode: NotRequired[str | None]
+
+
+class ReplyMessage(TypedDict):
+    """A message of the reply after the first: rendered text and Telegram MessageEntity dicts."""
+
+    text: str
+    entities: NotRequired[list[dict]]
+
+
+class ReplyFile(TypedDict):
+    """An attachment of the reply: the caption rendered; marked by agent.marked_origins."""
+
+    kind: AgentFileKind
+    url: str
+    file_name: NotRequired[str]
+    caption: NotRequired[str]
+    caption_entities: NotRequired[list[dict]]
+    agent_origin: NotRequired[bool]
+    private_hosts: NotRequired[bool]
+
+
+class Reply(TypedDict):
+    """What CallAgent returns and SendReply delivers (replies.reply_from_agent): the first message's
+    rendered text ("" for files only) and entities, the others, the keyboard, the files."""
+
+    text: str
+    entities: NotRequired[list[dict]]
+    more_messages: NotRequired[list[ReplyMessage]]
+    buttons: NotRequired[list[list[Button]]]
+    attachments: NotRequired[list[ReplyFile]]
+
+
 # -- the events of the workflow's own functions (what the ASL's Parameters build) ----------------
 
 Outcome = Literal["DONE", "UNDELIVERABLE", "FAILED"]

@@ -1,7 +1,7 @@
 """A streamed agent answer: `200` with `Content-Type: text/event-stream` (README: Streaming replies).
 
 Events (parsed by httpx-sse, which follows the HTML standard's event-stream rules):
-    event: delta   data: {"text": "<next piece>", "format"?: ..., "parse_mode"?: ...}
+    event: delta   data: {"text": "<next piece>", "format"?: ..., "parse_mode"?: ...} (the schema's stream_delta)
     event: reply   data: the usual JSON reply object (replies.reply_from_agent); ends the answer
     event: error   data: anything (its start is quoted in the error); the agent could not finish.
                    Terminal unless the data is a JSON object with "retryable": true (a passing
@@ -25,7 +25,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import httpx
 from httpx_sse import EventSource
@@ -38,7 +38,9 @@ from tgrelay.errors import (
     AgentTimeout,
     AgentUnavailable,
 )
+from tgrelay.contract import check
 from tgrelay.replies import MAX_REPLY_BYTES, answer_format, reply_from_agent
+from tgrelay.shapes import Reply, StreamDelta
 
 EVENT_STREAM = "text/event-stream"
 # The fields of a delta or a reply object that name the answer's format.
@@ -86,7 +88,7 @@ def read_stream(
     deadline: float,
     empty_text: str,
     snippet: Callable[[str], str],
-) -> dict:
+) -> Reply:
     """The reply (replies.reply_from_agent's shape) of the streamed answer `response`, whose
     headers have arrived and whose body is read here. `on_text(text so far, format)` is called
     after each delta that adds text; `text so far()` joins the deltas up to that one when called
@@ -114,11 +116,11 @@ def read_stream(
                 continue
             if event.event in DELTA_EVENTS:
                 data = _event_data(event.data, _DELTA_NAMES[event.event], snippet)
-                text = data.get("text")
-                if not isinstance(text, str):
-                    raise AgentBadResponse(f'agent stream: a delta\'s "text" is not a string: {snippet(event.data)!r}')
-                if any(data.get(field) is not None for field in FORMAT_FIELDS):
-                    fmt = answer_format(data)
+                check(data, "agent stream delta", definition="stream_delta")
+                delta = cast(StreamDelta, data)  # checked: the schema's stream_delta
+                text = delta["text"]
+                if any(delta.get(field) is not None for field in FORMAT_FIELDS):
+                    fmt = answer_format(delta)
                     fields = {field: data[field] for field in FORMAT_FIELDS if field in data}
                 pieces.append(text)
                 if on_text is not None and text:

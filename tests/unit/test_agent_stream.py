@@ -168,9 +168,9 @@ def _agent_answers(relay, body: str) -> None:
     [
         ("event: delta\ndata: not json\n\n", "data is not JSON"),
         ("event: delta\ndata: [1]\n\n", "not a JSON object"),
-        ('event: delta\ndata: {"text": 5}\n\n', '"text" is not a string'),
-        ('event: delta\ndata: {"text": "a", "format": "bbcode"}\n\n', "format 'bbcode'"),
-        ('event: reply\ndata: {"reply": 7}\n\n', '"reply" that is not a string'),
+        ('event: delta\ndata: {"text": 5}\n\n', "agent stream delta: text must be string (it is 5)"),
+        ('event: delta\ndata: {"text": "a", "format": "bbcode"}\n\n', 'agent stream delta: format is "bbcode"; the contract'),
+        ('event: reply\ndata: {"reply": 7}\n\n', "agent reply: reply must be string or null (it is 7)"),
     ],
 )
 def test_an_event_that_breaks_the_contract_is_agent_bad_response(relay, lambda_context, body, names):
@@ -204,7 +204,7 @@ def test_an_unnamed_event_is_a_delta(name):
     ("body", "names"),
     [
         ("data: [DONE]\n\n", "a `message` (no `event:` line: read as `event: delta`) event's data is not JSON"),
-        ('data: {"choices": []}\n\n', 'a delta\'s "text" is not a string'),
+        ('data: {"choices": []}\n\n', "agent stream delta must contain ['text'] properties"),
     ],
 )
 def test_an_unnamed_event_that_is_not_a_delta_is_agent_bad_response(body, names):

@@ -104,33 +104,54 @@ def test_more_messages_than_the_limit_are_left_out_and_the_last_one_sent_says_so
 @pytest.mark.parametrize(
     ("body", "names"),
     [
-        ({"reply": 5}, '"reply"'),
-        ({"reply": "x", "parse_mode": "markdown_v2"}, "parse_mode 'markdown_v2'"),
-        ({"reply": "x", "parse_mode": "BBCode"}, "parse_mode 'BBCode'"),
-        ({"reply": "x", "parse_mode": ["HTML"]}, "parse_mode ['HTML']"),
-        ({"reply": "x", "format": "rst"}, "format 'rst'"),
+        ({"reply": 5}, "reply must be string or null (it is 5)"),
+        (
+            {"reply": "x", "parse_mode": "markdown_v2"},
+            'parse_mode is "markdown_v2"; the contract says: Telegram\'s own field',
+        ),
+        ({"reply": "x", "parse_mode": "BBCode"}, 'parse_mode is "BBCode"; the contract says: Telegram\'s own field'),
+        ({"reply": "x", "parse_mode": ["HTML"]}, 'parse_mode must be string or null (it is ["HTML"])'),
+        ({"reply": "x", "format": "rst"}, 'format is "rst"; the contract says: How every message'),
         ({"reply": "x", "format": "markdown", "parse_mode": "HTML"}, "give one of them"),
-        ({"messages": "one"}, '"messages"'),
-        ({"messages": ["one", 2]}, '"messages"'),
-        ({"reply": "x", "buttons": {"text": "b"}}, '"buttons"'),
-        ({"reply": "x", "buttons": [{"text": "b", "callback_data": "c"}]}, "rows"),
-        ({"reply": "x", "buttons": [[]]}, "rows"),
-        ({"reply": "x", "buttons": [["b"]]}, "buttons[0][0] is not an object"),
-        ({"reply": "x", "buttons": [[{"callback_data": "c"}]]}, "buttons[0][0] has no text"),
-        ({"reply": "x", "buttons": [[{"text": " ", "callback_data": "c"}]]}, "has no text"),
-        ({"reply": "x", "buttons": [[{"text": "b"}]]}, "exactly one of callback_data and url"),
+        ({"messages": "one"}, "messages must be array or null"),
+        ({"messages": ["one", 2]}, "messages[1] must be string (it is 2)"),
+        ({"reply": "x", "buttons": {"text": "b"}}, "buttons must be array or null"),
+        ({"reply": "x", "buttons": [{"text": "b", "callback_data": "c"}]}, "buttons[0] must be array"),
+        ({"reply": "x", "buttons": [[]]}, "buttons[0] must contain at least 1 items"),
+        ({"reply": "x", "buttons": [["b"]]}, 'buttons[0][0] must be object (it is "b")'),
+        ({"reply": "x", "buttons": [[{"callback_data": "c"}]]}, "buttons[0][0] must contain ['text'] properties"),
+        ({"reply": "x", "buttons": [[{"text": " ", "callback_data": "c"}]]}, 'buttons[0][0].text is " "; the contract'),
+        (
+            {"reply": "x", "buttons": [[{"text": "b"}]]},
+            'buttons[0][0] is {"text": "b"}; the contract says: An inline keyboard button: a text and exactly one of callback_data and url',
+        ),
         ({"reply": "x", "buttons": [[{"text": "b", "callback_data": "c", "url": "https://x.io"}]]}, "exactly one"),
-        ({"reply": "x", "buttons": [[{"text": "b", "callback_data": "c", "pay": True}]]}, "exactly one"),
-        ({"reply": "x", "buttons": [[{"text": "b", "callback_data": "d" * 65}]]}, "1-64 bytes"),
+        (
+            {"reply": "x", "buttons": [[{"text": "b", "callback_data": "c", "pay": True}]]},
+            "buttons[0][0] must not contain {'pay'} properties",
+        ),
+        (
+            {"reply": "x", "buttons": [[{"text": "b", "callback_data": "d" * 65}]]},
+            "callback_data must be shorter than or equal to 64",
+        ),
         ({"reply": "x", "buttons": [[{"text": "b", "callback_data": "\N{GRINNING FACE}" * 17}]]}, "1-64 bytes"),
-        ({"reply": "x", "buttons": [[{"text": "b", "callback_data": ""}]]}, "1-64 bytes"),
-        ({"reply": "x", "buttons": [[{"text": "b", "callback_data": 7}]]}, "1-64 bytes"),
-        ({"reply": "x", "buttons": [[{"text": "b", "url": "javascript:alert(1)"}]]}, "url"),
-        ({"reply": "x", "buttons": [[{"text": "b", "url": "https://x.io/" + "a" * 2048}]]}, "url"),
+        (
+            {"reply": "x", "buttons": [[{"text": "b", "callback_data": ""}]]},
+            "callback_data must be longer than or equal to 1",
+        ),
+        ({"reply": "x", "buttons": [[{"text": "b", "callback_data": 7}]]}, "callback_data must be string (it is 7)"),
+        (
+            {"reply": "x", "buttons": [[{"text": "b", "url": "javascript:alert(1)"}]]},
+            'buttons[0][0].url is "javascript:alert(1)"',
+        ),
+        (
+            {"reply": "x", "buttons": [[{"text": "b", "url": "https://x.io/" + "a" * 2048}]]},
+            "buttons[0][0].url must be shorter than or equal to 2048",
+        ),
         ({"reply": "x", "buttons": [[{"text": "b", "callback_data": "c"}]] * (MAX_BUTTONS + 1)}, "at most 100"),
         (
             {"reply": "x", "buttons": [[{"text": "b", "callback_data": "c"}], [{"text": "b", "url": 3}]]},
-            "buttons[1][0]",
+            "buttons[1][0].url must be string (it is 3)",
         ),
     ],
 )
@@ -140,7 +161,7 @@ def test_answers_that_break_the_contract_are_bad_responses_naming_the_problem(bo
 
 @pytest.mark.parametrize("body", [None, "hi", ["hi"], 3])
 def test_an_answer_that_is_not_an_object_is_a_bad_response(body):
-    assert "not a JSON object" in bad(body)
+    assert bad(body).startswith("agent reply must be object (it is ")
 
 
 def test_the_reply_budget_covers_all_messages():
@@ -215,12 +236,10 @@ def test_buttons_too_big_for_the_workflow_state_are_refused_naming_them():
 
 
 def test_button_text_is_bounded():
-    from tgrelay.replies import MAX_BUTTON_TEXT_CHARS
-
-    too_long = [[{"text": "t" * (MAX_BUTTON_TEXT_CHARS + 1), "callback_data": "x"}]]
-    with pytest.raises(AgentBadResponse, match="longer than"):
+    too_long = [[{"text": "t" * 257, "callback_data": "x"}]]
+    with pytest.raises(AgentBadResponse, match=r"buttons\[0\]\[0\]\.text must be shorter than or equal to 256"):
         reply_from_agent({"reply": "hi", "buttons": too_long}, "empty")
-    fits = [[{"text": "t" * MAX_BUTTON_TEXT_CHARS, "callback_data": "x"}]]
+    fits = [[{"text": "t" * 256, "callback_data": "x"}]]
     assert reply_from_agent({"reply": "hi", "buttons": fits}, "empty")["buttons"] == fits
 
 
@@ -265,22 +284,31 @@ def test_files_come_after_every_text_chunk_in_order():
 @pytest.mark.parametrize(
     ("attachments", "error"),
     [
-        ({"kind": "photo"}, '"attachments" that is not a list'),
-        ([PHOTO] * 11, "11 attachments; at most 10"),
-        (["https://x.example/a.png"], "attachments[0] is not an object"),
-        ([{**PHOTO, "mime_type": "image/png"}], "attachments[0] has unknown fields ['mime_type']"),
-        ([{**PHOTO, "kind": "sticker"}], "attachments[0].kind is 'sticker'; it is one of photo, document, voice"),
-        ([{"kind": "photo"}], "attachments[0].url is not an http(s) URL"),
-        ([PHOTO, {**PHOTO, "url": "file:///etc/passwd"}], "attachments[1].url is not an http(s) URL"),
-        ([{**PHOTO, "url": "https://x.example/" + "a" * 2048}], "attachments[0].url is not an http(s) URL of at most"),
+        ({"kind": "photo"}, "attachments must be array or null"),
+        ([PHOTO] * 11, "attachments must contain less than or equal to 10 items"),
+        (["https://x.example/a.png"], 'attachments[0] must be object (it is "https://x.example/a.png")'),
+        ([{**PHOTO, "mime_type": "image/png"}], "attachments[0] must not contain {'mime_type'} properties"),
+        (
+            [{**PHOTO, "kind": "sticker"}],
+            "attachments[0].kind must be one of ['photo', 'document', 'voice', 'audio', 'video', 'animation'] (it is \"sticker\")",
+        ),
+        ([{"kind": "photo"}], "attachments[0] must contain ['url'] properties"),
+        (
+            [PHOTO, {**PHOTO, "url": "file:///etc/passwd"}],
+            'attachments[1].url is "file:///etc/passwd"; the contract says: An https:// or http:// URL',
+        ),
+        (
+            [{**PHOTO, "url": "https://x.example/" + "a" * 2048}],
+            "attachments[0].url must be shorter than or equal to 2048 characters",
+        ),
         # URLs urllib cannot read (urlsplit, .port raise ValueError) or without a host.
         ([{**PHOTO, "url": "http://[oops/x.pdf"}], "attachments[0].url does not parse as a URL with a host"),
         ([{**PHOTO, "url": "http://127.0.0.1:99999/x.pdf"}], "attachments[0].url does not parse as a URL with a host"),
         ([{**PHOTO, "url": "http://exa mple.com/x.pdf"}], "attachments[0].url does not parse as a URL with a host"),
         ([{**PHOTO, "url": "https:///x.pdf"}], "attachments[0].url does not parse as a URL with a host"),
-        ([{**PHOTO, "file_name": ""}], "attachments[0].file_name is not 1-255 characters"),
-        ([{**PHOTO, "file_name": "a" * 256}], "attachments[0].file_name is not 1-255 characters"),
-        ([{**PHOTO, "caption": 7}], "attachments[0].caption is not a string"),
+        ([{**PHOTO, "file_name": ""}], 'attachments[0].file_name is ""; the contract says: The name'),
+        ([{**PHOTO, "file_name": "a" * 256}], "attachments[0].file_name must be shorter than or equal to 255"),
+        ([{**PHOTO, "caption": 7}], "attachments[0].caption must be string or null (it is 7)"),
     ],
 )
 def test_an_attachment_that_breaks_the_contract_is_named(attachments, error):
