@@ -36,7 +36,9 @@ def schema(name: str) -> dict:
 
 
 @cache
-def _validator(name: str, definition: str | None) -> Callable[[Any], Any]:
+def validator(name: str, definition: str | None = None) -> Callable[[Any], Any]:
+    """The compiled check of schema `name`, or of its definition `definition`: returns the value,
+    raises fastjsonschema.JsonSchemaValueException (its first error)."""
     document = schema(name)
     if definition is not None:
         document = {"definitions": document["definitions"], "$ref": f"#/definitions/{definition}"}
@@ -48,7 +50,7 @@ def check(value: Any, subject: str, name: str = REPLY_SCHEMA, definition: str | 
     AgentBadResponse naming the first field that does not, e.g. `agent reply: attachments[1].kind
     must be one of [...] (it is "sticker")`, where `subject` ("agent reply") names the value."""
     try:
-        _validator(name, definition)(value)
+        validator(name, definition)(value)
     except fastjsonschema.JsonSchemaValueException as error:
         raise AgentBadResponse(contract_error(error, subject)) from None
 

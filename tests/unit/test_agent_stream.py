@@ -169,7 +169,10 @@ def _agent_answers(relay, body: str) -> None:
         ("event: delta\ndata: not json\n\n", "data is not JSON"),
         ("event: delta\ndata: [1]\n\n", "not a JSON object"),
         ('event: delta\ndata: {"text": 5}\n\n', "agent stream delta: text must be string (it is 5)"),
-        ('event: delta\ndata: {"text": "a", "format": "bbcode"}\n\n', 'agent stream delta: format is "bbcode"; the contract'),
+        (
+            'event: delta\ndata: {"text": "a", "format": "bbcode"}\n\n',
+            'agent stream delta: format is "bbcode"; the contract',
+        ),
         ('event: reply\ndata: {"reply": 7}\n\n', "agent reply: reply must be string or null (it is 7)"),
     ],
 )

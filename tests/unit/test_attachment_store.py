@@ -15,6 +15,7 @@ from fakes_fixtures import (  # noqa: F401  (pytest fixtures, used by name)
 )
 
 from tgrelay import attachments
+from tgrelay.contract import REQUEST_SCHEMA, validator
 from tgrelay.errors import DependencyUnavailable, TelegramUnavailable
 from tgrelay_local.fakes import file_bytes
 
@@ -116,6 +117,16 @@ def test_a_file_telegram_refuses_reaches_the_agent_with_the_reason(relay, bucket
 
     assert entry["url"] is None
     assert entry["reason"] == "Telegram refused the file: Bad Request: wrong file_id"
+
+
+def test_the_files_follow_the_request_schemas_file(relay, bucket):
+    relay.telegram.add_fault({"method": "getFile", "status": 400, "description": "Bad Request: wrong file_id"})
+
+    files = attachments.files_for_agent(turn(voice("refused"), voice()), BOT_TOKEN, KEY_SECRET)
+
+    assert [file["url"] is None for file in files] == [True, False]
+    for file in files:
+        validator(REQUEST_SCHEMA, "file")(file)  # raises naming the field that does not
 
 
 @pytest.mark.parametrize(

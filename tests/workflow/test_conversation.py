@@ -392,7 +392,7 @@ def test_invalid_buttons_are_a_bad_response_and_the_user_gets_the_apology(relay)
 
     execution = the_execution(relay, update)
     assert execution["status"] == "FAILED" and execution["error"] == "AgentBadResponse"
-    assert "buttons[0][0] needs exactly one of callback_data and url" in execution["cause"]
+    assert "buttons[0][0] is {" in execution["cause"] and "exactly one of callback_data and url" in execution["cause"]
     apology = relay.template.parameters["ApologyText"]
     assert relay.telegram.sent_messages(chat_of(update)) == [{"chat_id": chat_of(update), "text": apology}]
     (dead,) = [m for m in relay.dead_letters() if json.loads(m["Body"])["update_id"] == update["update_id"]]
