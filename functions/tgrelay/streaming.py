@@ -30,6 +30,7 @@ from typing import Any, cast
 import httpx
 from httpx_sse import EventSource
 
+from tgrelay.contract import check
 from tgrelay.errors import (
     AgentBadResponse,
     AgentStreamBroken,
@@ -38,7 +39,6 @@ from tgrelay.errors import (
     AgentTimeout,
     AgentUnavailable,
 )
-from tgrelay.contract import check
 from tgrelay.replies import MAX_REPLY_BYTES, answer_format, reply_from_agent
 from tgrelay.shapes import Reply, StreamDelta
 

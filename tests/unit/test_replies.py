@@ -123,9 +123,13 @@ def test_more_messages_than_the_limit_are_left_out_and_the_last_one_sent_says_so
         ({"reply": "x", "buttons": [[{"text": " ", "callback_data": "c"}]]}, 'buttons[0][0].text is " "; the contract'),
         (
             {"reply": "x", "buttons": [[{"text": "b"}]]},
-            'buttons[0][0] is {"text": "b"}; the contract says: An inline keyboard button: a text and exactly one of callback_data and url',
+            'buttons[0][0] is {"text": "b"}; the contract says: An inline keyboard button:'
+            " a text and exactly one of callback_data and url",
         ),
-        ({"reply": "x", "buttons": [[{"text": "b", "callback_data": "c", "url": "https://x.io"}]]}, "exactly one"),
+        (
+            {"reply": "x", "buttons": [[{"text": "b", "callback_data": "c", "url": "https://x.io"}]]},
+            'buttons[0][0] is {"text": "b", "callback_data": "c", "url": "https://x.io"}; the contract says',
+        ),
         (
             {"reply": "x", "buttons": [[{"text": "b", "callback_data": "c", "pay": True}]]},
             "buttons[0][0] must not contain {'pay'} properties",
@@ -290,7 +294,8 @@ def test_files_come_after_every_text_chunk_in_order():
         ([{**PHOTO, "mime_type": "image/png"}], "attachments[0] must not contain {'mime_type'} properties"),
         (
             [{**PHOTO, "kind": "sticker"}],
-            "attachments[0].kind must be one of ['photo', 'document', 'voice', 'audio', 'video', 'animation'] (it is \"sticker\")",
+            "attachments[0].kind must be one of ['photo', 'document', 'voice', 'audio', 'video', 'animation']"
+            ' (it is "sticker")',
         ),
         ([{"kind": "photo"}], "attachments[0] must contain ['url'] properties"),
         (
