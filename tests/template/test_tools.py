@@ -129,6 +129,10 @@ def test_sam_build(tool_env, tmp_path):
         assert (built / "httpx" / "__init__.py").is_file(), f"{name}: httpx (functions/requirements.txt) missing"
         assert (built / "aws_lambda_powertools" / "__init__.py").is_file(), f"{name}: aws_lambda_powertools missing"
         assert (built / "httpx_sse" / "__init__.py").is_file(), f"{name}: httpx_sse (streamed answers) missing"
+        # The agent contract: the published schemas and their validator (Powertools' `validation` extra).
+        assert (built / "fastjsonschema" / "__init__.py").is_file(), f"{name}: fastjsonschema missing"
+        for schema in ("agent-request", "agent-reply"):
+            assert (built / "tgrelay" / "contract" / f"{schema}.schema.json").is_file(), f"{name}: {schema} missing"
         assert (built / "telegramify_markdown" / "__init__.py").is_file(), f"{name}: telegramify_markdown missing"
         # pyromark is compiled: the bundle must carry the build for the functions' arm64 python3.13.
         compiled = [path.name for path in (built / "pyromark").glob("*.so")]
