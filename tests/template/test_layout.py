@@ -14,6 +14,7 @@ DOMAIN = {
     "envelope",
     "conversation",
     "replies",
+    "contract",
     "formatting",
     "text",
     "dead_letters",
