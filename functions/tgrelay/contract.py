@@ -5,19 +5,22 @@ Agent server contract links them; an agent server's author can validate against 
 
 The agent's answers are checked here with fastjsonschema (the validator Powertools' validation
 utility runs; installed with its `validation` extra), each schema compiled once per execution
-environment, on first use. What JSON Schema cannot say is checked in code after it (replies.py;
-each schema's "description" lists those rules).
+environment, on first use, and the library imported then too: the webhook and SendReply import
+this module (through replies) but never check an answer, so their cold start does not pay for it.
+What JSON Schema cannot say is checked in code after it (replies.py; each schema's "description"
+lists those rules).
 """
 
 import json
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
-from typing import Any
-
-import fastjsonschema
+from typing import TYPE_CHECKING, Any
 
 from tgrelay.errors import AgentBadResponse
+
+if TYPE_CHECKING:
+    from fastjsonschema import JsonSchemaValueException
 
 CONTRACT_DIR = Path(__file__).with_name("contract")
 REQUEST_SCHEMA = "agent-request"
@@ -39,6 +42,8 @@ def schema(name: str) -> dict:
 def validator(name: str, definition: str | None = None) -> Callable[[Any], Any]:
     """The compiled check of schema `name`, or of its definition `definition`: returns the value,
     raises fastjsonschema.JsonSchemaValueException (its first error)."""
+    import fastjsonschema
+
     document = schema(name)
     if definition is not None:
         document = {"definitions": document["definitions"], "$ref": f"#/definitions/{definition}"}
@@ -49,13 +54,15 @@ def check(value: Any, subject: str, name: str = REPLY_SCHEMA, definition: str | 
     """Nothing if `value` follows schema `name` (or its definition `definition`, e.g. "stream_delta");
     AgentBadResponse naming the first field that does not, e.g. `agent reply: attachments[1].kind
     must be one of [...] (it is "sticker")`, where `subject` ("agent reply") names the value."""
+    from fastjsonschema import JsonSchemaValueException
+
     try:
         validator(name, definition)(value)
-    except fastjsonschema.JsonSchemaValueException as error:
+    except JsonSchemaValueException as error:
         raise AgentBadResponse(contract_error(error, subject)) from None
 
 
-def contract_error(error: fastjsonschema.JsonSchemaValueException, subject: str) -> str:
+def contract_error(error: "JsonSchemaValueException", subject: str) -> str:
     """fastjsonschema's error in the contract's words: the field's path as the agent wrote it
     (`buttons[0][1].url`), what it must be, and the value (shortened to _QUOTED_CHARS)."""
     name = error.name or "data"

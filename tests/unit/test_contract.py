@@ -7,6 +7,7 @@ Run this file (`python tests/unit/test_contract.py`) to refresh README.md's gene
 
 import json
 import re
+import subprocess
 import sys
 from pathlib import Path
 from typing import get_args
@@ -277,6 +278,20 @@ def test_the_schemas_use_only_draft_7_keywords_and_describe_every_field(name):
         assert set(node) <= DRAFT7_KEYWORDS, (where, set(node) - DRAFT7_KEYWORDS)
         for field, child in node.get("properties", {}).items():
             assert child.get("description") or "$ref" in child or node.get("description"), f"{where}/{field}"
+
+
+def test_only_checking_an_answer_loads_the_validator():
+    """The webhook and SendReply import tgrelay.contract (through replies) but never check an
+    answer: their cold start does not import fastjsonschema (README: Benchmarks)."""
+    probe = (
+        "import sys, tgrelay.webhook, tgrelay.send_reply, tgrelay.call_agent;"
+        "print('fastjsonschema' in sys.modules);"
+        "from tgrelay.replies import reply_from_agent; reply_from_agent({'reply': 'x'}, 'empty');"
+        "print('fastjsonschema' in sys.modules)"
+    )
+    lines = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
+
+    assert lines == ["False", "True"]
 
 
 # --- README's field tables ----------------------------------------------------------------------------
