@@ -1,6 +1,7 @@
 """The agent server client: the request the contract (README) promises, one POST, and every
 outcome named by the error classes the ASL retries or catches."""
 
+import json
 import os
 import time
 
@@ -14,7 +15,7 @@ from tgrelay.reply_files import on_private_address, under_prefix
 from tgrelay.secrets import secret_field
 from tgrelay.settings import number_setting, setting
 from tgrelay.shapes import AgentFile, AgentMessage, AgentRequest, Envelope, Reply
-from tgrelay.streaming import EVENT_STREAM, OnText, is_event_stream, read_stream
+from tgrelay.streaming import EVENT_STREAM, MAX_EVENT_BYTES, OnText, is_event_stream, read_stream
 
 
 def agent_request(update: Envelope, attachments: list[AgentFile] | None = None) -> AgentRequest:
@@ -60,7 +61,8 @@ def ask_agent(request: AgentRequest, on_text: OnText | None = None) -> Reply:
     """POST `request` to the agent server; the reply (replies.reply_from_agent) or a named error.
 
     A streamed answer (text/event-stream, streaming.read_stream) calls `on_text(text so far,
-    format)` after each delta; a JSON answer is read whole, as before streaming existed. Either
+    format)` after each delta; a JSON answer is read whole (_read_answer: within the deadline, at most
+    MAX_EVENT_BYTES). Either
     way the reply's attachments are marked `agent_origin` here (marked_origins)."""
     timeout = number_setting("AGENT_TIMEOUT_SECONDS")
     deadline = time.monotonic() + timeout
@@ -87,8 +89,7 @@ def ask_agent(request: AgentRequest, on_text: OnText | None = None) -> Reply:
                     snippet=lambda text: _blanked(text[:300], token),
                 )
             else:
-                response.read()
-                reply = _json_reply(response, token)
+                reply = _json_reply(response, _read_answer(response, deadline), token)
     except httpx.ConnectTimeout:
         raise AgentUnavailable("could not connect to the agent server in time") from None
     except httpx.TimeoutException:
@@ -100,28 +101,39 @@ def ask_agent(request: AgentRequest, on_text: OnText | None = None) -> Reply:
     return marked_origins(reply)
 
 
-def _json_reply(response: httpx.Response, token: str = "") -> Reply:
+def _read_answer(response: httpx.Response, deadline: float) -> bytes:
+    """A JSON (not streamed) answer's body, checked per chunk as a stream's is: AgentTimeout once
+    `deadline` (time.monotonic()) has passed - a body that drips is not read past
+    AgentTimeoutSeconds - and AgentBadResponse past MAX_EVENT_BYTES, the most a stream's one
+    `reply` event may carry (the same answer as JSON; streaming.py says why it is enough)."""
+    body = bytearray()
+    for chunk in response.iter_bytes():
+        if time.monotonic() > deadline:
+            raise AgentTimeout("agent answer did not end within the per-attempt timeout (AgentTimeoutSeconds)")
+        body += chunk
+        if len(body) > MAX_EVENT_BYTES:
+            raise AgentBadResponse(f"agent answer is longer than {MAX_EVENT_BYTES} bytes")
+    return bytes(body)
+
+
+def _json_reply(response: httpx.Response, body: bytes, token: str = "") -> Reply:
     """The reply (replies.reply_from_agent, attachments not yet marked) of the agent's answer
-    `response`, read whole and not a stream; AgentUnavailable (429, 5xx), AgentRejected (other
-    4xx), AgentBadResponse (another status, or a 200 that is not the contract's JSON)."""
+    `response` with its `body` (read whole, not a stream); AgentUnavailable (429, 5xx),
+    AgentRejected (other 4xx), AgentBadResponse (another status, or a 200 that is not the
+    contract's JSON)."""
     status = response.status_code
     if status == 429 or status >= 500:
         raise AgentUnavailable(f"agent server answered {status}")
+    text = body.decode(response.encoding or "utf-8", errors="replace")
     if 400 <= status < 500:
-        raise AgentRejected(f"agent server answered {status}: {_snippet(response, token)}")
+        raise AgentRejected(f"agent server answered {status}: {_blanked(text[:300], token)}")
     if status != 200:
         raise AgentBadResponse(f"agent server answered {status}, expected 200")
     try:
-        body = response.json()
+        parsed = json.loads(body)
     except ValueError:
-        raise AgentBadResponse(f"agent reply is not JSON: {_snippet(response, token)!r}") from None
-    return reply_from_agent(body, empty_text=setting("EMPTY_REPLY_TEXT"))
-
-
-def _snippet(response: httpx.Response, token: str) -> str:
-    """The start of the agent's answer for the error message (it reaches execution history
-    and the DLQ), with the token blanked in case the agent echoes its request headers."""
-    return _blanked(response.text[:300], token)
+        raise AgentBadResponse(f"agent reply is not JSON: {_blanked(text[:300], token)!r}") from None
+    return reply_from_agent(parsed, empty_text=setting("EMPTY_REPLY_TEXT"))
 
 
 def _blanked(text: str, token: str) -> str:

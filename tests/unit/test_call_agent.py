@@ -1,5 +1,7 @@
 """CallAgentFunction against the loopback FakeAgent: the request contract and every named outcome."""
 
+import contextlib
+import http.server
 import json
 import socket
 import threading
@@ -26,6 +28,7 @@ from unit_helpers import TURNS_TABLE_NAME, global_variable, hold_turn
 from tgrelay import call_agent
 from tgrelay.errors import AgentBadResponse, AgentRejected, AgentTimeout, AgentUnavailable, TurnLost
 from tgrelay.replies import CUT_NOTE, MAX_REPLY_UNITS
+from tgrelay.streaming import MAX_EVENT_BYTES
 
 EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:tgrelay-relay:0f6c2d7e"
 
@@ -221,6 +224,52 @@ def test_malformed_answers_are_agent_bad_response(relay, lambda_context):
         relay.agent.add_fault({"status": 200, "body": body})
 
         assert type(raised(envelope(), lambda_context)) is AgentBadResponse, body
+
+
+def test_a_json_answer_past_the_size_of_one_reply_event_is_agent_bad_response(relay, lambda_context):
+    # The same bound as a stream's `reply` event: past it nothing is parsed (CallAgent has 256 MB).
+    over = json.dumps({"reply": "a" * MAX_EVENT_BYTES})
+    relay.agent.add_fault({"status": 200, "body": over})
+
+    error = raised(envelope(), lambda_context)
+
+    assert type(error) is AgentBadResponse
+    assert str(error) == f"agent answer is longer than {MAX_EVENT_BYTES} bytes"
+    # Just under it: read, and the text cut as any long answer is.
+    relay.agent.add_fault({"status": 200, "body": json.dumps({"reply": "a" * (MAX_EVENT_BYTES - 20)})})
+    assert invoke(envelope(), lambda_context)["text"].endswith(CUT_NOTE)
+
+
+def test_a_json_answer_that_drips_is_given_up_at_the_timeout(relay, lambda_context, monkeypatch):
+    sent: list[bytes] = []
+
+    class Dripping(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (http.server's name)
+            self.rfile.read(int(self.headers["content-length"]))
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.end_headers()
+            with contextlib.suppress(OSError):  # the client hangs up
+                for piece in [b'{"reply": "', *[b"a"] * 200, b'"}']:  # 10 s of body, then a fine answer
+                    self.wfile.write(piece)
+                    self.wfile.flush()
+                    sent.append(piece)
+                    time.sleep(0.05)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Dripping)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("AGENT_URL", f"http://127.0.0.1:{server.server_address[1]}/agent")
+    try:
+        error = raised(envelope(), lambda_context)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert type(error) is AgentTimeout
+    assert len(sent) < 202  # given up while the body was still coming
 
 
 def test_a_parse_mode_telegram_does_not_know_is_agent_bad_response(relay, lambda_context):
