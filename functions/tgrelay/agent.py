@@ -18,23 +18,23 @@ from tgrelay.shapes import AgentFile, AgentMessage, AgentRequest, Envelope, Repl
 from tgrelay.streaming import EVENT_STREAM, MAX_EVENT_BYTES, OnText, is_event_stream, read_stream
 
 
-def agent_request(update: Envelope, attachments: list[AgentFile] | None = None) -> AgentRequest:
+def agent_request(envelope: Envelope, attachments: list[AgentFile] | None = None) -> AgentRequest:
     """The JSON body the agent server receives (contract/agent-request.schema.json, which
     tests/unit/test_contract.py holds this to). `messages` lists every
     message of the turn in order: this update's, then those merged into its turn
-    (update["merged"], QueuedMessages=merge); `text` is their non-empty texts joined by newlines.
+    (envelope["merged"], QueuedMessages=merge); `text` is their non-empty texts joined by newlines.
     A message's location, venue or contact rides in its `messages` entry; `attachments` are the
     turn's files as attachments.files_for_agent gives them (present only when there are some)."""
-    turn = [update, *(update.get("merged") or [])]
+    turn = [envelope, *(envelope.get("merged") or [])]
     request: AgentRequest = {
-        "update_id": update["update_id"],
-        "session_key": session_key(update),
+        "update_id": envelope["update_id"],
+        "session_key": session_key(envelope),
         "text": "\n".join(message["text"] for message in turn if message["text"]),
         "messages": [_message(message) for message in turn],
-        "kind": update["kind"],
-        "chat": {"id": update["chat_id"], "type": update.get("chat_type"), "thread_id": update.get("thread_id")},
-        "user": update.get("sender"),
-        "message_id": update["message_id"],
+        "kind": envelope["kind"],
+        "chat": {"id": envelope["chat_id"], "type": envelope.get("chat_type"), "thread_id": envelope.get("thread_id")},
+        "user": envelope.get("sender"),
+        "message_id": envelope["message_id"],
     }
     if attachments:
         request["attachments"] = attachments

@@ -232,8 +232,8 @@ def _within_budget(messages: list[tuple[str, list[dict]]], budget: int) -> list[
     return kept
 
 
-def deliveries(update: Envelope, reply: dict) -> list[tuple[str, dict]]:
-    """The Bot API calls that deliver `reply` (CallAgent's shape) to the chat of `update`, in
+def deliveries(envelope: Envelope, reply: dict) -> list[tuple[str, dict]]:
+    """The Bot API calls that deliver `reply` (CallAgent's shape) to the chat of `envelope`, in
     order, as (method, payload): sendMessage for each chunk of text, then one send* per
     attachment (SEND_METHODS), whose payload names the file by
     {kind: {"url", "file_name"?, "agent_origin"?, "private_hosts"?}} for SendReply to download and
@@ -244,9 +244,9 @@ def deliveries(update: Envelope, reply: dict) -> list[tuple[str, dict]]:
         if text
         for chunk in (split_entities(text, entities) if entities else [(c, []) for c in split_message(text)])
     ]
-    address: dict = {"chat_id": update["chat_id"]}
-    if update.get("thread_id") is not None:
-        address["message_thread_id"] = update["thread_id"]
+    address: dict = {"chat_id": envelope["chat_id"]}
+    if envelope.get("thread_id") is not None:
+        address["message_thread_id"] = envelope["thread_id"]
     calls: list[tuple[str, dict]] = []
     for text, entities in chunks:
         payload: dict = {**address, "text": text}
@@ -259,9 +259,9 @@ def deliveries(update: Envelope, reply: dict) -> list[tuple[str, dict]]:
         payload = {**address, file["kind"]: source}
         payload.update({key: file[key] for key in ("caption", "caption_entities") if key in file})
         calls.append((SEND_METHODS[file["kind"]], payload))
-    if calls and quotes_the_user(update):
+    if calls and quotes_the_user(envelope):
         # Sent even if the user's message is gone by now.
-        calls[0][1]["reply_parameters"] = {"message_id": update["message_id"], "allow_sending_without_reply": True}
+        calls[0][1]["reply_parameters"] = {"message_id": envelope["message_id"], "allow_sending_without_reply": True}
     if calls and reply.get("buttons"):
         calls[texts - 1 if texts else -1][1]["reply_markup"] = {"inline_keyboard": reply["buttons"]}
     return calls
@@ -280,7 +280,7 @@ def _reply_messages(reply: dict) -> list[tuple[str, list[dict]]]:
     return [(message["text"], message.get("entities", [])) for message in messages]
 
 
-def quotes_the_user(update: Envelope) -> bool:
+def quotes_the_user(envelope: Envelope) -> bool:
     """In groups the answer quotes the message it answers, so threads stay readable. In a private
     chat the answer follows the question anyway; a button press has no message of the user's."""
-    return update.get("chat_type") in GROUP_CHATS and update.get("kind") != "callback_query"
+    return envelope.get("chat_type") in GROUP_CHATS and envelope.get("kind") != "callback_query"
