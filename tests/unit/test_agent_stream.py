@@ -359,21 +359,31 @@ def test_drafts_come_at_most_once_per_interval(relay, lambda_context, monkeypatc
     monkeypatch.setenv("DRAFT_THROTTLE_SECONDS", str(interval))
     relay.agent.add_fault(streamed(reply="word " * 60, word_delay=0.01))  # 0.6 s of deltas
 
-    started: list[float] = []  # when each sendMessageDraft left, on the sender's clock
+    made: list[drafts.Drafts] = []
+
+    class Watched(drafts.Drafts):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    # Each draft's throttle stamp (the time.monotonic() it was taken at, + interval), read as it is
+    # sent: the sender's own clock, so neither the machine's load nor the loopback shifts it.
+    next_at: list[float] = []
     call = drafts.telegram.call
 
-    def timed(token, method, payload, **kwargs):
+    def stamped(token, method, payload, **kwargs):
         if method == "sendMessageDraft":  # the module is shared with the typing indicator
-            started.append(time.monotonic())
+            next_at.append(made[-1]._next_at)
         return call(token, method, payload, **kwargs)
 
-    monkeypatch.setattr(drafts.telegram, "call", timed)
+    monkeypatch.setattr(call_agent, "Drafts", Watched)
+    monkeypatch.setattr(drafts.telegram, "call", stamped)
 
     invoke(envelope("private_text"), lambda_context)
 
-    assert len(started) == len(draft_calls(relay)) >= 3  # 60 deltas, a few drafts
-    # The throttle is a lower bound: a busy machine only makes the gaps longer.
-    assert min(later - earlier for earlier, later in zip(started, started[1:], strict=False)) >= interval
+    assert len(next_at) == len(draft_calls(relay)) >= 3  # 60 deltas, a few drafts
+    # A draft is taken only once the previous one's interval is over.
+    assert min(later - earlier for earlier, later in zip(next_at, next_at[1:], strict=False)) >= interval
 
 
 def test_a_long_throttle_does_not_hold_the_answer_back_for_a_last_draft(relay, lambda_context, monkeypatch):
