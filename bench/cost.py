@@ -480,12 +480,15 @@ def main(argv: list[str] | None = None) -> int:
     with quiet_engine() as relay:
         turns_table = relay.template.refs["TurnsTable"]
         tables = Tables(relay.dynamodb, {relay.table_name: "claims", turns_table: "turns"})
-        watch_webhook_sqs(meter, clients.sqs(), relay.pipe.queue_url)
         watch_pipe_sqs(meter, relay.sqs, relay.pipe.queue_url)
-        watch_dynamodb(meter, clients.dynamodb(), tables)
-        watch_dynamodb(meter, clients.webhook_dynamodb(), tables)
-        watch_stepfunctions(meter, clients.stepfunctions())
-        watch_s3(meter, clients.s3())
+        # The handlers' own (cached) clients, made as a function would make them: with a function's
+        # environment (AWS_ENDPOINT_URL_S3 among it), not the process's.
+        with relay.as_function("CallAgentFunction"):
+            watch_webhook_sqs(meter, clients.sqs(), relay.pipe.queue_url)
+            watch_dynamodb(meter, clients.dynamodb(), tables)
+            watch_dynamodb(meter, clients.webhook_dynamodb(), tables)
+            watch_stepfunctions(meter, clients.stepfunctions())
+            watch_s3(meter, clients.s3())
         functions = {id(f): f for f in relay.seams.functions.values()}
         functions[id(relay.webhook_function)] = relay.webhook_function
         for function in functions.values():

@@ -18,6 +18,7 @@ import secrets
 import socket
 import threading
 import time
+import traceback
 from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -34,7 +35,7 @@ from tgrelay_local import lambda_environment
 from tgrelay_local.clock import RetryClock
 from tgrelay_local.fakes import FakeAgent, FakeTelegram
 from tgrelay_local.http_api import HttpApi
-from tgrelay_local.moto_seams import LocalFunction, Seams
+from tgrelay_local.moto_seams import Handler, LocalFunction, Seams
 from tgrelay_local.names import ACCOUNT, DEFAULT_WEBHOOK_SECRET, FAKE_BOT_TOKEN, REGION, SECRET_HEADER, STACK
 from tgrelay_local.pipe import PipePoller
 from tgrelay_local.rules import ExecutionStatusRules, Schedules, rate_seconds
@@ -56,7 +57,24 @@ _AWS_ENV = {
     "AWS_SESSION_TOKEN": "testing",
 }
 # The machine's, not configuration: Lambda has its own PATH, HOME, TZ, LANG (and no proxy).
-_HOST_VARIABLES = ("PATH", "HOME", "TMPDIR", "LANG", "LC_ALL", "TZ")
+# Lambda sets these and a function's configuration cannot (AWS Lambda Developer Guide, "Defined
+# runtime environment variables": the reserved ones).
+LAMBDA_RESERVED_VARIABLES = frozenset(
+    {
+        *("_HANDLER", "_X_AMZN_TRACE_ID", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_EXECUTION_ENV"),
+        *("AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION"),
+        *("AWS_LAMBDA_INITIALIZATION_TYPE", "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME"),
+        *("AWS_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"),
+        *("AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR", "TZ"),
+    }
+)
+# The machine's, not configuration, passed through: how it reaches the network (a real Bot API or
+# agent behind a proxy, a private CA) and where it runs programs and keeps temporary files.
+_HOST_VARIABLES = (
+    *("PATH", "TMPDIR", "LANG", "LC_ALL"),
+    *(name for base in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY") for name in (base, base.lower())),
+    *("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "AWS_CA_BUNDLE"),
+)
 
 
 # The Powertools modules whose functions print CloudWatch EMF lines: Metrics' flush and single_metric.
@@ -124,6 +142,41 @@ def metrics_per_invocation(handler_modules: list) -> contextlib.ExitStack:
             for name in METRICS_SETS:
                 stack.enter_context(mock.patch.object(owner, name, shared[name]))
     return stack
+
+
+def init_function(module_name: str, handler_name: str) -> tuple[Any, Handler | None, dict | None]:
+    """A function's init, as the Python runtime (awslambdaric's bootstrap) does it: import the
+    handler's module and find the handler; here also check its declared settings again (another
+    function may have imported the module already: webhook imports turns). Returns (module,
+    handler, None), or (module or None, None, the error payload Lambda answers every invocation
+    with): errorType Runtime.ImportModuleError, Runtime.UserCodeSyntaxError,
+    Runtime.HandlerNotFound, or the exception's class name (e.g. ConfigurationError)."""
+    module = None
+    try:
+        module = importlib.import_module(module_name)
+        module.SETTINGS.check()
+    except ImportError as error:
+        return None, None, _init_error("Runtime.ImportModuleError", f"Unable to import module '{module_name}': {error}")
+    except SyntaxError as error:
+        return (
+            None,
+            None,
+            _init_error("Runtime.UserCodeSyntaxError", f"Syntax error in module '{module_name}': {error}"),
+        )
+    except Exception as error:
+        return module, None, _init_error(type(error).__name__, str(error), traceback.format_tb(error.__traceback__))
+    handler = getattr(module, handler_name, None)
+    if handler is None:
+        return (
+            module,
+            None,
+            _init_error("Runtime.HandlerNotFound", f"Handler '{handler_name}' missing on module '{module_name}'"),
+        )
+    return module, handler, None
+
+
+def _init_error(error_type: str, message: str, stack_trace: list[str] | None = None) -> dict:
+    return {"errorMessage": message, "errorType": error_type, "stackTrace": stack_trace or []}
 
 
 class PortInUse(OSError):
@@ -233,6 +286,7 @@ class LocalRelay:
             raise
 
     def _start(self) -> None:
+        self._refuse_reserved_variables()
         if self.aws_port:  # moto's server binds in a thread of its own: an error there would hang
             _check_free(self.aws_port, "aws")
         for fake in (self.telegram, self.agent):
@@ -241,6 +295,9 @@ class LocalRelay:
                 self._stack.callback(fake.stop)
         self._set_env(_AWS_ENV)
         self._stack.callback(self._restore_env)
+        # Before any boto3 session exists: botocore keeps the os.environ it first sees (its config
+        # chain), so the functions' clients then read their own AWS_* settings, not the process's.
+        self._stack.enter_context(lambda_environment.installed())
         self._stack.enter_context(mock_aws(config={"stepfunctions": {"execute_state_machine": True}}))
         self.sqs = boto3.client("sqs", region_name=REGION)
         self.dynamodb = boto3.client("dynamodb", region_name=REGION)
@@ -416,7 +473,6 @@ class LocalRelay:
             arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
             self.template.bind(logical_id, name, Arn=arn)
         self._reset_function_caches()
-        self._stack.enter_context(lambda_environment.installed())
 
         functions: dict[str, LocalFunction] = {}
         handler_modules = []
@@ -425,16 +481,10 @@ class LocalRelay:
             props = self.template.function_properties(logical_id)
             environment = self._function_environment(logical_id, props)
             module_name, handler_name = props["Handler"].rsplit(".", 1)
-            handler, init_error = None, None
             with lambda_environment.running_as(environment):
-                try:
-                    module = importlib.import_module(module_name)
-                    # Imported already by another function (webhook imports turns): check again here.
-                    module.SETTINGS.check()
-                    handler = getattr(module, handler_name)
-                    handler_modules.append(module)
-                except Exception as error:  # Lambda answers every invocation with it
-                    init_error = error
+                module, handler, init_error = init_function(module_name, handler_name)
+            if module is not None:
+                handler_modules.append(module)
             function = LocalFunction(
                 name=self.template.refs[logical_id],
                 arn=self.template.attributes[(logical_id, "Arn")],
@@ -454,27 +504,49 @@ class LocalRelay:
         self._stack.enter_context(metrics_per_invocation(handler_modules))
         return functions
 
+    def _refuse_reserved_variables(self) -> None:
+        """ValueError naming a template variable Lambda reserves: a deploy refuses it, and here it
+        would hide the value Lambda gives (AWS Lambda Developer Guide, "Reserved environment variables")."""
+        for logical_id in self.template.resources("AWS::Serverless::Function"):
+            variables = self.template.function_properties(logical_id)["Environment"]["Variables"]
+            reserved = sorted(set(variables) & LAMBDA_RESERVED_VARIABLES)
+            if reserved:
+                raise ValueError(f"{logical_id} sets {', '.join(reserved)}, which Lambda reserves")
+
     def _function_environment(self, logical_id: str, props: dict) -> dict[str, str]:
         """What the function's code sees as os.environ on Lambda: its variables and Lambda's own
-        ("Defined runtime environment variables", AWS Lambda Developer Guide), plus the machine's
-        PATH, HOME and the like, and the two endpoints only the engine sets."""
+        (AWS Lambda Developer Guide, "Defined runtime environment variables"), the machine's network
+        settings (_HOST_VARIABLES), and the two endpoints only the engine sets."""
         variables = {key: str(value) for key, value in self.template.resolve(props["Environment"]["Variables"]).items()}
         name = self.template.refs[logical_id]
-        return {
-            **{key: os.environ[key] for key in _HOST_VARIABLES if key in os.environ},
+        lambdas = {
             **_AWS_ENV,
+            "_HANDLER": props["Handler"],
+            "AWS_EXECUTION_ENV": f"AWS_Lambda_{props.get('Runtime', 'python3.13')}",
             "AWS_LAMBDA_FUNCTION_NAME": name,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(props.get("MemorySize", 128)),
             "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
             "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{name}",
-            "AWS_EXECUTION_ENV": f"AWS_Lambda_{props.get('Runtime', 'python3.13')}",
-            "_HANDLER": props["Handler"],
+            "AWS_LAMBDA_LOG_STREAM_NAME": f"local/[$LATEST]{logical_id}",
+            "LAMBDA_TASK_ROOT": str(ROOT / props.get("CodeUri", "functions/")),
+            "TZ": ":UTC",
+        }
+        return {
+            **{key: os.environ[key] for key in _HOST_VARIABLES if key in os.environ},
+            **lambdas,
             **variables,
             # Not in the template: the Lambda code defaults to the real Bot API.
             "TELEGRAM_API_URL": self.telegram_api_url,
             # boto3's own setting (no tgrelay code reads it): S3 requests and presigned URLs go to moto's HTTP server.
             "AWS_ENDPOINT_URL_S3": self.s3_endpoint,
         }
+
+    def as_function(self, logical_id: str) -> contextlib.AbstractContextManager[None]:
+        """While entered, this thread sees the environment of the template's function `logical_id`
+        (e.g. "CallAgentFunction"): for code outside an invocation that makes a handler's clients or
+        reads its settings (bench/cost.py meters the handlers' clients)."""
+        return lambda_environment.running_as(self.functions_by_id[logical_id].environment)
 
     def _execution_rules(self, functions: dict[str, LocalFunction]) -> list[tuple[dict, LocalFunction]]:
         """(event pattern, target) of every function's EventBridgeRule event (the state machine exists)."""

@@ -8,9 +8,19 @@ view: in a thread running an invocation (and in any thread that invocation start
 draft threads of CallAgent) it reads and writes that function's variables only; anywhere else (the
 engine, moto, the tests) the process's own environment.
 
-What stays shared, unlike Lambda: module state (clients, the cached secret, Powertools' loggers),
-since the handlers share one interpreter. A worker process per function would separate that too; it
-was built and measured (branch engine-workers, README "Local engine") and doubled the suite's time.
+Installed before the engine makes any boto3 session: botocore's config chain keeps the os.environ
+it first sees, so a function's client reads that function's AWS_* settings.
+
+Where it stops short of Lambda (README, "Where the local engine differs from AWS"):
+- module state is shared (clients, the cached secret, Powertools' loggers and what they read at
+  import), since the handlers share one interpreter; a worker process per function would separate
+  that too - built and measured (branch engine-workers) at twice the suite's time;
+- concurrent invocations of one function share its environment dict (on Lambda each environment
+  has its own copy): a handler that writes os.environ would be seen by the other; none does;
+- a thread takes the environment of the invocation that starts it and keeps it: a pool thread
+  started in one invocation and reused by another keeps the first one's (the handlers start only
+  CallAgent's typing and draft threads, one per invocation); os.environb and threads started
+  with _thread.start_new_thread see the process's.
 """
 
 import contextlib
@@ -54,6 +64,12 @@ class _Environ(MutableMapping[str, str]):
 
     def copy(self) -> dict[str, str]:
         return dict(self._mapping())
+
+    def __or__(self, other: Any) -> dict[str, str]:  # os.environ | {...}, as os._Environ allows
+        return {**self._mapping(), **other}
+
+    def __ror__(self, other: Any) -> dict[str, str]:
+        return {**other, **self._mapping()}
 
 
 @contextlib.contextmanager

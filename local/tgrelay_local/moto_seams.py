@@ -58,8 +58,9 @@ Handler = Callable[[dict, Any], Any]
 
 class LocalFunction:
     """A Lambda function of the template, run in this process with its own environment variables
-    (lambda_environment.py). `init_error`: what its handler module raised at init, in that
-    environment (e.g. ConfigurationError naming a variable the template does not give it)."""
+    (lambda_environment.py). `init_error`: the error payload of a failed init (engine.init_function,
+    e.g. ConfigurationError naming a variable the template does not give it), the answer to every
+    invocation, with an empty requestId as Lambda gives it."""
 
     def __init__(
         self,
@@ -69,7 +70,7 @@ class LocalFunction:
         memory_mb: int,
         timeout_s: int,
         environment: dict[str, str],
-        init_error: Exception | None = None,
+        init_error: dict | None = None,
     ):
         self.name, self.arn, self.handler = name, arn, handler
         self.memory_mb, self.timeout_s = memory_mb, timeout_s
@@ -79,11 +80,16 @@ class LocalFunction:
     def invoke(self, event: dict) -> dict:
         """What lambda:Invoke answers: the result, or FunctionError 'Unhandled' with errorType (the
         exception's class name, as the Python runtime reports it; an init error the same way)."""
+        if self.init_error is not None or self.handler is None:
+            payload = self.init_error or {"errorType": "Runtime.HandlerNotFound", "errorMessage": "no handler"}
+            return {
+                "StatusCode": 200,
+                "FunctionError": "Unhandled",
+                "ExecutedVersion": "$LATEST",
+                "Payload": {**payload, "requestId": ""},
+            }
         context = LambdaContext(self.name, self.arn, self.memory_mb, self.timeout_s)
         try:
-            if self.init_error is not None:
-                raise self.init_error
-            assert self.handler is not None
             with running_as(self.environment):
                 # The runtime serialises the result: a handler returning something odd fails here too.
                 payload = json.loads(json.dumps(self.handler(event, context)))

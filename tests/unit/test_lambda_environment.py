@@ -48,3 +48,26 @@ def test_overlapping_engines_install_it_once_and_the_last_one_out_removes_it():
     assert os.environ is view
     second.__exit__(None, None, None)
     assert os.environ is process and threading.Thread.start is start
+
+
+def test_a_failed_init_is_answered_as_the_python_runtime_answers_it(monkeypatch):
+    from tgrelay_local.engine import init_function
+    from tgrelay_local.moto_seams import LocalFunction
+
+    assert init_function("tgrelay.no_such_module", "handler")[2]["errorType"] == "Runtime.ImportModuleError"
+    import tgrelay.register_webhook
+
+    given = {name: "x" for name in tgrelay.register_webhook.SETTINGS.required}
+    with installed(), running_as(given):
+        module, handler, error = init_function("tgrelay.register_webhook", "no_such_handler")
+    assert (handler, error["errorType"]) == (None, "Runtime.HandlerNotFound")
+    assert error["errorMessage"] == "Handler 'no_such_handler' missing on module 'tgrelay.register_webhook'"
+    with installed(), running_as({}):  # an environment without the module's settings
+        module, handler, error = init_function("tgrelay.send_reply", "handler")
+    assert error["errorType"] == "ConfigurationError" and "TABLE_NAME" in error["errorMessage"]
+
+    function = LocalFunction("f", "arn", None, 128, 3, {}, init_error=error)
+    answers = [function.invoke({}) for _ in range(3)]
+    assert answers[0] == answers[2]  # the same payload every time, not a growing traceback
+    assert answers[0]["FunctionError"] == "Unhandled"
+    assert answers[0]["Payload"]["requestId"] == ""  # Lambda sends no request id for an init error

@@ -79,3 +79,10 @@ def test_each_function_sees_its_own_variables_and_lambdas(relay, monkeypatch):
     assert "TABLE_NAME" in send_reply and "TABLE_NAME" not in call_agent
     assert seen["CallAgentFunction thread"] == call_agent
     assert "QUEUE_URL" not in os.environ  # the engine's own threads and the tests see the process's
+
+
+def test_a_template_variable_lambda_reserves_stops_the_engine():
+    relay = LocalRelay(clock=RetryClock("recorded", jitter=1.0))
+    relay.template.doc["Resources"]["TurnsFunction"]["Properties"]["Environment"]["Variables"]["TZ"] = "Europe/Paris"
+    with pytest.raises(ValueError, match="TurnsFunction sets TZ, which Lambda reserves"):
+        relay.start()
