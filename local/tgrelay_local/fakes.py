@@ -64,6 +64,7 @@ import httpx
 from tgrelay.envelope import FILE_KINDS
 from tgrelay.formatting import ENTITY_TYPES, PARSE_MODE_FORMATS, EntityParseError, render
 from tgrelay.text import utf16_len
+from tgrelay_local.http_api import SHUTDOWN_POLL_SECONDS
 
 JSON = dict[str, Any]
 
@@ -141,7 +142,9 @@ class FakeServer:
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
         self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, name=self.name, daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, args=(SHUTDOWN_POLL_SECONDS,), name=self.name, daemon=True
+        )
 
     @property
     def url(self) -> str:

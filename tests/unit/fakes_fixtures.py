@@ -67,8 +67,9 @@ class RecordingAgent(FakeAgent):
 
 
 # The fakes run for the whole session and are reset before each test: stopping one waits out its
-# server's 0.5 s poll interval, which per test would dominate the run time. Every module that imports
-# the session fixtures gets its own fixture definition, so the servers themselves are shared here.
+# server's shutdown poll (http_api.SHUTDOWN_POLL_SECONDS), which per test would add up. Every module
+# that imports the session fixtures gets its own fixture definition, so the servers themselves are
+# shared here.
 _servers: dict[str, FakeServer] = {}
 
 

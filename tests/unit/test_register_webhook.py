@@ -18,6 +18,7 @@ from fakes_fixtures import (  # noqa: F401  (pytest fixtures, used by name)
 
 from tgrelay import register_webhook
 from tgrelay.envelope import HANDLED_UPDATE_KINDS
+from tgrelay_local.http_api import SHUTDOWN_POLL_SECONDS
 
 WEBHOOK_URL = "https://abc123.execute-api.us-east-1.amazonaws.com/telegram/webhook"
 
@@ -41,7 +42,7 @@ class CloudFormationResponses:
                 self.end_headers()
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, args=(SHUTDOWN_POLL_SECONDS,), daemon=True).start()
 
     @property
     def url(self) -> str:
