@@ -1,7 +1,7 @@
 """Every patch of moto internals the local engine needs, in one place (moto is pinned).
 
-moto 5.2.x carries a port of LocalStack's ASL interpreter. Three of its module-level
-names are replaced while the engine runs:
+moto 5.2.x carries a port of LocalStack's ASL interpreter. These of its names (SEAMS) are
+replaced while the engine runs:
 
 - lambda_eval_utils._invoke_lambda_function: a Lambda task runs the real handler
   in-process and reports an exception the way the Lambda runtime does.
@@ -13,6 +13,13 @@ names are replaced while the engine runs:
 - execution.Execution.stop: StopExecution ends the execution at once, as on AWS (moto
   says ABORTED only once the state in flight returns), so the rule on its status change
   fires when it would on AWS.
+- execution_worker.ExecutionWorker._get_evaluation_entrypoint: the state machine's definition is
+  parsed once (ANTLR; a third of the engine's CPU when every execution parsed it again) and the
+  program shared by every execution. Its components hold no per-execution state - that lives in
+  each execution's Environment, under each component's heap_key - except that lazily made key,
+  which is made here, before any execution runs, so two executions never race to make it.
+- json_path.parse: a JSONPath ($.update.chat_id) parsed once per path (jsonpath_ng rebuilds its
+  parser on every call); the parsed path is only read.
 - DynamoHandler.call_action: one DynamoDB request at a time. moto's tables are plain dicts;
   a Query iterating a conversation while another thread adds to it fails with "dictionary
   changed size during iteration". DynamoDB itself serialises per item.
@@ -20,6 +27,7 @@ names are replaced while the engine runs:
 tests/unit/test_moto_seams.py fails loudly if moto moves any of them.
 """
 
+import functools
 import json
 import logging
 import threading
@@ -33,9 +41,14 @@ from unittest import mock
 from moto.dynamodb.responses import DynamoHandler
 from moto.stepfunctions.parser.api import ExecutionStatus
 from moto.stepfunctions.parser.asl.component.common.retry import jitter_strategy_decl, retrier_decl
+from moto.stepfunctions.parser.asl.component.component import Component
+from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
 from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wait_function
+from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+from moto.stepfunctions.parser.asl.utils import json_path
 from moto.stepfunctions.parser.backend import execution as execution_backend
+from moto.stepfunctions.parser.backend import execution_worker
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
 from tgrelay_local.clock import RetryClock
@@ -50,6 +63,8 @@ SEAMS = (
     (jitter_strategy_decl, "random"),
     (execution_backend.Execution, "stop"),
     (DynamoHandler, "call_action"),
+    (execution_worker.ExecutionWorker, "_get_evaluation_entrypoint"),
+    (json_path, "parse"),
     (StepFunctionsParserBackend, "_get_executions"),
 )
 
@@ -122,6 +137,31 @@ def started_executions_only(backend: StepFunctionsParserBackend, execution_statu
     return [e for e in executions if e.exec_worker is not None and e.exec_worker.env is not None]
 
 
+@functools.lru_cache(maxsize=16)
+def parsed_program(definition: str) -> EvalComponent:
+    """The program of a state machine definition, parsed once and shared by its executions, with
+    every component's heap_key made now (EvalComponent makes it on first use, unlocked)."""
+    program = AmazonStateLanguageParser.parse(definition)[0]
+    seen: set[int] = set()
+    pending: list[Any] = [program]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, list | tuple):
+            pending.extend(value)
+        elif isinstance(value, dict):
+            pending.extend(value.values())
+        elif isinstance(value, Component) and id(value) not in seen:
+            seen.add(id(value))
+            if isinstance(value, EvalComponent):
+                value.heap_key  # noqa: B018 (made now, before executions share it)
+            pending.extend(vars(value).values())
+    return program
+
+
+def _shared_program(worker: execution_worker.ExecutionWorker) -> EvalComponent:
+    return parsed_program(worker._evaluation_details.state_machine_details.definition)
+
+
 class Seams:
     """Installs the patches; `functions` maps function ARN and name to LocalFunction."""
 
@@ -161,6 +201,12 @@ class Seams:
                 return original_call_action(handler)
 
         self._stack.enter_context(mock.patch.object(DynamoHandler, "call_action", one_request_at_a_time))
+        self._stack.enter_context(
+            mock.patch.object(execution_worker.ExecutionWorker, "_get_evaluation_entrypoint", _shared_program)
+        )
+        self._stack.enter_context(
+            mock.patch.object(json_path, "parse", functools.lru_cache(maxsize=1024)(json_path.parse))
+        )
         self._stack.enter_context(
             mock.patch.object(StepFunctionsParserBackend, "_get_executions", started_executions_only)
         )

@@ -5,8 +5,12 @@ import inspect
 import json
 from importlib.metadata import version
 
+from moto.stepfunctions.parser.asl.component.component import Component
+from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
+
 from tgrelay_local import moto_seams
 from tgrelay_local.clock import RetryClock
+from tgrelay_local.template import ROOT
 
 
 def test_powertools_metrics_go_to_the_stream_the_engine_gives(capsys):
@@ -118,3 +122,22 @@ def test_each_invocation_thread_has_its_own_powertools_metric_sets():
         handler_module.metrics.clear_metrics()
 
     assert mine == ["Mine"] and seen_by_other_thread == [[]]
+
+
+def test_the_definition_is_parsed_once_and_every_heap_key_is_made_before_executions_share_it():
+    definition = (ROOT / "statemachine" / "relay.asl.json").read_text()
+    program = moto_seams.parsed_program(definition)
+    assert moto_seams.parsed_program(definition) is program
+    # Retry counters live in each execution's heap under the component's key; a key made lazily by
+    # two executions at once would lose one's count.
+    unmade, pending, seen = [], [program], set()
+    while pending:
+        value = pending.pop()
+        if isinstance(value, list | tuple | dict):
+            pending.extend(value.values() if isinstance(value, dict) else value)
+        elif isinstance(value, Component) and id(value) not in seen:
+            seen.add(id(value))
+            if isinstance(value, EvalComponent) and vars(value).get("_EvalComponent__heap_key") is None:
+                unmade.append(type(value).__name__)
+            pending.extend(vars(value).values())
+    assert len(seen) > 100 and unmade == []
