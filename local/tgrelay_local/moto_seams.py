@@ -137,10 +137,19 @@ def started_executions_only(backend: StepFunctionsParserBackend, execution_statu
     return [e for e in executions if e.exec_worker is not None and e.exec_worker.env is not None]
 
 
-@functools.lru_cache(maxsize=16)
+_parse_lock = threading.Lock()
+
+
 def parsed_program(definition: str) -> EvalComponent:
     """The program of a state machine definition, parsed once and shared by its executions, with
-    every component's heap_key made now (EvalComponent makes it on first use, unlocked)."""
+    every component's heap_key made now (EvalComponent makes it on first use, unlocked). One parse
+    at a time: executions starting together would each parse and run a program of their own."""
+    with _parse_lock:
+        return _parse(definition)
+
+
+@functools.lru_cache(maxsize=16)
+def _parse(definition: str) -> EvalComponent:
     program = AmazonStateLanguageParser.parse(definition)[0]
     seen: set[int] = set()
     pending: list[Any] = [program]

@@ -1,8 +1,10 @@
 """The local engine patches three names inside moto (local/tgrelay_local/moto_seams.py).
 If a moto upgrade moves one, these fail before any workflow test can mislead."""
 
+import gc
 import inspect
 import json
+import types
 from importlib.metadata import version
 
 from moto.stepfunctions.parser.asl.component.component import Component
@@ -129,15 +131,17 @@ def test_the_definition_is_parsed_once_and_every_heap_key_is_made_before_executi
     program = moto_seams.parsed_program(definition)
     assert moto_seams.parsed_program(definition) is program
     # Retry counters live in each execution's heap under the component's key; a key made lazily by
-    # two executions at once would lose one's count.
-    unmade, pending, seen = [], [program], set()
+    # two executions at once could lose one's count. Every object reachable by any reference (not
+    # the seam's own walk over attributes) is looked at.
+    unmade, pending, seen, components = [], [program], set(), 0
     while pending:
         value = pending.pop()
-        if isinstance(value, list | tuple | dict):
-            pending.extend(value.values() if isinstance(value, dict) else value)
-        elif isinstance(value, Component) and id(value) not in seen:
-            seen.add(id(value))
+        if id(value) in seen or isinstance(value, type | types.ModuleType | types.FunctionType | str | bytes):
+            continue
+        seen.add(id(value))
+        if isinstance(value, Component):
+            components += 1
             if isinstance(value, EvalComponent) and vars(value).get("_EvalComponent__heap_key") is None:
                 unmade.append(type(value).__name__)
-            pending.extend(vars(value).values())
-    assert len(seen) > 100 and unmade == []
+        pending.extend(gc.get_referents(value))
+    assert components > 100 and unmade == []
