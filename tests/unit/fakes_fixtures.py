@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from unit_helpers import CLAIMS_TABLE_NAME, DEDUPE_TTL_SECONDS, SAMPLE_RECEIVED_AT, create_table, update
+from unit_helpers import CLAIMS_TABLE_NAME, DEDUPE_TTL_SECONDS, SAMPLE_RECEIVED_AT, create_table, hold_turn, update
 
-from tgrelay import clients
+from tgrelay import call_agent, clients
 from tgrelay.envelope import envelope_from_update
 from tgrelay_local.fakes import FakeAgent, FakeServer, FakeTelegram
 
@@ -42,6 +42,26 @@ DRAFT_THROTTLE_SECONDS = 0.05
 def envelope(name: str = "private_text") -> dict:
     """The envelope the webhook would enqueue for events/telegram/<name>.json."""
     return envelope_from_update(update(name), received_at=SAMPLE_RECEIVED_AT, ttl_seconds=DEDUPE_TTL_SECONDS)
+
+
+# The execution CallAgent runs for in these tests (it holds the conversation's turn).
+CALL_AGENT_EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:tgrelay-relay:0f6c2d7e"
+
+
+def invoke_call_agent(update: dict, context) -> dict:
+    """CallAgent of an execution that holds its conversation's turn (WaitForTurn granted it)."""
+    hold_turn(update, CALL_AGENT_EXECUTION)
+    return call_agent.handler({"update": update, "execution": CALL_AGENT_EXECUTION}, context)
+
+
+def raised_by_call_agent(update: dict, context) -> Exception:
+    """The exception CallAgent raised; its message must never carry the agent token."""
+    with pytest.raises(Exception) as caught:
+        invoke_call_agent(update, context)
+    error = caught.value
+    assert AGENT_TOKEN not in str(error)
+    assert AGENT_TOKEN not in repr(error)
+    return error
 
 
 def closed_port_url() -> str:

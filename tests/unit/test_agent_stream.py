@@ -21,7 +21,8 @@ from fakes_fixtures import (  # noqa: F401  (pytest fixtures, used by name)
     relay_fixture,
     telegram_server_fixture,
 )
-from unit_helpers import hold_turn
+from fakes_fixtures import invoke_call_agent as invoke
+from fakes_fixtures import raised_by_call_agent as raised
 
 from tgrelay import call_agent, drafts, streaming
 from tgrelay.errors import (
@@ -35,7 +36,6 @@ from tgrelay.errors import (
 from tgrelay.replies import reply_from_agent
 from tgrelay.text import utf16_len
 
-EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:tgrelay-relay:5e1a9c3b"
 ANSWER = "The quick brown fox jumps over the lazy dog and keeps on running far away."
 
 
@@ -50,18 +50,6 @@ def _roomy_timeouts(request, monkeypatch):
         request.getfixturevalue("relay")  # its environment first, then these over it
         monkeypatch.setenv("AGENT_TIMEOUT_SECONDS", str(AGENT_TIMEOUT_SECONDS))
         monkeypatch.setenv("AGENT_STREAM_IDLE_SECONDS", str(IDLE_SECONDS))
-
-
-def invoke(update: dict, context) -> dict:
-    hold_turn(update, EXECUTION)
-    return call_agent.handler({"update": update, "execution": EXECUTION}, context)
-
-
-def raised(update: dict, context) -> Exception:
-    with pytest.raises(Exception) as caught:
-        invoke(update, context)
-    assert AGENT_TOKEN not in str(caught.value)
-    return caught.value
 
 
 def streamed(**fault) -> dict:

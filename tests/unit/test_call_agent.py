@@ -23,30 +23,15 @@ from fakes_fixtures import (  # noqa: F401  (pytest fixtures, used by name)
     relay_fixture,
     telegram_server_fixture,
 )
+from fakes_fixtures import CALL_AGENT_EXECUTION as EXECUTION
+from fakes_fixtures import invoke_call_agent as invoke
+from fakes_fixtures import raised_by_call_agent as raised
 from unit_helpers import TURNS_TABLE_NAME, global_variable, hold_turn
 
 from tgrelay import call_agent
 from tgrelay.errors import AgentBadResponse, AgentRejected, AgentTimeout, AgentUnavailable, TurnLost
 from tgrelay.replies import CUT_NOTE, MAX_REPLY_UNITS
 from tgrelay.streaming import MAX_EVENT_BYTES
-
-EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:tgrelay-relay:0f6c2d7e"
-
-
-def invoke(update: dict, context) -> dict:
-    """CallAgent of an execution that holds its conversation's turn (WaitForTurn granted it)."""
-    hold_turn(update, EXECUTION)
-    return call_agent.handler({"update": update, "execution": EXECUTION}, context)
-
-
-def raised(update: dict, context) -> Exception:
-    """The exception the handler raised; its message must never carry the agent token."""
-    with pytest.raises(Exception) as caught:
-        invoke(update, context)
-    error = caught.value
-    assert AGENT_TOKEN not in str(error)
-    assert AGENT_TOKEN not in repr(error)
-    return error
 
 
 def test_success_returns_the_rendered_text(relay, lambda_context):
