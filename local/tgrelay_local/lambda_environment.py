@@ -98,30 +98,14 @@ def _start_in_same_environment(original_start: Any) -> Any:
     return start
 
 
-_installed: list[contextlib.ExitStack] = []
-_install_lock = threading.Lock()
-_users = 0
-
-
 @contextlib.contextmanager
 def installed() -> Iterator[None]:
     """While entered, os.environ (and os.getenv, which reads it) is the per-invocation view, and a
-    thread started inside an invocation runs in that invocation's environment. Engines may overlap
-    (a test may start a second one): installed once, removed when the last one leaves."""
-    global _users
-    with _install_lock:
-        if _users == 0:
-            stack = contextlib.ExitStack()
-            stack.enter_context(mock.patch.object(os, "environ", _Environ(os.environ)))
-            stack.enter_context(
-                mock.patch.object(threading.Thread, "start", _start_in_same_environment(threading.Thread.start))
-            )
-            _installed.append(stack)
-        _users += 1
-    try:
+    thread started inside an invocation runs in that invocation's environment. One engine runs in a
+    process at a time (a second one's moto refuses its resources); nested, the inner view reads
+    through the outer one."""
+    with (
+        mock.patch.object(os, "environ", _Environ(os.environ)),
+        mock.patch.object(threading.Thread, "start", _start_in_same_environment(threading.Thread.start)),
+    ):
         yield
-    finally:
-        with _install_lock:
-            _users -= 1
-            if _users == 0:
-                _installed.pop().close()

@@ -37,17 +37,21 @@ def test_a_thread_started_in_an_invocation_keeps_its_environment_and_others_do_n
     assert seen == {"inside": "updates", "outside": None}
 
 
-def test_overlapping_engines_install_it_once_and_the_last_one_out_removes_it():
+def test_leaving_puts_the_process_environment_and_thread_start_back():
     process, start = os.environ, threading.Thread.start
-    first, second = installed(), installed()
-    first.__enter__()
-    view = os.environ
-    second.__enter__()
-    assert os.environ is view is not process
-    first.__exit__(None, None, None)  # not in the order they came
-    assert os.environ is view
-    second.__exit__(None, None, None)
+    with installed():
+        assert os.environ is not process and threading.Thread.start is not start
+        with installed():  # nested: reads through the outer view
+            with running_as({"TABLE_NAME": "updates"}):
+                assert dict(os.environ) == {"TABLE_NAME": "updates"}
+            assert os.environ["PATH"] == process["PATH"]
     assert os.environ is process and threading.Thread.start is start
+
+
+def test_the_view_joins_dicts_as_os_environ_does():
+    with installed(), running_as({"TABLE_NAME": "updates"}):
+        assert os.environ | {"QUEUE_URL": "q"} == {"TABLE_NAME": "updates", "QUEUE_URL": "q"}
+        assert {"TABLE_NAME": "other", "QUEUE_URL": "q"} | os.environ == {"TABLE_NAME": "updates", "QUEUE_URL": "q"}
 
 
 def test_a_failed_init_is_answered_as_the_python_runtime_answers_it(monkeypatch):
@@ -57,12 +61,15 @@ def test_a_failed_init_is_answered_as_the_python_runtime_answers_it(monkeypatch)
     assert init_function("tgrelay.no_such_module", "handler")[2]["errorType"] == "Runtime.ImportModuleError"
     import tgrelay.register_webhook
 
-    given = {name: "x" for name in tgrelay.register_webhook.SETTINGS.required}
+    # The process's environment as the rest: a module imported here keeps what it read at import
+    # (Powertools' metrics namespace), and later tests in this process use that module.
+    given = {**os.environ, **{name: "x" for name in tgrelay.register_webhook.SETTINGS.required}}
     with installed(), running_as(given):
         module, handler, error = init_function("tgrelay.register_webhook", "no_such_handler")
     assert (handler, error["errorType"]) == (None, "Runtime.HandlerNotFound")
     assert error["errorMessage"] == "Handler 'no_such_handler' missing on module 'tgrelay.register_webhook'"
-    with installed(), running_as({}):  # an environment without the module's settings
+    without = {name: value for name, value in os.environ.items() if name != "TABLE_NAME"}
+    with installed(), running_as(without):  # an environment without a setting the module needs
         module, handler, error = init_function("tgrelay.send_reply", "handler")
     assert error["errorType"] == "ConfigurationError" and "TABLE_NAME" in error["errorMessage"]
 
