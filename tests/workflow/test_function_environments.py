@@ -86,3 +86,16 @@ def test_a_template_variable_lambda_reserves_stops_the_engine():
     relay.template.doc["Resources"]["TurnsFunction"]["Properties"]["Environment"]["Variables"]["TZ"] = "Europe/Paris"
     with pytest.raises(ValueError, match="TurnsFunction sets TZ, which Lambda reserves"):
         relay.start()
+
+
+def test_the_machines_network_settings_reach_a_function_and_lambdas_own_win(relay, monkeypatch):
+    # A real bot or agent behind a proxy: the handlers' HTTP goes through it, as the engine's own does.
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    monkeypatch.setenv("HOME", "/home/someone")
+    props = relay.template.function_properties("CallAgentFunction")
+    environment = relay._function_environment("CallAgentFunction", props)
+    assert environment["HTTPS_PROXY"] == "http://proxy.invalid:3128"
+    assert "HOME" not in environment and environment["TZ"] == ":UTC"  # as Lambda sets them
+    with relay.as_function("CallAgentFunction"):  # code outside an invocation, as that function
+        assert os.environ["AWS_ENDPOINT_URL_S3"] == relay.s3_endpoint
+        assert "QUEUE_URL" not in os.environ

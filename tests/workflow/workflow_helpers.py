@@ -82,11 +82,12 @@ def deliver_again(relay: LocalRelay, execution: dict, suffix: str) -> None:
 
 def configure(relay: LocalRelay, monkeypatch, name: str, value: str) -> None:
     """Set the environment variable `name` to `value`, undone after the test, the way
-    update-function-configuration would: on every function the template gives `name` to (on all of
-    them for a variable it gives none, such as boto3's AWS_MAX_ATTEMPTS). Each function has its own
-    environment (local/tgrelay_local/lambda_environment.py): the test process's os.environ is not it."""
-    environments = [function.environment for function in relay.functions_by_id.values()]
-    targets = [environment for environment in environments if name in environment] or environments
+    update-function-configuration would: on every function that has it. Each function has its own
+    environment (local/tgrelay_local/lambda_environment.py): the test process's os.environ is not it.
+    ValueError if no function has `name` (a misspelt setting would change nothing)."""
+    targets = [function.environment for function in relay.functions_by_id.values() if name in function.environment]
+    if not targets:
+        raise ValueError(f"no function of the template has {name}")
     for environment in targets:
         monkeypatch.setitem(environment, name, value)
 
